@@ -1,0 +1,44 @@
+"""The evaluator registry: config names -> evaluator factories.
+
+``config.eval.evaluators`` lists names from :data:`EVALUATORS`. A factory is called as
+``factory(eval_config, dataset, split)`` and returns an :class:`Evaluator` whose ``run(ctx)`` gives
+flat metrics ("rmse", "recall@20", "ndcg@20_liang" ...). To add an evaluator, import its factory
+here and add one line to :data:`EVALUATORS`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from jaxae.data.dataset import Dataset
+from jaxae.errors import ConfigError
+from jaxae.evaluation.context import EvalContext, Evaluator, config_value, get_split
+from jaxae.evaluation.melon import MelonEvaluator
+from jaxae.evaluation.rating import RatingEvaluator
+from jaxae.evaluation.topn import TopNEvaluator
+
+EvaluatorFactory = Callable[..., Evaluator]
+
+EVALUATORS: dict[str, EvaluatorFactory] = {
+    "rating": RatingEvaluator,   # rmse, mae on held-out ratings
+    "topn": TopNEvaluator,       # recall@K, recall@K_liang, ndcg@K over the full catalog
+    "melon": MelonEvaluator,     # Kakao Arena music_ndcg, tag_ndcg, melon_score of a recommender
+}
+
+
+def build_evaluators(eval_config, dataset: Dataset, split: str) -> list[Evaluator]:
+  """Builds the evaluators named in ``eval_config.evaluators`` for ``split`` ("val" | "test")."""
+  names = config_value(eval_config, "evaluators")
+  if isinstance(names, str):
+    raise ConfigError(f"config.eval.evaluators must be a list of names, got the string {names!r}")
+  out = []
+  for name in list(names):
+    if name not in EVALUATORS:
+      raise ConfigError(f"config.eval.evaluators: unknown evaluator {name!r}; known: "
+                        f"{sorted(EVALUATORS)}")
+    out.append(EVALUATORS[name](eval_config, dataset, split))
+  return out
+
+
+__all__ = ["EVALUATORS", "EvalContext", "Evaluator", "build_evaluators", "config_value",
+           "get_split", "RatingEvaluator", "TopNEvaluator"]

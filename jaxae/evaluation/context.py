@@ -1,0 +1,137 @@
+"""What every evaluator receives: the scoring functions, the data and how to batch it.
+
+The training engine builds one :class:`EvalContext` per evaluation and passes it to each
+:class:`Evaluator` (see ``jaxae.evaluation.build_evaluators``). Evaluators never touch the training
+state directly: they call ``score_fn`` / ``embed_fn`` on batches they build with
+``jaxae.data.batching.full_batches`` and put on the devices with ``put_fn``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxae.data.batching import full_batches
+from jaxae.data.dataset import Dataset, EvalSplit
+from jaxae.data.sparse import SparseBatch
+from jaxae.errors import ConfigError, DataError
+
+SPLITS = ("val", "test")
+
+
+def default_put(batch: SparseBatch) -> SparseBatch:
+  """Puts a host batch on the default device (single-device runs and tests)."""
+  return jax.device_put(batch)
+
+
+@dataclasses.dataclass(kw_only=True)
+class EvalContext:
+  """Everything an evaluator needs to score one split.
+
+  Attributes:
+    score_fn: jitted ``SparseBatch -> [B, n_cols]`` model scores ("recon", ``train=False``).
+    embed_fn: jitted ``SparseBatch -> [B, d]`` code-layer output; ``None`` when not available.
+    dataset: the :class:`Dataset` being evaluated.
+    split: "val" or "test".
+    batch_size: rows per evaluation batch (the chunk size of on-device scoring).
+    num_shards: size of the mesh's data axis; batches are built with this many shards.
+    put_fn: puts a host :class:`SparseBatch` on the devices with the right sharding.
+    params: the params pytree (for evaluators that need it).
+    model: the flax module.
+  """
+
+  score_fn: Callable[[SparseBatch], jax.Array]
+  embed_fn: Callable[[SparseBatch], jax.Array] | None = None
+  dataset: Dataset
+  split: str
+  batch_size: int
+  num_shards: int = 1
+  put_fn: Callable[[SparseBatch], SparseBatch] = default_put
+  params: Any = None
+  model: Any = None
+
+  def eval_split(self) -> EvalSplit:
+    """The :class:`EvalSplit` named by ``split``; ConfigError when the dataset lacks it."""
+    return get_split(self.dataset, self.split)
+
+
+class Evaluator(abc.ABC):
+  """One evaluation: ``run(ctx)`` returns flat metric name -> float (quality metrics + counts)."""
+
+  name: str = ""
+
+  @abc.abstractmethod
+  def run(self, ctx: EvalContext) -> dict[str, float]:
+    """Scores ``ctx.split`` and returns its metrics."""
+
+
+def get_split(dataset: Dataset, split: str) -> EvalSplit:
+  """Returns ``dataset.val`` / ``dataset.test``; a readable ConfigError when absent or misnamed."""
+  if split not in SPLITS:
+    raise ConfigError(f"evaluation split must be one of {list(SPLITS)}, got {split!r}")
+  es = getattr(dataset, split)
+  if es is None:
+    name = dataset.info.get("name", "the dataset")
+    raise ConfigError(f"{name} has no {split!r} split to evaluate")
+  return es
+
+
+def config_value(cfg, key: str, section: str = "eval"):
+  """Reads ``cfg[key]`` (ConfigDict or dict); a missing key is a ConfigError naming it."""
+  try:
+    present = key in cfg
+  except TypeError:
+    present = False
+  if not present:
+    raise ConfigError(f"config.{section}.{key} is missing")
+  return cfg[key]
+
+
+def eval_rows(es: EvalSplit) -> tuple[np.ndarray, int]:
+  """Rows of ``es`` to evaluate and how many candidates were skipped for having no targets.
+
+  The candidates are ``es.rows`` when given, else every row; those without a target are skipped.
+  """
+  n_rows = es.inputs.shape[0]
+  if es.targets.shape != es.inputs.shape:
+    raise DataError(f"evaluation targets shape {es.targets.shape} differs from inputs shape "
+                    f"{es.inputs.shape}")
+  if es.rows is None:
+    rows = np.arange(n_rows, dtype=np.int64)
+  else:
+    rows = np.asarray(es.rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+      raise DataError(f"evaluation rows must be a 1-D integer array, got shape {rows.shape} "
+                      f"dtype {rows.dtype}")
+    rows = rows.astype(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+      raise DataError(f"evaluation rows must lie in [0, {n_rows}), got [{rows.min()}, "
+                      f"{rows.max()}]")
+  has_targets = es.targets.row_lengths()[rows] > 0
+  return rows[has_targets], int((~has_targets).sum())
+
+
+def real_entries(batch: SparseBatch) -> jax.Array:
+  """[S, N] bool: True for stored entries of ``batch``, False for padding (entries are packed)."""
+  s, n = batch.cols.shape
+  nnz = batch.lengths.reshape(s, -1).sum(axis=1, keepdims=True)
+  return jnp.arange(n)[None, :] < nnz
+
+
+def split_batches(ctx: EvalContext, es: EvalSplit, rows: np.ndarray):
+  """Yields this process's host ``(inputs, targets)`` :class:`SparseBatch` pairs over ``rows``.
+
+  In order, ``ctx.batch_size`` rows (global) in ``ctx.num_shards`` shards, the last batch padded;
+  under multi-host each process gets its slice of every global batch (``put_fn`` assembles them).
+  """
+  if ctx.batch_size <= 0 or ctx.batch_size % ctx.num_shards:
+    raise ConfigError(f"config.eval.batch_size ({ctx.batch_size}) must be a positive multiple of "
+                      f"the data-axis size ({ctx.num_shards})")
+  return full_batches(es.inputs, ctx.batch_size, num_shards=ctx.num_shards, targets=es.targets,
+                      row_subset=rows, process_index=jax.process_index(),
+                      process_count=jax.process_count())

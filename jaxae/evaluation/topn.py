@@ -1,0 +1,131 @@
+"""Recall@K and NDCG@K over the full catalog, scored in chunks on the device.
+
+For each chunk of evaluated rows (``ctx.batch_size`` rows) the model scores every column; the rows'
+input (training) entries are set to -inf, ``jax.lax.top_k`` picks the ``max(ks)`` best columns, the
+chunk's held-out targets are densified on the device (int8) and looked up at those columns.
+Per-row metrics are summed per chunk on the device and all chunk sums are read back once, at the
+end. Only a ``[chunk, n_cols]`` score block ever exists (a million rows x a million columns never
+materializes).
+
+Definitions (binary relevance: every stored target entry is relevant; ``T`` = number of targets of
+the row, ``hits@K`` = relevant columns among the top K):
+
+  recall@K        hits@K / T                 LightGCN (``RecallPrecision_ATk``)
+  recall@K_liang  hits@K / min(K, T)         Liang et al. 2018 vae_cf (``Recall_at_k_batch``)
+  ndcg@K          DCG@K / IDCG@K, DCG@K = sum_{r < K} rel_r / log2(r + 2) (rank r from 0) and
+                  IDCG@K = sum_{r < min(K, T)} 1 / log2(r + 2).
+
+NDCG is the same in both reference codes (LightGCN's ``NDCGatK_r`` and vae_cf's
+``NDCG_binary_at_k_batch``); they differ only at the edges: vae_cf weights DCG by the held-out value
+(the same for 0/1 data) and divides by zero for a row with no targets, LightGCN sets IDCG=0 to 1.
+Both evaluate only rows that have targets, as here: rows without targets are skipped and counted
+(``rows_skipped_no_targets``). LightGCN excludes training items with a score of -1024 rather than
+-inf (the same ranking unless a model scores below -1024). A column excluded by -inf never counts
+as a hit, even when it is also a target (possible only when fewer than K columns remain).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxae.data.dataset import Dataset
+from jaxae.data.sparse import SparseBatch
+from jaxae.errors import ConfigError, DataError
+from jaxae.evaluation.context import (EvalContext, Evaluator, config_value, eval_rows, get_split,
+                                      real_entries, split_batches)
+
+
+def metric_names(ks) -> list[str]:
+  """The metric keys in accumulator order: for each K recall@K, recall@K_liang, ndcg@K."""
+  return [name for k in ks for name in (f"recall@{k}", f"recall@{k}_liang", f"ndcg@{k}")]
+
+
+def topn_row_metrics(top_scores: jax.Array, top_rel: jax.Array, n_targets: jax.Array,
+                     ks: tuple[int, ...]) -> jax.Array:
+  """Per-row metrics [B, 3 * len(ks)] from the sorted top-max(ks) scores and their relevance.
+
+  Args:
+    top_scores: [B, Kmax] scores of the picked columns, best first (-inf = excluded column).
+    top_rel: [B, Kmax] 1 where the picked column is a target of the row, else 0.
+    n_targets: [B] number of targets of each row (rows with 0 give 0 for every metric).
+    ks: the cutoffs, each <= Kmax.
+  """
+  kmax = top_scores.shape[1]
+  hits = jnp.where(jnp.isfinite(top_scores), top_rel.astype(jnp.float32), 0.0)
+  disc = 1.0 / jnp.log2(jnp.arange(kmax, dtype=jnp.float32) + 2.0)
+  idcg_table = jnp.cumsum(disc)                                   # IDCG of 1..Kmax ideal hits
+  n_t = n_targets.astype(jnp.float32)
+  safe_t = jnp.maximum(n_t, 1.0)
+  out = []
+  for k in ks:
+    h = hits[:, :k]
+    n_hits = h.sum(axis=1)
+    ideal = jnp.minimum(n_t, float(k))
+    dcg = (h * disc[:k]).sum(axis=1)
+    idcg = idcg_table[jnp.maximum(ideal.astype(jnp.int32) - 1, 0)]
+    out += [n_hits / safe_t, n_hits / jnp.maximum(ideal, 1.0), dcg / idcg]
+  return jnp.stack(out, axis=1) * (n_t > 0)[:, None]
+
+
+@functools.partial(jax.jit, static_argnames=("ks",))
+def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
+                ks: tuple[int, ...]) -> jax.Array:
+  """[3 * len(ks)] sums of the chunk's per-row metrics (padding rows add 0)."""
+  s, _ = inputs.cols.shape
+  n_cols = scores.shape[-1]
+  shard_scores = scores.astype(jnp.float32).reshape(s, -1, n_cols)   # [S, B/S, n]
+
+  def one_shard(sc, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
+    # Exclude the inputs: min with -inf at stored entries, +inf (no-op) at padding entries.
+    sc = sc.at[in_seg, in_cols].min(jnp.where(in_real, -jnp.inf, jnp.inf))
+    rel = jnp.zeros(sc.shape, jnp.int8).at[t_seg, t_cols].max(t_real.astype(jnp.int8))
+    top_s, top_i = jax.lax.top_k(sc, max(ks))
+    return top_s, jnp.take_along_axis(rel, top_i, axis=1)
+
+  top_s, top_rel = jax.vmap(one_shard)(shard_scores, inputs.seg, inputs.cols,
+                                       real_entries(inputs), targets.seg, targets.cols,
+                                       real_entries(targets))
+  kmax = top_s.shape[-1]
+  per_row = topn_row_metrics(top_s.reshape(-1, kmax), top_rel.reshape(-1, kmax),
+                             targets.lengths * (targets.mask > 0), ks)
+  return per_row.sum(axis=0)
+
+
+class TopNEvaluator(Evaluator):
+  """Recall@K / NDCG@K for K in ``config.eval.ks`` (``config.eval.evaluators: ["topn"]``)."""
+
+  name = "topn"
+
+  def __init__(self, eval_config, dataset: Dataset, split: str):
+    raw = config_value(eval_config, "ks")
+    ok = isinstance(raw, (list, tuple)) and len(raw) > 0 and all(
+        isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in raw)
+    if not ok:
+      raise ConfigError(f"config.eval.ks must be a non-empty list of positive integers, got "
+                        f"{raw!r}")
+    if max(raw) > dataset.n_cols:
+      raise ConfigError(f"config.eval.ks: K={max(raw)} exceeds the {dataset.n_cols} columns to "
+                        f"rank")
+    get_split(dataset, split)
+    self.ks = tuple(sorted({int(k) for k in raw}))
+    self.split = split
+
+  def run(self, ctx: EvalContext) -> dict[str, float]:
+    es = get_split(ctx.dataset, self.split)
+    if es.inputs.shape[1] < max(self.ks):
+      raise DataError(f"cannot rank top {max(self.ks)} of {es.inputs.shape[1]} columns")
+    rows, skipped = eval_rows(es)
+    out = {"rows_evaluated": float(len(rows)), "rows_skipped_no_targets": float(skipped)}
+    if not len(rows):
+      raise DataError(f"the {self.split!r} split has no rows with held-out targets to rank")
+    sums = []                                     # per-chunk device arrays: no host sync
+    for inputs, targets in split_batches(ctx, es, rows):
+      inputs = ctx.put_fn(inputs)
+      sums.append(_chunk_sums(ctx.score_fn(inputs), inputs, ctx.put_fn(targets), self.ks))
+    total = np.asarray(jax.device_get(jnp.stack(sums)), np.float64).sum(axis=0)  # one transfer
+    out.update({name: float(v) / len(rows) for name, v in zip(metric_names(self.ks), total)})
+    return out
