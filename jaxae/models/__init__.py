@@ -1,0 +1,200 @@
+"""The model registry: ``config.model`` -> a flax.linen module (or a closed-form fitter).
+
+``build_model(model_config, n_cols, n_rows)`` checks the keys of ``config.model`` for the named model
+(a missing or unknown key, or a bad value, is a ConfigError naming it) and builds the module. Every
+module is called as ``module.apply({"params": params}, x, rows=rows, train=train,
+rngs={"dropout": key})`` with ``x`` a dense [B, n_cols] array or a ``SparseBatch``, and returns a dict
+with ``"recon"`` [B, n_cols] (plus ``"logits"``, ``"code"``, ``"kl"`` where the model has them).
+
+How the engine tells closed-form models apart: ``is_trainable(config.model)`` (equivalently
+``build_model(...).trainable``, a class attribute, or ``config.model.name in CLOSED_FORM``). For a
+closed-form model the params come from ``CLOSED_FORM[name](config.model, dataset.train)`` (returns the
+params pytree, e.g. ``{"B": B}`` for EASE) instead of init + training; scoring is the same
+``apply(...)["recon"]`` as for the autoencoders.
+
+Keys per model (``name`` always; the engine also reads ``sparse_input``):
+
+  deep_ae:  layers, activation, tied, code_dropout, last_activation, sparse_input, dtype
+  autorec:  hidden; optional sparse_input, dtype, and encoder ("sigmoid") / decoder ("identity"),
+            which the paper fixes
+  cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
+  mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
+  ease:     l2; optional max_bytes (device memory budget; absent/None = the device's free memory)
+
+An optional key that is absent means: sparse_input False, dtype "float32".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from jaxae.errors import ConfigError
+from jaxae.models import layers as L
+from jaxae.models.autorec import AutoRec
+from jaxae.models.cdae import CDAE, OUTPUTS
+from jaxae.models.deep_ae import DeepAE
+from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
+from jaxae.models.mult_vae import MultDAE, MultVAE
+
+__all__ = [
+    "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
+    "MultDAE", "MultVAE", "fit_ease",
+]
+
+_GRADIENT_OPTIONAL = ("sparse_input", "dtype")
+
+
+# --------------------------------------------------------------------------- key checking
+def _check_keys(cfg, name: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+  keys = set(cfg.keys()) - {"name"}
+  missing = [k for k in required if k not in keys]
+  if missing:
+    raise ConfigError(f"config.model: missing key(s) {', '.join(missing)} for model {name!r}; "
+                      f"{name} needs: {', '.join(required)}")
+  unknown = sorted(keys - set(required) - set(optional))
+  if unknown:
+    allowed = ", ".join(required + tuple(optional))
+    raise ConfigError(f"config.model: unknown key(s) {', '.join(unknown)} for model {name!r}; "
+                      f"known: {allowed}")
+
+
+def _bool(cfg, key: str) -> bool:
+  v = cfg[key]
+  if not isinstance(v, bool):
+    raise ConfigError(f"config.model.{key}: expected true/false, got {v!r}")
+  return v
+
+
+def _pos_int(cfg, key: str) -> int:
+  v = cfg[key]
+  if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+    raise ConfigError(f"config.model.{key}: expected a positive integer, got {v!r}")
+  return int(v)
+
+
+def _sizes(cfg, key: str) -> tuple[int, ...]:
+  v = cfg[key]
+  if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+    raise ConfigError(f"config.model.{key}: expected a list of layer sizes, got {v!r}")
+  v = tuple(v)
+  if not v or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in v):
+    raise ConfigError(f"config.model.{key}: expected a non-empty list of positive integers, got "
+                      f"{list(v)!r}")
+  return v
+
+
+def _prob(cfg, key: str) -> float:
+  v = cfg[key]
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+    raise ConfigError(f"config.model.{key}: expected a probability in [0, 1), got {v!r}")
+  return float(v)
+
+
+def _activation(cfg, key: str = "activation") -> str:
+  L.get_activation(cfg[key], key=f"model.{key}")
+  return cfg[key]
+
+
+def _dtype(cfg) -> str:
+  name = cfg["dtype"] if "dtype" in cfg else "float32"
+  L.get_dtype(name)
+  return name
+
+
+def _check_sparse_input(cfg) -> None:
+  if "sparse_input" in cfg:
+    _bool(cfg, "sparse_input")
+
+
+# --------------------------------------------------------------------------- builders
+def _build_deep_ae(cfg, n_cols: int, n_rows: int) -> DeepAE:
+  del n_rows
+  _check_keys(cfg, "deep_ae", ("layers", "activation", "tied", "code_dropout", "last_activation",
+                               "sparse_input", "dtype"))
+  _check_sparse_input(cfg)
+  return DeepAE(n_cols=n_cols, layers=_sizes(cfg, "layers"), activation=_activation(cfg),
+                tied=_bool(cfg, "tied"), code_dropout=_prob(cfg, "code_dropout"),
+                last_activation=_bool(cfg, "last_activation"), dtype=_dtype(cfg))
+
+
+def _build_autorec(cfg, n_cols: int, n_rows: int) -> AutoRec:
+  del n_rows
+  _check_keys(cfg, "autorec", ("hidden",), _GRADIENT_OPTIONAL + ("encoder", "decoder"))
+  _check_sparse_input(cfg)
+  for key, fixed in (("encoder", "sigmoid"), ("decoder", "identity")):
+    if key in cfg and cfg[key] != fixed:
+      raise ConfigError(f"config.model.{key}: AutoRec's {key} is {fixed!r} (fixed by the paper), "
+                        f"got {cfg[key]!r}")
+  return AutoRec(n_cols=n_cols, hidden=_pos_int(cfg, "hidden"), dtype=_dtype(cfg))
+
+
+def _build_cdae(cfg, n_cols: int, n_rows: int) -> CDAE:
+  _check_keys(cfg, "cdae", ("hidden", "corruption", "output"), _GRADIENT_OPTIONAL)
+  _check_sparse_input(cfg)
+  if cfg["output"] not in OUTPUTS:
+    raise ConfigError(f"config.model.output: unknown CDAE output {cfg['output']!r}; known: "
+                      f"{', '.join(OUTPUTS)}")
+  if n_rows <= 0:
+    raise ConfigError(f"cdae needs the number of rows for its per-user node, got n_rows={n_rows}")
+  return CDAE(n_cols=n_cols, n_rows=n_rows, hidden=_pos_int(cfg, "hidden"),
+              corruption=_prob(cfg, "corruption"), output=cfg["output"], dtype=_dtype(cfg))
+
+
+def _mult_builder(cls, name: str):
+  def build(cfg, n_cols: int, n_rows: int):
+    del n_rows
+    _check_keys(cfg, name, ("layers", "input_dropout", "activation"), _GRADIENT_OPTIONAL)
+    _check_sparse_input(cfg)
+    return cls(n_cols=n_cols, layers=_sizes(cfg, "layers"),
+               input_dropout=_prob(cfg, "input_dropout"), activation=_activation(cfg),
+               dtype=_dtype(cfg))
+  return build
+
+
+def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
+  del n_rows
+  _check_keys(cfg, "ease", ("l2",), ("max_bytes",))
+  l2 = cfg["l2"]
+  if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
+    raise ConfigError(f"config.model.l2: expected a number >= 0, got {l2!r}")
+  mb = cfg["max_bytes"] if "max_bytes" in cfg else None
+  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
+    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  return EASE(n_cols=n_cols)
+
+
+MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
+    "deep_ae": _build_deep_ae,
+    "autorec": _build_autorec,
+    "cdae": _build_cdae,
+    "mult_dae": _mult_builder(MultDAE, "mult_dae"),
+    "mult_vae": _mult_builder(MultVAE, "mult_vae"),
+    "ease": _build_ease,
+}
+
+# Closed-form (non-gradient) models: name -> fit(model_config, train) -> params pytree.
+CLOSED_FORM: dict[str, Callable[[Any, Any], dict]] = {"ease": fit_ease_from_config}
+
+
+def _name(model_config) -> str:
+  if "name" not in model_config:
+    raise ConfigError(f"config.model: missing key name; known models: {', '.join(sorted(MODELS))}")
+  name = model_config["name"]
+  if name not in MODELS:
+    raise ConfigError(
+        f"config.model.name: unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+  return name
+
+
+def build_model(model_config, n_cols: int, n_rows: int) -> nn.Module:
+  """The flax module ``config.model`` names, for a matrix of ``n_rows`` x ``n_cols``."""
+  if n_cols <= 0:
+    raise ConfigError(f"cannot build a model for {n_cols} columns")
+  return MODELS[_name(model_config)](model_config, int(n_cols), int(n_rows))
+
+
+def is_trainable(model_config) -> bool:
+  """False for closed-form models (fit with ``CLOSED_FORM[name]``), True for gradient models."""
+  return _name(model_config) not in CLOSED_FORM

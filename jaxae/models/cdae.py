@@ -1,0 +1,59 @@
+"""CDAE, the Collaborative Denoising Auto-Encoder (Wu et al. 2016).
+
+``z_u = sigmoid(W^T y~_u + V_u + b)``, ``y^_u = f(W'^T z_u + b')``: the input row ``y_u`` is corrupted
+at train time (each entry / stored nonzero dropped with probability ``corruption`` = q, survivors
+scaled by ``1 / (1 - q)``), and a per-row (user) vector ``V_u`` joins the hidden layer, so the model
+needs the batch rows' indices (``rows``) and the row count ``n_rows``. ``output`` is "sigmoid" (the
+paper's choice for implicit feedback, trained with the "bce" loss on ``logits``) or "identity".
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxae.data.sparse import SparseBatch
+from jaxae.errors import ConfigError, JaxaeError
+from jaxae.models import layers as L
+
+OUTPUTS = ("sigmoid", "identity")
+
+
+class CDAE(nn.Module):
+  """Attributes: ``n_cols``, ``n_rows`` (rows with a user node), ``hidden``, ``corruption`` (q),
+  ``output`` ("sigmoid" | "identity"), ``dtype`` compute dtype name."""
+
+  n_cols: int
+  n_rows: int
+  hidden: int
+  corruption: float
+  output: str = "sigmoid"
+  dtype: str = "float32"
+
+  trainable: ClassVar[bool] = True
+
+  def setup(self):
+    if self.output not in OUTPUTS:
+      raise ConfigError(
+          f"config.model.output: unknown CDAE output {self.output!r}; known: {', '.join(OUTPUTS)}")
+    cdt = L.get_dtype(self.dtype)
+    self.corrupt = L.InputDropout(self.corruption)
+    self.encoder = L.Dense(self.n_cols, self.hidden, dtype=cdt, name="encoder")
+    self.user_embedding = nn.Embed(self.n_rows, self.hidden, embedding_init=L.xavier_uniform,
+                                   param_dtype=jnp.float32, dtype=cdt, name="user_embedding")
+    self.decoder = L.Dense(self.hidden, self.n_cols, dtype=cdt, name="decoder")
+
+  def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
+               train: bool) -> dict[str, jax.Array]:
+    if rows is None:
+      if not isinstance(x, SparseBatch):
+        raise JaxaeError("cdae needs `rows` (the batch rows' indices) for its per-user node")
+      rows = x.rows
+    y = self.corrupt(x, deterministic=not train)
+    code = jax.nn.sigmoid(self.encoder(y) + self.user_embedding(rows))
+    logits = self.decoder(code).astype(jnp.float32)
+    recon = jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
+    return {"logits": logits, "recon": recon, "code": code.astype(jnp.float32)}

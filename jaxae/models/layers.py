@@ -1,0 +1,182 @@
+"""Building blocks shared by the autoencoders: activations by name, dense / tied dense layers whose
+first layer also takes a :class:`SparseBatch` (embedding-bag over the nonzeros), and input dropout /
+L2-normalization that work on both dense and sparse inputs.
+
+Every layer keeps its parameters in float32 and computes in ``dtype`` (float32 or bfloat16). Kernels
+are stored ``[in_features, out_features]`` and initialized Xavier-uniform (Glorot & Bengio 2010, the
+initialization of NVIDIA DeepRecommender); biases start at zero unless a model says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxae.data.sparse import SparseBatch
+from jaxae.errors import ConfigError
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+xavier_uniform: Initializer = nn.initializers.xavier_uniform()
+zeros: Initializer = nn.initializers.zeros
+
+
+def _leaky_relu(x: Array) -> Array:
+  # PyTorch's F.leaky_relu default slope, as DeepRecommender uses it.
+  return jax.nn.leaky_relu(x, negative_slope=0.01)
+
+
+def _identity(x: Array) -> Array:
+  return x
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "selu": jax.nn.selu,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "lrelu": _leaky_relu,
+    "elu": jax.nn.elu,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "swish": jax.nn.swish,
+    "identity": _identity,
+}
+
+DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def get_activation(name: str, key: str = "model.activation") -> Callable[[Array], Array]:
+  """The activation function called ``name``; ConfigError naming ``key`` and the known names."""
+  if name not in ACTIVATIONS:
+    raise ConfigError(
+        f"config.{key}: unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+  return ACTIVATIONS[name]
+
+
+def get_dtype(name: str, key: str = "model.dtype") -> Any:
+  """The jnp compute dtype called ``name`` ("float32" | "bfloat16")."""
+  if name not in DTYPES:
+    raise ConfigError(f"config.{key}: unknown dtype {name!r}; known: {', '.join(sorted(DTYPES))}")
+  return DTYPES[name]
+
+
+# --------------------------------------------------------------------------- sparse helpers
+def _per_shard(fn, batch: SparseBatch, *extra):
+  """vmaps ``fn(cols, vals, seg, *extra)`` over the shard axis of a SparseBatch.
+
+  Working shard by shard with the local segment ids (instead of the flat ``global_segments``) gives
+  the same sums, but keeps every gather / segment-sum on the device that holds that shard.
+  """
+  return jax.vmap(fn)(batch.cols, batch.vals, batch.seg, *extra)
+
+
+def embedding_bag(batch: SparseBatch, table: Array, dtype: Any = jnp.float32) -> Array:
+  """``densify(batch) @ table`` without the dense matrix: sum over each row's nonzeros of
+  ``table[col] * val``.
+
+  Args:
+    batch: the sparse rows (B rows, S shards).
+    table: [n_cols, d] kernel (float32 parameters).
+    dtype: compute dtype of the gathered rows; the segment sum accumulates in float32.
+
+  Returns:
+    [B, d] array in ``dtype``.
+  """
+  b = batch.batch_size
+  rows_per_shard = b // batch.num_shards
+
+  def one(cols, vals, seg):
+    gathered = table[cols].astype(dtype) * vals.astype(dtype)[:, None]      # [N, d]
+    return jax.ops.segment_sum(gathered.astype(jnp.float32), seg, num_segments=rows_per_shard)
+
+  out = _per_shard(one, batch)                                                # [S, B/S, d]
+  return out.reshape(b, table.shape[-1]).astype(dtype)
+
+
+def row_sq_norms(batch: SparseBatch) -> Array:
+  """[S, B/S] sum of squared values of each row, computed from the nonzeros."""
+  rows_per_shard = batch.batch_size // batch.num_shards
+
+  def one(cols, vals, seg):
+    del cols
+    return jax.ops.segment_sum(jnp.square(vals.astype(jnp.float32)), seg,
+                               num_segments=rows_per_shard)
+
+  return _per_shard(one, batch)
+
+
+def l2_normalize_rows(x: Array | SparseBatch, eps: float = 1e-12) -> Array | SparseBatch:
+  """Each row divided by its L2 norm, as ``tf.nn.l2_normalize(x, 1)`` in Liang et al.'s vae_cf:
+  ``x * rsqrt(max(sum(x**2), eps))``. For a SparseBatch the norms come from the values (segment sums)
+  and the values are rescaled in place."""
+  if isinstance(x, SparseBatch):
+    inv = jax.lax.rsqrt(jnp.maximum(row_sq_norms(x), eps))                  # [S, B/S]
+    scale = jax.vmap(lambda inv_s, seg: inv_s[seg])(inv, x.seg)             # [S, N]
+    return x._replace(vals=(x.vals.astype(jnp.float32) * scale).astype(x.vals.dtype))
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1, keepdims=True), eps))
+
+
+class InputDropout(nn.Module):
+  """Dropout of input entries (dense) or of the stored nonzeros (SparseBatch), survivors scaled by
+  ``1 / (1 - rate)``. Only active when ``deterministic`` is False; uses the "dropout" rng stream."""
+
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: Array | SparseBatch, *, deterministic: bool) -> Array | SparseBatch:
+    drop = nn.Dropout(rate=self.rate)
+    if isinstance(x, SparseBatch):
+      return x._replace(vals=drop(x.vals, deterministic=deterministic))
+    return drop(x, deterministic=deterministic)
+
+
+# --------------------------------------------------------------------------- layers
+class Dense(nn.Module):
+  """``x @ kernel + bias`` with float32 parameters and ``dtype`` compute.
+
+  ``x`` may be a dense [B, in_features] array or a SparseBatch over ``in_features`` columns (then the
+  product is an embedding-bag over the nonzeros). The kernel is exposed as ``self.kernel`` so that a
+  tied (constrained) decoder layer can reuse its transpose.
+  """
+
+  in_features: int
+  features: int
+  dtype: Any = jnp.float32
+  use_bias: bool = True
+  kernel_init: Initializer = xavier_uniform
+  bias_init: Initializer = zeros
+
+  def setup(self):
+    self.kernel = self.param("kernel", self.kernel_init, (self.in_features, self.features),
+                             jnp.float32)
+    if self.use_bias:
+      self.bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+
+  def __call__(self, x: Array | SparseBatch) -> Array:
+    if isinstance(x, SparseBatch):
+      y = embedding_bag(x, self.kernel, self.dtype)
+    else:
+      y = jnp.dot(x.astype(self.dtype), self.kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.bias.astype(self.dtype)
+    return y
+
+
+class TiedDense(nn.Module):
+  """A decoder layer of a constrained autoencoder: ``z @ kernel.T + bias`` where ``kernel`` is the
+  mirrored encoder layer's kernel [features, in]; only the bias is a parameter of this layer."""
+
+  features: int
+  dtype: Any = jnp.float32
+  bias_init: Initializer = zeros
+
+  @nn.compact
+  def __call__(self, z: Array, kernel: Array) -> Array:
+    bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+    y = jnp.dot(z.astype(self.dtype), kernel.astype(self.dtype).T)
+    return y + bias.astype(self.dtype)

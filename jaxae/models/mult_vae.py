@@ -1,0 +1,120 @@
+"""Mult-DAE and Mult-VAE (Liang et al. 2018, "Variational Autoencoders for Collaborative Filtering",
+the authors' ``vae_cf`` code).
+
+Both L2-normalize each input row, apply input dropout (train only), and use ``activation`` (tanh)
+on every layer but the output, which gives multinomial logits over the columns. With
+``layers=(600, 200)``:
+
+* Mult-DAE: ``n -> 600 -> 200 -> 600 -> n``; the 200-wide layer is the code.
+* Mult-VAE: ``n -> 600 -> (mu, logvar)`` of the 200-dim latent, ``z = mu + eps * exp(logvar / 2)``
+  at train time (``z = mu`` at eval), decoder ``200 -> 600 -> n``; the per-row KL divergence to
+  N(0, I) is returned as ``"kl"``.
+
+Outputs: ``"logits"``, ``"recon"`` (= logits, the ranking scores), ``"code"`` (the DAE code / the
+VAE's mu). Kernels are Xavier-uniform and biases truncated-normal(0.001), as in vae_cf. The VAE draws
+its noise from the "dropout" rng stream.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxae.data.sparse import SparseBatch
+from jaxae.models import layers as L
+
+_bias_init = nn.initializers.truncated_normal(stddev=0.001)
+
+
+def _dense_stack(sizes: tuple[int, ...], cdt, prefix: str) -> list[L.Dense]:
+  return [
+      L.Dense(sizes[i], sizes[i + 1], dtype=cdt, bias_init=_bias_init, name=f"{prefix}_{i}")
+      for i in range(len(sizes) - 1)
+  ]
+
+
+class MultDAE(nn.Module):
+  """Attributes: ``n_cols``, ``layers`` (encoder sizes), ``input_dropout``, ``activation``,
+  ``dtype`` compute dtype name."""
+
+  n_cols: int
+  layers: tuple[int, ...]
+  input_dropout: float = 0.5
+  activation: str = "tanh"
+  dtype: str = "float32"
+
+  trainable: ClassVar[bool] = True
+
+  def setup(self):
+    cdt = L.get_dtype(self.dtype)
+    sizes = (self.n_cols,) + tuple(self.layers)
+    self.drop = L.InputDropout(self.input_dropout)
+    self.encoders = _dense_stack(sizes, cdt, "encoder")
+    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder")
+
+  def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
+               train: bool) -> dict[str, jax.Array]:
+    del rows
+    act = L.get_activation(self.activation)
+    h = self.drop(L.l2_normalize_rows(x), deterministic=not train)
+    for enc in self.encoders:
+      h = act(enc(h))
+    code = h
+    k = len(self.decoders)
+    for j, dec in enumerate(self.decoders):
+      h = dec(h)
+      if j < k - 1:
+        h = act(h)
+    logits = h.astype(jnp.float32)
+    return {"logits": logits, "recon": logits, "code": code.astype(jnp.float32)}
+
+
+class MultVAE(nn.Module):
+  """Attributes as :class:`MultDAE`; ``layers[-1]`` is the latent dimension."""
+
+  n_cols: int
+  layers: tuple[int, ...]
+  input_dropout: float = 0.5
+  activation: str = "tanh"
+  dtype: str = "float32"
+
+  trainable: ClassVar[bool] = True
+
+  def setup(self):
+    cdt = L.get_dtype(self.dtype)
+    sizes = (self.n_cols,) + tuple(self.layers)
+    latent = sizes[-1]
+    self.drop = L.InputDropout(self.input_dropout)
+    # Hidden encoder layers, then one layer giving [mu, logvar].
+    self.encoders = _dense_stack(sizes[:-1], cdt, "encoder")
+    self.to_latent = L.Dense(sizes[-2], 2 * latent, dtype=cdt, bias_init=_bias_init,
+                             name=f"encoder_{len(sizes) - 2}")
+    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder")
+
+  def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
+               train: bool) -> dict[str, jax.Array]:
+    del rows
+    act = L.get_activation(self.activation)
+    h = self.drop(L.l2_normalize_rows(x), deterministic=not train)
+    for enc in self.encoders:
+      h = act(enc(h))
+    stats = self.to_latent(h).astype(jnp.float32)
+    latent = self.layers[-1]
+    mu, logvar = stats[:, :latent], stats[:, latent:]
+    std = jnp.exp(0.5 * logvar)
+    kl = jnp.sum(0.5 * (-logvar + jnp.exp(logvar) + jnp.square(mu) - 1.0), axis=-1)
+    if train:
+      z = mu + jax.random.normal(self.make_rng("dropout"), mu.shape, mu.dtype) * std
+    else:
+      z = mu
+    h = z
+    k = len(self.decoders)
+    for j, dec in enumerate(self.decoders):
+      h = dec(h)
+      if j < k - 1:
+        h = act(h)
+    logits = h.astype(jnp.float32)
+    return {"logits": logits, "recon": logits, "code": mu, "kl": kl}
