@@ -1,0 +1,261 @@
+"""Seed B of the song-as-user Melon solution: playlist neighbours from song embeddings.
+
+Given song embeddings ``E [n_songs, d]`` (the code layer of the song-as-user autoencoder for each
+song row, with the raw song ids of its rows):
+
+  1. playlist embedding = the sum of its songs' embeddings (songs without an embedding are skipped
+     and counted), for training playlists and questions alike, summed on the device;
+  2. cosine similarity of each question to every training playlist, on the device in chunks of
+     questions, best ``max(song_neighbours, tag_neighbours)`` by ``jax.lax.top_k`` (ties to the
+     lower training index); a training playlist with the question's own id is never its neighbour;
+  3. songs = the most frequent songs among the top ``song_neighbours`` (10) neighbours, tags = the
+     most frequent tags among the top ``tag_neighbours`` (50), plain counts, ties to the more
+     popular item; the question's own songs / tags are excluded;
+  4. filled up to 100 songs / 10 tags with the most popular training items not already there.
+
+Questions with no embedded song fall back: with tags, neighbours are found by tag overlap (cosine of
+binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only); with neither, the answer
+is pure popularity (most_popular). Neighbour counting is a sparse product (questions x neighbours
+selection matrix times the training playlist x song matrix), never a per-song Python dict.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+
+from jaxae.errors import DataError, JaxaeError
+from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
+                                     fill_up, prepare, row_of_entries, to_records, top_per_row)
+
+SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
+TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
+_ENTRY_FLOATS = 1 << 24  # floats gathered per device chunk when summing song embeddings
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _add_rows(acc: jax.Array, emb: jax.Array, idx: jax.Array, seg: jax.Array) -> jax.Array:
+  """acc[seg] += emb[idx]; padding entries carry seg = len(acc) and are dropped."""
+  return acc.at[seg].add(emb[idx], mode="drop")
+
+
+def sum_embeddings(emb: jax.Array, indptr: np.ndarray, rows: np.ndarray) -> jax.Array:
+  """[P, d] sums of ``emb[rows]`` per CSR segment (entries with row -1 skipped), on the device.
+
+  Entries are processed in fixed-size chunks (one compiled shape) so the gathered block stays
+  bounded whatever the number of entries.
+  """
+  n_p = len(indptr) - 1
+  d = emb.shape[1]
+  seg = row_of_entries(indptr)
+  keep = rows >= 0
+  seg, rows = seg[keep].astype(np.int32), rows[keep].astype(np.int32)
+  cap = int(math.log2(max(_ENTRY_FLOATS // max(d, 1), 1)))
+  chunk = 1 << max(8, min(cap, (max(len(rows), 1) - 1).bit_length()))   # power of 2: few shapes
+  acc = jnp.zeros((n_p, d), jnp.float32)
+  for s in range(0, len(rows), chunk):
+    r, g = rows[s:s + chunk], seg[s:s + chunk]
+    pad = chunk - len(r)
+    if pad:
+      r = np.pad(r, (0, pad))
+      g = np.pad(g, (0, pad), constant_values=n_p)
+    acc = _add_rows(acc, emb, jnp.asarray(r), jnp.asarray(g))
+  return acc
+
+
+@jax.jit
+def _unit_rows(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Rows scaled to unit norm, and which rows are nonzero."""
+  norm = jnp.linalg.norm(x, axis=1, keepdims=True)
+  return x / jnp.maximum(norm, 1e-30), norm[:, 0] > 0
+
+
+@functools.partial(jax.jit, static_argnames=("k", "chunk"))
+def _cosine_top_k(q_all: jax.Array, self_all: jax.Array, start: jax.Array, train_unit: jax.Array,
+                  train_ok: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
+  """Top-k cosine neighbours of rows ``start .. start+chunk`` of ``q_all`` (unit-norm rows)."""
+  q = jax.lax.dynamic_slice_in_dim(q_all, start, chunk)
+  self_idx = jax.lax.dynamic_slice_in_dim(self_all, start, chunk)
+  sims = jnp.matmul(q, train_unit.T, precision=jax.lax.Precision.HIGHEST)
+  col = jnp.arange(train_unit.shape[0])
+  bad = ~train_ok[None, :] | (col[None, :] == self_idx[:, None])
+  return jax.lax.top_k(jnp.where(bad, -jnp.inf, sims), k)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _overlap_top_k(sims: jax.Array, self_idx: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """Top-k of precomputed similarities, keeping only positive ones that are not the question."""
+  col = jnp.arange(sims.shape[1])
+  bad = (sims <= 0) | (col[None, :] == self_idx[:, None])
+  return jax.lax.top_k(jnp.where(bad, -jnp.inf, sims), k)
+
+
+def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
+  if len(x) == size:
+    return x
+  return np.pad(x, [(0, size - len(x))] + [(0, 0)] * (x.ndim - 1), constant_values=value)
+
+
+def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: jax.Array,
+                            self_idx: np.ndarray, k: int,
+                            chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k cosine neighbours [Q, k] (index, valid) of unit question rows among training ones.
+
+  ``train_unit`` / ``train_ok`` come from `_unit_rows`: training rows with a zero embedding are
+  never neighbours, and ``valid`` is False where fewer than ``k`` training rows qualify. One
+  compiled function serves every chunk (the questions are padded to a multiple of ``chunk_size``).
+  """
+  n = q_unit.shape[0]
+  if not n:
+    return np.zeros((0, k), np.int64), np.zeros((0, k), bool)
+  n_pad = -(-n // chunk_size) * chunk_size
+  q_unit = jnp.pad(q_unit, ((0, n_pad - n), (0, 0)))
+  self_all = jnp.asarray(_pad_rows(self_idx.astype(np.int32), n_pad, -1))
+  parts = [_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit, train_ok, k, chunk_size)
+           for s in range(0, n_pad, chunk_size)]
+  vals, idx = jax.device_get(([v for v, _ in parts], [i for _, i in parts]))
+  return (np.concatenate(idx)[:n].astype(np.int64), np.isfinite(np.concatenate(vals)[:n]))
+
+
+def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
+                       k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only)."""
+  def unit(m: sp.csr_matrix) -> sp.csr_matrix:
+    n = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
+    return sp.diags(np.where(n > 0, 1.0 / np.maximum(n, 1e-30), 0.0).astype(np.float32)) @ m
+
+  qu, tu_t = unit(q_tags).tocsr(), unit(train_tags).T.tocsc()
+  idx_out, ok_out = [], []
+  for s in range(0, qu.shape[0], chunk_size):
+    e = min(s + chunk_size, qu.shape[0])
+    sims = np.zeros((chunk_size, tu_t.shape[1]), np.float32)
+    sims[:e - s] = (qu[s:e] @ tu_t).toarray()
+    vals, idx = _overlap_top_k(jnp.asarray(sims), jnp.asarray(_pad_rows(self_idx[s:e], chunk_size,
+                                                                         -1)), k)
+    idx, vals = jax.device_get((idx, vals))
+    idx_out.append(np.asarray(idx[:e - s], np.int64))
+    ok_out.append(np.isfinite(np.asarray(vals[:e - s])))
+  if not idx_out:
+    return np.zeros((0, k), np.int64), np.zeros((0, k), bool)
+  return np.concatenate(idx_out), np.concatenate(ok_out)
+
+
+def neighbour_counts(nb: np.ndarray, ok: np.ndarray, q_rows: np.ndarray, n_q: int,
+                     items: sp.csr_matrix) -> sp.csr_matrix:
+  """[n_q, V] how many of each question's neighbours hold each item (sparse product)."""
+  r = np.repeat(q_rows, nb.shape[1])[ok.ravel()]
+  c = nb.ravel()[ok.ravel()]
+  sel = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n_q, items.shape[0]))
+  return (sel @ items).tocsr()
+
+
+def _self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
+  """Training row with each question's id, or -1."""
+  order = np.argsort(train_ids, kind="stable")
+  pos = np.clip(np.searchsorted(train_ids[order], question_ids), 0, max(len(train_ids) - 1, 0))
+  hit = train_ids[order][pos] == question_ids if len(train_ids) else np.zeros(len(question_ids),
+                                                                               bool)
+  return np.where(hit, order[pos], -1).astype(np.int64)
+
+
+def _embedding_rows(song_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+  """Row of each raw song id in the embedding table, or -1."""
+  order = np.argsort(song_ids, kind="stable")
+  pos = np.clip(np.searchsorted(song_ids[order], raw), 0, max(len(song_ids) - 1, 0))
+  hit = song_ids[order][pos] == raw if len(song_ids) else np.zeros(len(raw), bool)
+  return np.where(hit, order[pos], -1).astype(np.int64)
+
+
+def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: Any,
+                 song_neighbours: int = SONG_NEIGHBOURS, tag_neighbours: int = TAG_NEIGHBOURS,
+                 n_songs: int = N_SONGS, n_tags: int = N_TAGS, chunk_size: int = 256,
+                 song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL,
+                 report: dict | None = None) -> list[dict]:
+  """Seed B: answers from the nearest training playlists in song-embedding space.
+
+  Args:
+    train: training ``Playlists`` (or records): the neighbours, and popularity for the fill-up.
+    questions: question ``Playlists`` (or records).
+    song_embeddings: [n_songs, d] array (numpy or jax, kept on the device when it is there).
+    song_ids: [n_songs] raw song id of each embedding row (unique).
+    song_neighbours, tag_neighbours: how many nearest playlists vote for songs / tags.
+    n_songs, n_tags: answer sizes (100 / 10).
+    chunk_size: questions per on-device similarity block ([chunk_size, n_train] floats).
+    song_pool, tag_pool: the popularity pools of the fill-up (see `most_popular`).
+    report: optional dict that receives counts: questions per route (``questions_embedding``,
+      ``questions_tag_overlap``, ``questions_popular``), song entries without an embedding
+      (``question_songs_without_embedding``, ``train_songs_without_embedding``), training playlists
+      without any (``train_playlists_without_embedding``), and slots filled by popularity
+      (``songs_filled``, ``tags_filled``).
+
+  Returns:
+    results records ``[{"id", "songs", "tags"}]`` in question order.
+  """
+  for name, v in (("song_neighbours", song_neighbours), ("tag_neighbours", tag_neighbours),
+                  ("n_songs", n_songs), ("n_tags", n_tags), ("chunk_size", chunk_size),
+                  ("song_pool", song_pool), ("tag_pool", tag_pool)):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+      raise JaxaeError(f"song_as_user argument {name} must be a positive integer, got {v!r}")
+  emb = jnp.asarray(song_embeddings, jnp.float32)
+  ids = np.asarray(song_ids)
+  if emb.ndim != 2 or ids.ndim != 1 or emb.shape[0] != len(ids):
+    raise DataError(f"song embeddings {tuple(emb.shape)} do not match {ids.shape} song ids")
+  if ids.size and ids.dtype.kind not in "iu":
+    raise DataError(f"song ids of the embedding rows must be integers, got dtype {ids.dtype}")
+  ids = ids.astype(np.int64)
+  if len(np.unique(ids)) != len(ids):
+    dup = np.sort(ids)[np.flatnonzero(np.diff(np.sort(ids)) == 0)[0]]
+    raise DataError(f"song id {dup} has more than one embedding row")
+
+  p = prepare(train, questions)
+  t, q = p.train, p.questions
+  n_q, n_t = len(q), len(t)
+  k = min(max(song_neighbours, tag_neighbours), n_t)
+
+  t_rows = _embedding_rows(ids, t.songs)
+  q_rows = _embedding_rows(ids, q.songs)
+  train_unit, train_ok = _unit_rows(sum_embeddings(emb, t.song_indptr, t_rows))
+  q_unit, q_ok = _unit_rows(sum_embeddings(emb, q.song_indptr, q_rows))
+  has_emb, train_ok_host = (np.asarray(x) for x in jax.device_get((q_ok, train_ok)))
+  has_tags = np.diff(p.seen_tags.indptr) > 0
+  by_emb = np.flatnonzero(has_emb)
+  by_tags = np.flatnonzero(~has_emb & has_tags)
+  self_idx = _self_index(t.ids, q.ids)
+
+  q_sel = q_unit if len(by_emb) == n_q else q_unit[jnp.asarray(by_emb)]
+  nb_e, ok_e = neighbours_by_embedding(q_sel, train_unit, train_ok, self_idx[by_emb], k,
+                                       chunk_size)
+  train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
+  nb_t, ok_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], k,
+                                  chunk_size)
+  nb = np.concatenate([nb_e, nb_t])
+  ok = np.concatenate([ok_e, ok_t])
+  rows = np.concatenate([by_emb, by_tags])
+
+  train_songs = code_matrix(t.song_indptr, p.songs.codes_of_items, len(p.songs))
+  out = {}
+  for what, n_nb, items, seen, vocab, n_out, pool in (
+      ("songs", song_neighbours, train_songs, p.seen_songs, p.songs, n_songs, song_pool),
+      ("tags", tag_neighbours, train_tags, p.seen_tags, p.tags, n_tags, tag_pool)):
+    nb_k = min(n_nb, k)
+    counts = neighbour_counts(nb[:, :nb_k], ok[:, :nb_k], rows, n_q, items)
+    counts = (counts - counts.multiply(seen)).tocsr()         # never the question's own items
+    chosen, n_chosen = top_per_row(counts, n_out, vocab.rank)
+    out[what] = vocab.items[fill_up(chosen, n_chosen, seen, vocab, n_out, pool, what)]
+    out[what + "_filled"] = int((n_out - n_chosen).sum())
+
+  if report is not None:
+    report.update(
+        questions=n_q, questions_embedding=len(by_emb), questions_tag_overlap=len(by_tags),
+        questions_popular=n_q - len(by_emb) - len(by_tags),
+        question_songs_without_embedding=int((q_rows < 0).sum()),
+        train_songs_without_embedding=int((t_rows < 0).sum()),
+        train_playlists_without_embedding=int((~train_ok_host).sum()),
+        songs_filled=out["songs_filled"], tags_filled=out["tags_filled"])
+  return to_records(q.ids, out["songs"], out["tags"])

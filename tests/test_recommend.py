@@ -1,0 +1,356 @@
+"""Melon recommenders: Kakao's popularity baselines and seed B (song-embedding neighbours)."""
+
+from __future__ import annotations
+
+import types
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from jaxae.data.readers.melon import Playlists
+from jaxae.errors import ConfigError, DataError, JaxaeError
+from jaxae.recommend import RECOMMENDERS, get_recommender, genre_most_popular, most_popular
+from jaxae.recommend import song_as_user
+
+
+def _pl(pid, songs=(), tags=(), title=""):
+  return {"id": pid, "songs": list(songs), "tags": list(tags), "plylst_title": title}
+
+
+def _random_playlists(rng, n, start, n_songs=400, n_tags=40, max_songs=30, max_tags=5):
+  out = []
+  for i in range(n):
+    ns = int(rng.integers(0, max_songs))
+    nt = int(rng.integers(0, max_tags))
+    # Zipf-like popularity: low ids are popular.
+    songs = np.unique(np.minimum(rng.zipf(1.3, ns) - 1, n_songs - 1))
+    songs = rng.permutation(songs).tolist()
+    tags = [f"t{x}" for x in rng.permutation(np.unique(np.minimum(rng.zipf(1.4, nt) - 1,
+                                                                  n_tags - 1)))]
+    out.append(_pl(start + i, songs, tags))
+  return out
+
+
+def _check_valid(results, questions, n_songs=100, n_tags=10):
+  assert [r["id"] for r in results] == [q["id"] for q in questions]
+  for r, q in zip(results, questions):
+    assert len(r["songs"]) == n_songs and len(set(r["songs"])) == n_songs
+    assert len(r["tags"]) == n_tags and len(set(r["tags"])) == n_tags
+    assert not set(r["songs"]) & set(q["songs"])
+    assert not set(r["tags"]) & set(q["tags"])
+    assert all(isinstance(s, int) for s in r["songs"])
+    assert all(isinstance(t, str) for t in r["tags"])
+
+
+# ------------------------------------------------------------------------ reference (official)
+def _official_most_popular(train, questions):
+  """Kakao's most_popular.py, retyped: Counter.most_common + remove_seen."""
+  def mp(col, k):
+    c = Counter()
+    for doc in train:
+      c.update(doc[col])
+    return c, [x for x, _ in c.most_common(k)]
+
+  def remove_seen(seen, lst):
+    seen = set(seen)
+    return [x for x in lst if x not in seen]
+
+  _, song_mp = mp("songs", 200)
+  _, tag_mp = mp("tags", 100)
+  return [{"id": q["id"], "songs": remove_seen(q["songs"], song_mp)[:100],
+           "tags": remove_seen(q["tags"], tag_mp)[:10]} for q in questions]
+
+
+def _official_genre_most_popular(meta_records, train, questions):
+  """Kakao's genre_most_popular.py, retyped."""
+  c = Counter()
+  for doc in train:
+    c.update(doc["songs"])
+  song_mp = [x for x, _ in c.most_common(200)]
+  tc = Counter()
+  for doc in train:
+    tc.update(doc["tags"])
+  tag_mp = [x for x, _ in tc.most_common(100)]
+  song_meta = {m["id"]: m for m in meta_records}
+  per_genre = {}
+  for sid, song in song_meta.items():
+    for g in song["song_gn_gnr_basket"]:
+      per_genre.setdefault(g, []).append(sid)
+  for g, sids in per_genre.items():
+    per_genre[g] = [k for k, _ in Counter({k: c.get(k, 0) for k in sids}).most_common(200)]
+  out = []
+  for q in questions:
+    gc = Counter()
+    for sid in q["songs"]:
+      for g in song_meta[sid]["song_gn_gnr_basket"]:
+        gc.update({g: 1})
+    top = gc.most_common(1)
+    cur = per_genre[top[0][0]] if top else song_mp
+    out.append({"id": q["id"], "songs": [s for s in cur if s not in set(q["songs"])][:100],
+                "tags": [t for t in tag_mp if t not in set(q["tags"])][:10]})
+  return out
+
+
+# ------------------------------------------------------------------------ most_popular
+def test_most_popular_hand_case_counter_order_and_exclusion():
+  # Song counts: 1 -> 3, 2 -> 2, 3 -> 2 (2 met first), 4 -> 1 ...; tags: b -> 2, a -> 1, c -> 1.
+  train = [_pl(1, [3, 1, 2], ["a", "b"]), _pl(2, [2, 1, 4], ["b"]), _pl(3, [1, 3], ["c"])]
+  train += [_pl(10 + i, [100 + i], [f"x{i}"]) for i in range(120)]
+  questions = [_pl(50, [1], ["b"]), _pl(51)]
+  r = most_popular(train, questions, n_songs=4, n_tags=3)
+  # Counter.most_common: count desc, ties in first-met order (3 is met before 2 in playlist 1).
+  assert r[0]["songs"] == [3, 2, 4, 100]
+  assert r[1]["songs"] == [1, 3, 2, 4]
+  assert r[0]["tags"] == ["a", "c", "x0"]
+  assert r[1]["tags"] == ["b", "a", "c"]
+
+
+def test_most_popular_equals_official_and_is_valid():
+  rng = np.random.default_rng(0)
+  train = _random_playlists(rng, 300, 0)
+  questions = _random_playlists(rng, 80, 1000)
+  rep = {}
+  got = most_popular(train, questions, report=rep)
+  assert got == _official_most_popular(train, questions)
+  _check_valid(got, questions)
+  assert rep == {"questions": 80, "song_pool_extended": 0, "tag_pool_extended": 0}
+
+
+def test_most_popular_extends_pool_when_question_holds_popular_songs():
+  train = [_pl(i, range(i, i + 50), [f"t{j}" for j in range(i % 20, i % 20 + 12)])
+           for i in range(300)]
+  top = [s for s, _ in Counter(s for p in train for s in p["songs"]).most_common(150)]
+  questions = [_pl(999, top, [])]                      # holds 150 of the 200-song pool
+  rep = {}
+  (r,) = most_popular(train, questions, report=rep)
+  _check_valid([r], questions)
+  assert rep["song_pool_extended"] == 1
+  # The first 50 are exactly what the official code would give (its pool minus the question).
+  assert r["songs"][:50] == _official_most_popular(train, questions)[0]["songs"]
+
+
+def test_most_popular_too_small_catalog_is_a_clear_error():
+  train = [_pl(1, range(50), [f"t{i}" for i in range(20)])]
+  with pytest.raises(JaxaeError, match="cannot recommend 100 more songs.*only 50 distinct songs"):
+    most_popular(train, [_pl(2)])
+
+
+def test_most_popular_accepts_playlists_objects():
+  rng = np.random.default_rng(1)
+  train = _random_playlists(rng, 200, 0)
+  questions = _random_playlists(rng, 20, 1000)
+
+  def to_playlists(recs):
+    songs = [r["songs"] for r in recs]
+    tags = [r["tags"] for r in recs]
+    return Playlists(
+        ids=[r["id"] for r in recs], titles=[""] * len(recs), like_cnt=np.zeros(len(recs)),
+        updt_date=np.zeros(len(recs), "datetime64[s]"),
+        song_indptr=np.concatenate([[0], np.cumsum([len(s) for s in songs])]),
+        songs=np.array([x for s in songs for x in s], np.int64),
+        tag_indptr=np.concatenate([[0], np.cumsum([len(t) for t in tags])]),
+        tags=np.array([x for t in tags for x in t]))
+
+  assert most_popular(to_playlists(train), to_playlists(questions)) == most_popular(train,
+                                                                                    questions)
+
+
+def test_bad_records_raise_data_errors():
+  with pytest.raises(DataError, match=r"questions record 0 \(playlist id 5\): missing key 'tags'"):
+    most_popular([_pl(1, [1], ["a"])], [{"id": 5, "songs": []}])
+  with pytest.raises(DataError, match="train playlists: no playlists"):
+    most_popular([], [_pl(1)])
+
+
+# ------------------------------------------------------------------------ genre_most_popular
+def _meta(records):
+  genres = [m["song_gn_gnr_basket"] for m in records]
+  return types.SimpleNamespace(
+      ids=np.array([m["id"] for m in records], np.int64),
+      genre_indptr=np.concatenate([[0], np.cumsum([len(g) for g in genres])]).astype(np.int64),
+      genres=np.array([g for gs in genres for g in gs] or [""])[:sum(map(len, genres))])
+
+
+def test_genre_most_popular_equals_official():
+  rng = np.random.default_rng(2)
+  n_songs = 700
+  # Genre lists longer than 100 + the question's songs, so the official answer is complete.
+  meta = [{"id": s, "song_gn_gnr_basket": [f"GN{(s % 3 + 1):02d}00"] + (
+      ["GN0900"] if s % 2 == 0 else [])} for s in rng.permutation(n_songs).tolist()]
+  train = _random_playlists(rng, 400, 0, n_songs=n_songs)
+  questions = _random_playlists(rng, 60, 5000, n_songs=n_songs, max_songs=12)
+  rep = {}
+  got = genre_most_popular(train, questions, song_meta=_meta(meta), report=rep)
+  assert got == _official_genre_most_popular(meta, train, questions)
+  _check_valid(got, questions)
+  assert rep["genre_questions"] == sum(1 for q in questions if q["songs"])
+  assert rep["genre_short_filled"] == 0
+
+
+def test_genre_most_popular_hand_case_ties_and_fill():
+  # Song 1, 2: genre A; song 3: genres A and B; 4, 5: B. Counts: 5 -> 3, 4 -> 2, 1 -> 1, 3 -> 1.
+  meta = [{"id": 1, "song_gn_gnr_basket": ["A"]}, {"id": 2, "song_gn_gnr_basket": ["A"]},
+          {"id": 3, "song_gn_gnr_basket": ["A", "B"]}, {"id": 4, "song_gn_gnr_basket": ["B"]},
+          {"id": 5, "song_gn_gnr_basket": ["B"]}]
+  train = [_pl(1, [5, 4, 1], ["a"]), _pl(2, [5, 4, 3], ["b"]), _pl(3, [5], ["c"])]
+  train += [_pl(10 + i, [100 + i], []) for i in range(10)]
+  # Question 50: genres B (from 4) and A, B (from 3): B wins 2-1 -> B's songs by count: 5, 4, 3.
+  # Question 51: song 1 -> A, song 4 -> B: a 1-1 tie, A was met first -> A: 1, 3, 2 (2 is never
+  # played: count 0, still in the genre list).
+  questions = [_pl(50, [4, 3]), _pl(51, [1, 4]), _pl(52, [999])]
+  rep = {}
+  r = genre_most_popular(train, questions, song_meta=_meta(meta), n_songs=6, n_tags=2,
+                         report=rep)
+  assert r[0]["songs"][:1] == [5]                      # B's list minus {4, 3}
+  assert r[0]["songs"][1:] == [1, 100, 101, 102, 103]  # filled by popularity, no repeats
+  assert r[1]["songs"][:2] == [3, 2]                   # A's list minus {1}: 3 (count 1), 2 (0)
+  assert r[1]["songs"][2:] == [5, 100, 101, 102]
+  assert r[2]["songs"] == [5, 4, 1, 3, 100, 101]       # unknown song: no genre -> most popular
+  assert rep["genre_short_filled"] == 2 and rep["question_songs_without_meta"] == 1
+
+
+def test_genre_most_popular_without_meta_falls_back():
+  rng = np.random.default_rng(3)
+  train = _random_playlists(rng, 200, 0)
+  questions = _random_playlists(rng, 20, 1000)
+  rep = {}
+  assert genre_most_popular(train, questions, report=rep) == most_popular(train, questions)
+  assert rep["genre_fallback_no_meta"] == 20
+
+
+# ------------------------------------------------------------------------ seed B
+def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
+                      n_tags=10):
+  """Seed B written plainly, one question at a time (numpy float64)."""
+  row = {int(s): i for i, s in enumerate(song_ids)}
+  def embed(songs):
+    return sum((emb[row[s]] for s in songs if s in row), np.zeros(emb.shape[1]))
+  t_emb = np.stack([embed(p["songs"]) for p in train])
+  t_norm = np.linalg.norm(t_emb, axis=1)
+  song_pop = [s for s, _ in Counter(s for p in train for s in p["songs"]).most_common()]
+  tag_pop = [t for t, _ in Counter(t for p in train for t in p["tags"]).most_common()]
+  train_tags = set(tag_pop)
+  out = []
+  for q in questions:
+    e = embed(q["songs"])
+    qtags = set(q["tags"]) & train_tags
+    if np.linalg.norm(e) > 0:
+      sims = np.where(t_norm > 0, t_emb @ e / np.maximum(t_norm, 1e-30) / np.linalg.norm(e),
+                      -np.inf)
+    elif qtags:
+      sims = np.array([len(qtags & set(p["tags"])) / np.sqrt(len(qtags) * max(len(p["tags"]), 1))
+                       for p in train])
+      sims[sims <= 0] = -np.inf
+    else:
+      sims = np.full(len(train), -np.inf)
+    sims[[i for i, p in enumerate(train) if p["id"] == q["id"]]] = -np.inf
+    order = [i for i in np.argsort(-sims, kind="stable") if np.isfinite(sims[i])]
+
+    def vote(nb, col, pop, k):
+      c = Counter(x for i in nb for x in train[i][col] if x not in set(q[col]))
+      ranked = sorted(c, key=lambda x: (-c[x], pop.index(x)))[:k]
+      rest = [x for x in pop if x not in set(ranked) and x not in set(q[col])]
+      return ranked + rest[:k - len(ranked)]
+
+    out.append({"id": q["id"], "songs": vote(order[:n_song_nb], "songs", song_pop, n_songs),
+                "tags": vote(order[:n_tag_nb], "tags", tag_pop, n_tags)})
+  return out
+
+
+def test_seed_b_obvious_nearest_neighbour():
+  # Three taste groups of songs with orthogonal embeddings; playlist 7 is the only group-2 playlist.
+  rng = np.random.default_rng(4)
+  groups = {0: range(0, 100), 1: range(100, 200), 2: range(200, 240)}
+  emb = np.zeros((240, 3), np.float32)
+  for g, songs in groups.items():
+    emb[list(songs), g] = 1.0 + 0.01 * rng.random(len(songs))
+  train = [_pl(i, rng.choice(100, 30, replace=False).tolist(), ["pop", f"p{i}"]) for i in range(7)]
+  train.append(_pl(7, list(range(200, 240)), ["indie", "lofi"]))
+  train += [_pl(8 + i, rng.choice(np.arange(100, 200), 30, replace=False).tolist(),
+                ["rock", f"r{i}"]) for i in range(5)]
+  question = _pl(100, [200, 201, 202])                 # a few group-2 songs
+  rep = {}
+  (r,) = song_as_user(train, [question], song_embeddings=emb, song_ids=np.arange(240),
+                      song_neighbours=1, tag_neighbours=1, report=rep)
+  # Its songs come from playlist 7 (minus the three it has), then popularity fills up.
+  assert set(r["songs"][:37]) == set(range(203, 240))
+  assert r["tags"][:2] == ["indie", "lofi"]
+  _check_valid([r], [question])
+  assert rep["questions_embedding"] == 1 and rep["songs_filled"] == 63
+
+
+def test_seed_b_equals_plain_reference_and_chunking():
+  rng = np.random.default_rng(5)
+  train = _random_playlists(rng, 150, 0, n_songs=300, n_tags=25)
+  questions = _random_playlists(rng, 40, 900, n_songs=300, n_tags=25)
+  questions.append(_pl(3, train[3]["songs"][:2], []))   # same id as a training playlist
+  song_ids = np.arange(0, 300, 1)[rng.random(300) < 0.8]  # ~20% of songs have no embedding
+  emb = rng.normal(size=(len(song_ids), 8)).astype(np.float32)
+  want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7)
+  for chunk in (1, 7, 256):
+    got = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids,
+                       song_neighbours=4, tag_neighbours=7, chunk_size=chunk)
+    assert got == want
+  _check_valid(got, questions)
+
+
+def test_seed_b_fallbacks_and_counts():
+  emb = np.eye(4, dtype=np.float32)
+  song_ids = np.array([1, 2, 3, 4])
+  train = [_pl(1, [1, 2, 50], ["a", "b"]), _pl(2, [3, 60], ["c"]), _pl(3, [4, 70, 71], ["d"])]
+  train += [_pl(10 + i, [200 + i], [f"z{i}"]) for i in range(100)]
+  questions = [
+      _pl(20, [], ["c", "unknown"]),   # tags only -> tag overlap -> playlist 2
+      _pl(21, [999], []),              # a song without embedding and no tags -> most popular
+      _pl(22),                         # nothing -> most popular
+  ]
+  rep = {}
+  r = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids, song_neighbours=1,
+                   tag_neighbours=1, report=rep)
+  assert r[0]["songs"][:2] == [3, 60]
+  mp = most_popular(train, questions)
+  assert r[1] == mp[1] and r[2] == mp[2]
+  _check_valid(r, questions)
+  assert (rep["questions_embedding"], rep["questions_tag_overlap"], rep["questions_popular"]) == (
+      0, 1, 2)
+  assert rep["question_songs_without_embedding"] == 1
+  assert rep["train_songs_without_embedding"] == 4 + 100   # 50, 60, 70, 71 and the fillers
+  assert rep["train_playlists_without_embedding"] == 100
+
+
+def test_seed_b_fill_never_duplicates_under_heavy_fill():
+  # Short playlists: the neighbours hold far fewer than 100 songs / 10 tags, most slots are filled.
+  rng = np.random.default_rng(6)
+  train = [_pl(i, rng.choice(130, int(rng.integers(1, 8)), replace=False).tolist(),
+               [f"t{x}" for x in rng.choice(15, int(rng.integers(1, 4)), replace=False)])
+           for i in range(60)]
+  questions = [_pl(500 + i, rng.choice(130, int(rng.integers(0, 8)), replace=False).tolist(),
+                   [f"t{x}" for x in rng.choice(15, int(rng.integers(0, 3)), replace=False)])
+               for i in range(30)]
+  ids = np.unique([s for p in train for s in p["songs"]])
+  emb = rng.normal(size=(len(ids), 4)).astype(np.float32)
+  rep = {}
+  got = song_as_user(train, questions, song_embeddings=emb, song_ids=ids, report=rep)
+  _check_valid(got, questions)
+  assert rep["songs_filled"] > 30 * 50
+
+
+def test_seed_b_argument_errors():
+  train = [_pl(1, [1], ["a"])]
+  with pytest.raises(DataError, match="do not match"):
+    song_as_user(train, [], song_embeddings=np.zeros((3, 2)), song_ids=np.arange(2))
+  with pytest.raises(DataError, match="song id 5 has more than one embedding row"):
+    song_as_user(train, [], song_embeddings=np.zeros((2, 2)), song_ids=np.array([5, 5]))
+  with pytest.raises(JaxaeError, match="song_neighbours must be a positive integer"):
+    song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], song_neighbours=0)
+
+
+def test_registry():
+  assert set(RECOMMENDERS) == {"most_popular", "genre_most_popular", "song_as_user"}
+  assert get_recommender("song_as_user").needs_embeddings
+  assert get_recommender("genre_most_popular").uses_song_meta
+  assert "song_neighbours" in get_recommender("song_as_user").arg_names()
+  assert "song_embeddings" not in get_recommender("song_as_user").arg_names()
+  with pytest.raises(ConfigError, match="unknown recommender 'x'; known"):
+    get_recommender("x")
