@@ -30,3 +30,17 @@ def shared_file(shared_data: pathlib.Path, rel: str) -> pathlib.Path:
   if not p.exists():
     pytest.skip(f"{rel} not present in the shared data folder")
   return p
+
+
+def pytest_addoption(parser):
+  parser.addoption("--run-slow", action="store_true", default=False,
+                   help="also run tests marked slow (the whole suite; CI does this)")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--run-slow"):
+    return
+  skip = pytest.mark.skip(reason="slow: run with --run-slow")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)

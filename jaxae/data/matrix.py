@@ -210,6 +210,25 @@ class Interactions:
       t = sp.csr_matrix((t.data[keep], m.indices, m.indptr), shape=m.shape)
     return Interactions(m, self.row_ids, self.col_ids, t)
 
+  def reindex(self, row_ids, col_ids) -> tuple["Interactions", dict[str, int]]:
+    """Moves the entries into another id space (e.g. a test file into the training vocabularies).
+
+    Entries whose row or column raw id is not in the new vocabularies are dropped and counted:
+    returns ``(interactions, {"unknown_rows": entries, "unknown_cols": entries})``.
+    """
+    r, c, v = self.to_coo_ids()
+    new_r = _as_id_array(row_ids)
+    new_c = _as_id_array(col_ids)
+    ok_r = np.isin(r, new_r)
+    ok_c = np.isin(c, new_c)
+    keep = ok_r & ok_c
+    ts = None
+    if self.timestamps is not None:
+      ts = self.timestamps.tocoo().data[keep]
+    out = Interactions.from_coo(r[keep], c[keep], v[keep], ts, row_ids=new_r, col_ids=new_c,
+                                duplicates="error", source="reindex")
+    return out, {"unknown_rows": int((~ok_r).sum()), "unknown_cols": int((ok_r & ~ok_c).sum())}
+
   def to_coo_ids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(raw row ids, raw col ids, values) of every stored entry, row-major."""
     coo = self.matrix.tocoo()
