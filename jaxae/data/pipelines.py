@@ -1,0 +1,463 @@
+"""Data pipelines: ``config.data`` -> :class:`~jaxae.data.dataset.Dataset`, picked by ``data.name``.
+
+Each pipeline reads the files named by ``data.path`` (or, when it is ``None``, generates the
+embedded synthetic data), splits them by the protocol the config names, and orients the matrix the
+way the model wants it (rows = what the autoencoder reconstructs). Every key a pipeline reads is
+listed in its ``KEYS``; an unknown or missing key is a ConfigError, so a typo never falls back to a
+default.
+
+Every evaluation split shares the row and column ids of ``Dataset.train`` exactly (same ids, same
+order), so a row / column index means the same user / item / playlist / song everywhere.
+
+Pipelines:
+  movielens           explicit ratings (u.data / ratings.dat / ratings.csv); split u1..u5 | holdout;
+                      orientation item (I-AutoRec) | user (U-AutoRec, Deep AE)
+  netflix             DeepRecommender TSV directories (train / valid / test), user-major
+  lightgcn            LightGCN/NGCF train.txt / test.txt implicit feedback, user-major
+  melon_song_as_user  Melon seed B: rows = songs, columns = playlists + one-hot meta
+  melon_cf            Melon seed A's CF AE: rows = playlists, columns = songs
+  melon_content       Melon seed A's content AE: rows = songs, columns = one-hot meta
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+from absl import logging
+
+from jaxae.data import melon_features
+from jaxae.data import splits
+from jaxae.data import synthetic
+from jaxae.data import synthetic_interactions
+from jaxae.data.dataset import Dataset
+from jaxae.data.dataset import EvalSplit
+from jaxae.data.kakao_split import QUESTION_TYPES
+from jaxae.data.kakao_split import kakao_split
+from jaxae.data.matrix import Interactions
+from jaxae.data.readers import lightgcn as lightgcn_reader
+from jaxae.data.readers import melon as melon_reader
+from jaxae.data.readers import movielens as movielens_reader
+from jaxae.data.readers import tsv as tsv_reader
+from jaxae.errors import ConfigError
+from jaxae.errors import DataError
+
+PIPELINES: dict[str, tuple[Callable[[Any, int], Dataset], frozenset[str]]] = {}
+
+ML100K_FOLDS = ("u1", "u2", "u3", "u4", "u5")
+ORIENTATIONS = ("user", "item")
+
+
+def _register(name: str, keys: set[str]):
+  def deco(fn):
+    PIPELINES[name] = (fn, frozenset(keys | {"name", "path"}))
+    fn.KEYS = PIPELINES[name][1]
+    return fn
+  return deco
+
+
+def load_dataset(data_config, seed: int) -> Dataset:
+  """Builds the Dataset that ``data_config`` describes (``data_config.name`` picks the pipeline)."""
+  if "name" not in data_config:
+    raise ConfigError(f"config.data.name is missing; known pipelines: {sorted(PIPELINES)}")
+  name = data_config.name
+  if name not in PIPELINES:
+    raise ConfigError(f"config.data.name={name!r} is not a known pipeline; known: "
+                      f"{sorted(PIPELINES)}")
+  fn, keys = PIPELINES[name]
+  given = set(data_config.keys())
+  unknown = sorted(given - keys)
+  if unknown:
+    raise ConfigError(f"config.data has unknown key(s) {unknown} for pipeline {name!r}; "
+                      f"known: {sorted(keys)}")
+  missing = sorted(keys - given)
+  if missing:
+    raise ConfigError(f"config.data is missing key(s) {missing} for pipeline {name!r}")
+  path = data_config.path
+  if path is not None:
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+      raise ConfigError(f"config.data.path must be a file or folder name or None, got {path!r}")
+    if not os.path.exists(path):
+      raise DataError(f"config.data.path={os.fspath(path)!r}: no such file or directory")
+  ds = fn(data_config, int(seed))
+  ds.info.setdefault("name", name)
+  ds.info.setdefault("source", "synthetic" if path is None else os.path.abspath(path))
+  logging.info("dataset %s: train %s; val %s; test %s", name, ds.train,
+               None if ds.val is None else ds.val.targets,
+               None if ds.test is None else ds.test.targets)
+  return ds
+
+
+# ---------------------------------------------------------------------------------- key checks
+def _choice(cfg, key: str, options) -> Any:
+  value = cfg[key]
+  if value not in options:
+    raise ConfigError(f"config.data.{key}={value!r}; known: {', '.join(map(str, options))}")
+  return value
+
+
+def _fraction(cfg, key: str, allow_zero: bool) -> float:
+  value = cfg[key]
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if ok:
+    value = float(value)
+    ok = (value >= 0.0 if allow_zero else value > 0.0) and value < 1.0
+  if not ok:
+    interval = "[0, 1)" if allow_zero else "(0, 1)"
+    raise ConfigError(f"config.data.{key} must be a number in {interval}, got {cfg[key]!r}")
+  return value
+
+
+def _positive_int(cfg, key: str) -> int:
+  value = cfg[key]
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ConfigError(f"config.data.{key} must be an integer >= 1, got {value!r}")
+  return int(value)
+
+
+def _rating_range(cfg) -> tuple[float, float]:
+  r = cfg.rating_range
+  try:
+    lo, hi = (float(x) for x in r)
+  except (TypeError, ValueError):
+    raise ConfigError(f"config.data.rating_range must be (lo, hi), got {r!r}") from None
+  if not lo < hi:
+    raise ConfigError(f"config.data.rating_range must have lo < hi, got {r!r}")
+  return lo, hi
+
+
+# ---------------------------------------------------------------------------------- shared steps
+def _orient(ds: Dataset, orientation: str) -> Dataset:
+  """Transposes every matrix for ``orientation="item"`` (rows = items); "user" keeps rows = users.
+
+  Only splits without a ``rows`` restriction are transposed (user-row indices mean nothing once
+  rows are items); the pipelines that orient never set one.
+  """
+  if orientation == "user":
+    ds.info["orientation"] = "user"
+    return ds
+  if orientation != "item":
+    raise ConfigError(f"config.data.orientation must be 'user' or 'item', got {orientation!r}")
+
+  def t(es: EvalSplit | None):
+    if es is None:
+      return None
+    if es.rows is not None:
+      raise ConfigError("orientation 'item' cannot transpose an evaluation split restricted to "
+                        "some user rows")
+    return EvalSplit(es.inputs.T, es.targets.T, None, es.info)
+
+  ds.info["orientation"] = "item"
+  return Dataset(ds.train.T, t(ds.val), t(ds.test), ds.info, ds.extras)
+
+
+def _with_val(train_full: Interactions, test: Interactions | None, val_fraction: float,
+              seed: int, info: dict, test_info: dict | None = None) -> Dataset:
+  """Carves a validation hold-out from the training part (no tuning on test) and builds the Dataset.
+
+  The model trains on ``train`` (train_full minus val); val is scored from ``train`` as input; test
+  is scored from ``train_full`` as input (val ratings are known information at test time). All of
+  them keep ``train_full``'s row and column ids.
+  """
+  if val_fraction > 0:
+    carved = splits.holdout(train_full, test_fraction=val_fraction, seed=seed + 1)
+    train, val_t = carved.train, carved.test
+    val = EvalSplit(train, val_t, info={"protocol": f"holdout {val_fraction:g} of train",
+                                        **carved.info})
+  else:
+    train, val = train_full, None
+  test_split = None if test is None else EvalSplit(train_full, test, info=dict(test_info or {}))
+  return Dataset(train, val, test_split, info)
+
+
+def _random_fold(full: Interactions, fold: int, n_folds: int,
+                 seed: int) -> tuple[Interactions, Interactions]:
+  """Fold ``fold`` (1-based) of a seeded random partition of the entries into ``n_folds`` parts:
+  (every other entry, that part). Same seed: the folds' test parts are disjoint and cover all."""
+  r, c, v = full.to_coo_ids()
+  ts = None if full.timestamps is None else full.timestamps.tocoo().data
+  n = full.nnz
+  part = np.empty(n, np.int64)
+  part[np.random.default_rng(seed).permutation(n)] = np.arange(n) * n_folds // max(n, 1)
+  is_test = part == fold - 1
+
+  def build(keep):
+    return Interactions.from_coo(r[keep], c[keep], v[keep], None if ts is None else ts[keep],
+                                 row_ids=full.row_ids, col_ids=full.col_ids,
+                                 duplicates="error", source="synthetic fold")
+  return build(~is_test), build(is_test)
+
+
+# ------------------------------------------------------------------------------------- movielens
+@_register("movielens", {"split", "test_fraction", "val_fraction", "orientation", "rating_range"})
+def movielens(cfg, seed: int) -> Dataset:
+  """MovieLens ratings. ``split``: "u1".."u5" (the canonical ML-100K folds, by file line) or
+  "holdout" (random ``test_fraction`` of the ratings). ``val_fraction`` of the training ratings (at
+  random) is the validation split. Without a path: synthetic 1..5 ratings, whose "uN" is fold N of a
+  seeded random 5-fold partition (the synthetic data has no canonical line order)."""
+  split = _choice(cfg, "split", ML100K_FOLDS + ("holdout",))
+  orientation = _choice(cfg, "orientation", ORIENTATIONS)
+  val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
+  test_fraction = _fraction(cfg, "test_fraction", allow_zero=False) if split == "holdout" else None
+  lo, hi = _rating_range(cfg)
+  info: dict[str, Any] = {"rating_range": (lo, hi), "split": split}
+  if cfg.path is None:
+    full = synthetic_interactions.ratings(seed=seed)
+    if split == "holdout":
+      s = splits.holdout(full, test_fraction=test_fraction, seed=seed)
+      train, test, test_info = s.train, s.test, s.info
+    else:
+      train, test = _random_fold(full, int(split[1]), 5, seed)
+      test_info = {"fold": split, "n_train": train.nnz, "n_test": test.nnz}
+  else:
+    records = movielens_reader.read_movielens_records(cfg.path, rating_range=(lo, hi))
+    info["read"] = records.report.summary()
+    if split == "holdout":
+      full, _ = records.to_interactions()
+      s = splits.holdout(full, test_fraction=test_fraction, seed=seed)
+    else:
+      s = splits.ml100k_fold(records, int(split[1]))
+    train, test, test_info = s.train, s.test, s.info
+  ds = _with_val(train, test, val_fraction, seed, info, test_info)
+  return _orient(ds, orientation)
+
+
+# --------------------------------------------------------------------------------------- netflix
+@_register("netflix", {"train_dir", "val_dir", "test_dir", "orientation", "rating_range"})
+def netflix(cfg, seed: int) -> Dataset:
+  """NVIDIA DeepRecommender's Netflix layout: ``path/<train_dir>``, ``<val_dir>``, ``<test_dir>`` of
+  ``user\\titem\\trating`` files. Users/items of val/test not in train are dropped and counted (as
+  DeepRecommender does). Without a path: synthetic ratings split 80/10/10 at random."""
+  orientation = _choice(cfg, "orientation", ORIENTATIONS)
+  lo, hi = _rating_range(cfg)
+  info: dict[str, Any] = {"rating_range": (lo, hi)}
+  if cfg.path is None:
+    full = synthetic_interactions.ratings(seed=seed)
+    a = splits.holdout(full, test_fraction=0.2, seed=seed)
+    b = splits.holdout(a.test, test_fraction=0.5, seed=seed + 1)
+    train, val_t, test_t = a.train, b.train, b.test
+    val_info, test_info = {}, {}
+  else:
+    if not os.path.isdir(cfg.path):
+      raise DataError(f"{cfg.path}: the netflix pipeline needs a folder holding {cfg.train_dir}/, "
+                      f"{cfg.val_dir}/ and {cfg.test_dir}/")
+
+    def read(key: str) -> Interactions:
+      sub = cfg[key]
+      if not isinstance(sub, str) or not sub:
+        raise ConfigError(f"config.data.{key} must be a folder name, got {sub!r}")
+      return tsv_reader.read_tsv_dir(os.path.join(cfg.path, sub), rating_range=(lo, hi))
+
+    train = read("train_dir")
+    val_t, val_info = read("val_dir").reindex(train.row_ids, train.col_ids)
+    test_t, test_info = read("test_dir").reindex(train.row_ids, train.col_ids)
+    info["dropped_unseen"] = {"val": val_info, "test": test_info}
+    logging.info("netflix: val/test entries with ids unseen in train (dropped): %s",
+                 info["dropped_unseen"])
+  ds = Dataset(train, EvalSplit(train, val_t, info=dict(val_info)),
+               EvalSplit(train, test_t, info=dict(test_info)), info)
+  return _orient(ds, orientation)
+
+
+# -------------------------------------------------------------------------------------- lightgcn
+@_register("lightgcn", {"val_fraction", "binarize_threshold"})
+def lightgcn(cfg, seed: int) -> Dataset:
+  """LightGCN/NGCF implicit data, rows = users. A random ``val_fraction`` of the train.txt entries
+  is held out for validation; test.txt is the test split. ``binarize_threshold`` (None: keep all)
+  keeps only entries above it. Without a path: synthetic cluster-structured implicit data with the
+  same 80/20 per-user layout."""
+  val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
+  threshold = cfg.binarize_threshold
+  if threshold is not None and (isinstance(threshold, bool)
+                                or not isinstance(threshold, (int, float))):
+    raise ConfigError(f"config.data.binarize_threshold must be a number or None, got {threshold!r}")
+  if cfg.path is None:
+    train_full, test = synthetic_interactions.implicit(seed=seed)
+  else:
+    if not os.path.isdir(cfg.path):
+      raise DataError(f"{cfg.path}: the lightgcn pipeline needs a folder holding train.txt and "
+                      f"test.txt")
+    train_full, test = lightgcn_reader.read_lightgcn(cfg.path)
+  if threshold is not None:
+    train_full = train_full.binarize(threshold)
+    test = test.binarize(threshold)
+  return _with_val(train_full, test, val_fraction, seed, {"implicit": True, "orientation": "user"})
+
+
+# ----------------------------------------------------------------------------------------- melon
+_MELON_KEYS = {"synthetic_size", "split_seed", "min_song_count"}
+_META_KEYS = {"min_tag_count", "max_tags", "min_song_tag_count", "max_tags_per_song", "genres",
+              "detail_genres", "years", "months", "tags"}
+_PARTS = ("val", "test")
+
+
+def _melon_meta_path(path: str) -> str:
+  """Where song meta for the playlists at ``path`` would be: ``song_meta.json`` in that folder."""
+  folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+  return os.path.join(folder, "song_meta.json")
+
+
+def _melon_world(cfg, seed: int, meta_needed_by: str | None = None) -> dict[str, Any]:
+  """Train playlists, val/test questions + answers + types, and song meta (None if absent).
+
+  - no path: the embedded synthetic world (``synthetic_size``, drawn with ``seed``), already split
+    like the competition;
+  - a folder holding ``val_answers.json`` (what ``jaxae.data.synthetic`` writes): ``train.json``,
+    ``val.json`` / ``test.json`` (questions), ``*_answers.json`` and ``*_question_types.json``
+    used as they are;
+  - otherwise a playlists file (the file itself, or ``train.json`` in the folder) is split twice
+    with the Kakao Arena split (``split_seed``): 20% test questions, then 20% of the rest val
+    questions.
+  ``song_meta.json`` is read from the folder (the file's folder for a file path) when it is there;
+  with ``meta_needed_by`` (a pipeline name) its absence is a DataError, raised before any reading.
+  """
+  if cfg.path is None:
+    size = cfg.synthetic_size
+    if size not in synthetic.SIZES:
+      raise ConfigError(f"config.data.synthetic_size={size!r}; known: {sorted(synthetic.SIZES)}")
+    w = synthetic.synthesize_melon(size, seed=seed)
+    return _checked_world(dict(train=w.train, val=(w.val, w.val_answers, w.val_types),
+                               test=(w.test, w.test_answers, w.test_types), song_meta=w.song_meta))
+  path = os.fspath(cfg.path)
+  meta_path = _melon_meta_path(path)
+  if meta_needed_by and not os.path.exists(meta_path):
+    raise DataError(f"{path}: {meta_needed_by} needs song meta, but there is no song_meta.json in "
+                    f"{os.path.dirname(meta_path)} (the playlists' folder)")
+  meta = melon_reader.read_song_meta(meta_path) if os.path.exists(meta_path) else None
+  if os.path.isdir(path) and os.path.exists(os.path.join(path, "val_answers.json")):
+    out: dict[str, Any] = dict(train=melon_reader.read_playlists(os.path.join(path, "train.json")),
+                               song_meta=meta)
+    for part in _PARTS:
+      q = melon_reader.read_playlists(os.path.join(path, f"{part}.json"))
+      a_path = os.path.join(path, f"{part}_answers.json")
+      a = melon_reader.read_playlists(a_path)
+      types = _read_types(os.path.join(path, f"{part}_question_types.json"), q)
+      out[part] = (q, _aligned_answers(q, a, a_path), types)
+    return _checked_world(out)
+  if os.path.isdir(path):
+    path = os.path.join(path, "train.json")
+  split_seed = cfg.split_seed
+  if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)):
+    raise ConfigError(f"config.data.split_seed must be an integer, got {split_seed!r}")
+  full = melon_reader.read_playlists(path)
+  outer = kakao_split(full, seed=int(split_seed))
+  inner = kakao_split(outer.train, seed=int(split_seed) + 1)
+  return _checked_world(dict(
+      train=inner.train, val=(inner.questions, inner.answers, inner.question_types),
+      test=(outer.questions, outer.answers, outer.question_types), song_meta=meta))
+
+
+def _checked_world(world: dict[str, Any]) -> dict[str, Any]:
+  """Playlist ids must be unique across train and the questions (they become matrix rows)."""
+  named = [("train", world["train"].ids)] + [(f"{p} questions", world[p][0].ids) for p in _PARTS]
+  ids = np.concatenate([x for _, x in named])
+  where_ = np.repeat(np.arange(len(named)), [len(x) for _, x in named])
+  order = np.argsort(ids, kind="stable")
+  dup = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+  if len(dup):
+    a, b = order[dup[0]], order[dup[0] + 1]
+    raise DataError(f"playlist id {int(ids[a])} occurs in {named[where_[a]][0]} and in "
+                    f"{named[where_[b]][0]} ({len(dup)} repeated ids); playlist ids must be unique")
+  return world
+
+
+def _aligned_answers(questions, answers, path: str):
+  """The answers in the questions' order (each question needs exactly one answer)."""
+  pos = answers.index_of(questions.ids)
+  if (pos < 0).any():
+    raise DataError(f"{path}: no answer for question playlist id {int(questions.ids[pos < 0][0])} "
+                    f"({int((pos < 0).sum())} questions without an answer)")
+  if len(answers) != len(questions):
+    extra = np.setdiff1d(answers.ids, questions.ids)
+    raise DataError(f"{path}: answer for playlist id {int(extra[0])}, which is not a question")
+  return answers if np.array_equal(pos, np.arange(len(pos))) else answers.select(pos)
+
+
+def _read_types(path: str, questions) -> np.ndarray | None:
+  """Question types aligned with ``questions`` from ``{playlist id: type}``; None when absent."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      types = json.load(f)
+  except json.JSONDecodeError as e:
+    raise DataError(f"{path}: bad JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+  if not isinstance(types, dict):
+    raise DataError(f"{path}: expected an object playlist id -> question type")
+  try:
+    out = np.asarray([types[str(i)] for i in questions.ids.tolist()], dtype=str)
+  except KeyError as e:
+    raise DataError(f"{path}: no question type for playlist id {e.args[0]}") from None
+  bad = sorted(set(out.tolist()) - set(QUESTION_TYPES))
+  if bad:
+    raise DataError(f"{path}: unknown question type {bad[0]!r}; known: {list(QUESTION_TYPES)}")
+  return out
+
+
+def _meta_kwargs(cfg) -> dict[str, Any]:
+  return {k: cfg[k] for k in sorted(_META_KEYS)}
+
+
+def _visible(world: dict[str, Any]):
+  """Train playlists then the visible part of every val and test question."""
+  return melon_reader.Playlists.concat([world["train"], world["val"][0], world["test"][0]],
+                                       source="train + questions")
+
+
+def _melon_extras(world: dict[str, Any]) -> dict[str, Any]:
+  """What the Melon evaluator and recommenders read (see ``jaxae.evaluation.melon``)."""
+  extras: dict[str, Any] = {"train_playlists": world["train"], "song_meta": world["song_meta"]}
+  for part in _PARTS:
+    q, a, types = world[part]
+    extras.update({f"{part}_questions": q, f"{part}_answers": a, f"{part}_question_types": types})
+  return extras
+
+
+@_register("melon_song_as_user", _MELON_KEYS | _META_KEYS)
+def melon_song_as_user(cfg, seed: int) -> Dataset:
+  """Seed B's matrix: rows = songs in >= ``min_song_count`` playlists, columns = the playlists
+  (train playlists and the visible part of every question) + one-hot meta. No row-wise eval split:
+  the Melon evaluator recommends for the questions in ``extras`` (``val_questions`` ...)."""
+  min_song_count = _positive_int(cfg, "min_song_count")
+  world = _melon_world(cfg, seed)
+  train, blocks = melon_features.song_as_user_matrix(
+      _visible(world), world["song_meta"], min_song_count=min_song_count, **_meta_kwargs(cfg))
+  info = {"feature_blocks": {k: list(v) for k, v in blocks.items()}, "orientation": "song",
+          "song_meta": world["song_meta"] is not None}
+  return Dataset(train, None, None, info, _melon_extras(world))
+
+
+@_register("melon_cf", _MELON_KEYS)
+def melon_cf(cfg, seed: int) -> Dataset:
+  """Seed A's CF matrix: rows = train playlists then val and test questions (visible songs),
+  columns = songs in >= ``min_song_count`` of them. The val/test splits score the question rows
+  against the answer songs (answer songs outside the columns are dropped and counted)."""
+  min_song_count = _positive_int(cfg, "min_song_count")
+  world = _melon_world(cfg, seed)
+  train = melon_features.playlist_song_matrix(_visible(world), min_song_count)
+  offsets = np.cumsum([0, len(world["train"])] + [len(world[p][0]) for p in _PARTS])
+  info: dict[str, Any] = {"orientation": "playlist", "implicit": True}
+
+  def split(k: int, part: str) -> EvalSplit:
+    # Answers share their ids with the question rows; songs outside the columns are dropped.
+    answers = world[part][1]
+    ans = Interactions.from_coo(answers.ids[answers.song_segments()], answers.songs,
+                                row_ids=answers.ids, duplicates="last", source=f"{part} answers")
+    targets, dropped = ans.reindex(train.row_ids, train.col_ids)
+    return EvalSplit(train, targets, rows=np.arange(offsets[k], offsets[k + 1]),
+                     info={"answer_songs_not_in_columns": dropped["unknown_cols"]})
+
+  return Dataset(train, split(1, "val"), split(2, "test"), info, _melon_extras(world))
+
+
+@_register("melon_content", _MELON_KEYS | _META_KEYS)
+def melon_content(cfg, seed: int) -> Dataset:
+  """Seed A's content matrix: rows = songs in >= ``min_song_count`` playlists, columns = one-hot
+  release year / month / genre / frequent tags. Needs song meta (``song_meta.json``)."""
+  min_song_count = _positive_int(cfg, "min_song_count")
+  world = _melon_world(cfg, seed, meta_needed_by="melon_content")
+  train = melon_features.song_meta_onehot(world["song_meta"], _visible(world),
+                                          min_song_count=min_song_count, **_meta_kwargs(cfg))
+  return Dataset(train, None, None, {"orientation": "song"}, _melon_extras(world))
