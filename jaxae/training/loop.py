@@ -1,0 +1,432 @@
+"""`train_and_evaluate`: one run from a config to a trained, evaluated, checkpointed model.
+
+The loop checks the config, builds the mesh, loads the data, builds the model, resumes from the
+latest checkpoint of the workdir if there is one, and trains epoch by epoch: host batches from a
+seeded :class:`BatchIterator` (prefetched on a thread) become global arrays and go through the
+compiled step. Every ``log_every_steps`` one host sync reads the accumulated step metrics for the
+progress line, ``metrics.jsonl`` and TensorBoard. Every ``eval_every_epochs`` the validation
+evaluators run; every ``checkpoint_every_epochs`` and at the end a checkpoint is saved (the last
+``keep_checkpoints`` plus the best by ``config.eval.metric`` are kept). Closed-form models (EASE)
+are fitted instead of trained, then evaluated and saved the same way.
+
+A resumed run continues at the saved step: the epoch's data order is a pure function of
+``(seed, epoch)``, so ``epoch(e, start_step=k)`` replays exactly the batches not yet trained on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxae import losses
+from jaxae import models
+from jaxae.data.batching import BatchIterator, prefetch
+from jaxae.data.dataset import Dataset
+from jaxae.errors import ConfigError
+from jaxae.evaluation import EvalContext, build_evaluators
+from jaxae.training import checkpoint as ckpt_lib
+from jaxae.training import logging as log_lib
+from jaxae.training import mesh as mesh_lib
+from jaxae.training import optim as optim_lib
+from jaxae.training import state as state_lib
+from jaxae.training import step as step_lib
+
+ID_MAPS_FILE = "id_maps.npz"
+
+EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
+# Keys of config.eval that belong to one evaluator (read by it). An evaluator class may also declare
+# them itself as a ``config_keys`` tuple, which takes precedence.
+EVALUATOR_KEYS = {
+    "topn": ("ks",),
+    "melon": ("recommender", "recommender_args", "empty_answers"),
+}
+TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
+OPTIONAL_TOP_LEVEL_KEYS = ("loss_anneal",)
+SECTION_KEYS = {
+    "optim": optim_lib.OPTIM_KEYS,
+    "train": ("batch_size", "epochs", "refeed_steps", "refeed_noise", "log_every_steps",
+              "eval_every_epochs", "checkpoint_every_epochs", "keep_checkpoints", "prefetch",
+              "shuffle"),
+    "mesh": ("data", "model"),
+    "loss_anneal": ("total_steps", "beta_cap"),
+}
+
+
+# --------------------------------------------------------------------------- config checks
+def _keys(section) -> list[str]:
+  return list(section.keys()) if hasattr(section, "keys") else []
+
+
+def _check_exact(section, name: str, expected: tuple[str, ...]) -> None:
+  if not hasattr(section, "keys"):
+    raise ConfigError(f"config.{name} must be a section with keys {', '.join(expected)}, got "
+                      f"{section!r}")
+  have = set(_keys(section))
+  missing = [k for k in expected if k not in have]
+  if missing:
+    raise ConfigError(f"config.{name}: missing key(s) {', '.join(missing)}")
+  unknown = sorted(have - set(expected))
+  if unknown:
+    raise ConfigError(f"config.{name}: unknown key(s) {', '.join(unknown)}; known: "
+                      f"{', '.join(expected)}")
+
+
+def _evaluator_keys() -> set[str]:
+  from jaxae.evaluation import EVALUATORS  # pylint: disable=import-outside-toplevel
+  keys: set[str] = set()
+  for name, factory in EVALUATORS.items():
+    keys.update(getattr(factory, "config_keys", None) or EVALUATOR_KEYS.get(name, ()))
+  return keys
+
+
+def _check_eval_keys(section) -> None:
+  """config.eval: the engine's keys must be there; others must belong to a known evaluator."""
+  if not hasattr(section, "keys"):
+    raise ConfigError(f"config.eval must be a section with keys {', '.join(EVAL_KEYS)}")
+  have = set(_keys(section))
+  missing = [k for k in EVAL_KEYS if k not in have]
+  if missing:
+    raise ConfigError(f"config.eval: missing key(s) {', '.join(missing)}")
+  allowed = set(EVAL_KEYS) | _evaluator_keys()
+  unknown = sorted(have - allowed)
+  if unknown:
+    raise ConfigError(f"config.eval: unknown key(s) {', '.join(unknown)}; known: "
+                      f"{', '.join(EVAL_KEYS + tuple(sorted(allowed - set(EVAL_KEYS))))}")
+
+
+def _int(cfg, section: str, key: str, minimum: int) -> int:
+  v = cfg[key]
+  if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+    raise ConfigError(f"config.{section}.{key} must be an integer >= {minimum}, got {v!r}")
+  return int(v)
+
+
+def check_config(config) -> None:
+  """Raises ConfigError for a missing or unknown key (or a bad value) in the contract's sections.
+
+  The top level must have exactly seed, data, model, loss, optim, train, eval, mesh (plus the
+  optional loss_anneal); optim / train / mesh / loss_anneal must have exactly their keys; eval must
+  have evaluators, metric, metric_mode, batch_size and may have the keys of registered evaluators
+  (:data:`EVALUATOR_KEYS`); data and model need ``name`` (their other keys are checked by the
+  pipeline / model registry); loss terms are checked by ``jaxae.losses``.
+  """
+  have = set(_keys(config))
+  missing = [k for k in TOP_LEVEL_KEYS if k not in have]
+  if missing:
+    raise ConfigError(f"config: missing section(s) {', '.join(missing)}")
+  unknown = sorted(have - set(TOP_LEVEL_KEYS) - set(OPTIONAL_TOP_LEVEL_KEYS))
+  if unknown:
+    raise ConfigError(f"config: unknown key(s) {', '.join(unknown)}; known: "
+                      f"{', '.join(TOP_LEVEL_KEYS + OPTIONAL_TOP_LEVEL_KEYS)}")
+  seed = config.seed
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    raise ConfigError(f"config.seed must be an integer >= 0, got {seed!r}")
+  for name, expected in SECTION_KEYS.items():
+    if name in have:
+      _check_exact(config[name], name, expected)
+  _check_eval_keys(config.eval)
+  for name in ("data", "model"):
+    if not hasattr(config[name], "keys") or "name" not in config[name]:
+      raise ConfigError(f"config.{name}: missing key name")
+  losses.check_loss_config(config.loss, config.get("loss_anneal"))
+
+  t = config.train
+  _int(t, "train", "batch_size", 1)
+  _int(t, "train", "epochs", 1)
+  _int(t, "train", "refeed_steps", 0)
+  _int(t, "train", "log_every_steps", 1)
+  _int(t, "train", "eval_every_epochs", 0)
+  _int(t, "train", "checkpoint_every_epochs", 0)
+  _int(t, "train", "keep_checkpoints", 1)
+  _int(t, "train", "prefetch", 0)
+  if isinstance(t.refeed_noise, bool) or not isinstance(t.refeed_noise, (int, float)) or (
+      t.refeed_noise < 0):
+    raise ConfigError(f"config.train.refeed_noise must be a number >= 0, got {t.refeed_noise!r}")
+  if not isinstance(t.shuffle, bool):
+    raise ConfigError(f"config.train.shuffle must be true/false, got {t.shuffle!r}")
+  e = config.eval
+  if isinstance(e.evaluators, str) or not hasattr(e.evaluators, "__iter__"):
+    raise ConfigError(f"config.eval.evaluators must be a list of names, got {e.evaluators!r}")
+  if not isinstance(e.metric, str) or not e.metric:
+    raise ConfigError(f"config.eval.metric must be a metric name, got {e.metric!r}")
+  if e.metric_mode not in ("max", "min"):
+    raise ConfigError(f"config.eval.metric_mode must be 'max' or 'min', got {e.metric_mode!r}")
+  _int(e, "eval", "batch_size", 1)
+  if config.optim.name not in optim_lib.OPTIMIZERS:
+    raise ConfigError(f"config.optim.name: unknown optimizer {config.optim.name!r}; known: "
+                      f"{list(optim_lib.OPTIMIZERS)}")
+  if config.optim.schedule not in optim_lib.SCHEDULES:
+    raise ConfigError(f"config.optim.schedule: unknown schedule {config.optim.schedule!r}; "
+                      f"known: {list(optim_lib.SCHEDULES)}")
+
+
+# --------------------------------------------------------------------------- helpers
+def _due(epoch_done: int, every: int, epochs: int) -> bool:
+  """Whether an epoch-boundary action runs after ``epoch_done`` epochs (always after the last)."""
+  return epoch_done == epochs or (every > 0 and epoch_done % every == 0)
+
+
+def write_id_maps(workdir: str, dataset: Dataset) -> str:
+  """Writes ``workdir/id_maps.npz`` (raw row / column ids of the training matrix) once."""
+  path = os.path.join(workdir, ID_MAPS_FILE)
+  if not os.path.exists(path):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+      np.savez(f, row_ids=dataset.train.row_ids, col_ids=dataset.train.col_ids)
+    os.replace(tmp, path)
+  return path
+
+
+def dataset_info(dataset: Dataset) -> dict[str, Any]:
+  """The data's facts saved with every checkpoint (``n_rows`` / ``n_cols`` rebuild the model)."""
+  info = dict(dataset.info)
+  info.update(n_rows=int(dataset.n_rows), n_cols=int(dataset.n_cols), train_nnz=dataset.train.nnz)
+  return info
+
+
+def _closed_form_state(params, seed: int) -> state_lib.TrainState:
+  tx = optax.identity()
+  return state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                              opt_state=tx.init(params), rng=jax.random.PRNGKey(seed), tx=tx)
+
+
+class _Run:
+  """The pieces of one run shared by the training and the closed-form paths."""
+
+  def __init__(self, config, workdir: str, dataset: Dataset):
+    self.config = config
+    self.workdir = workdir
+    self.dataset = dataset
+    self.is_main = jax.process_index() == 0
+    self.mesh = mesh_lib.make_mesh(config.mesh)
+    self.num_shards = mesh_lib.data_size(self.mesh)
+    self.n_rows, self.n_cols = dataset.n_rows, dataset.n_cols
+    self.model = models.build_model(config.model, self.n_cols, self.n_rows)
+    self.sparse_input = bool(config.model.get("sparse_input", False))
+    self.info = dataset_info(dataset)
+    self.metric = str(config.eval.metric)
+    self.evaluators = (build_evaluators(config.eval, dataset, "val")
+                       if list(config.eval.evaluators) else [])
+    self.writer = log_lib.MetricsWriter(workdir, enabled=self.is_main)
+    self.ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.train.keep_checkpoints),
+                                      metric=self.metric, mode=str(config.eval.metric_mode))
+    self.score_fn, self.embed_fn = step_lib.make_eval_fns(
+        self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input)
+    self._batch_sharding = mesh_lib.batch_sharding(self.mesh)
+
+  def put(self, batch):
+    return mesh_lib.put_global(batch, self._batch_sharding)
+
+  def evaluate(self, params) -> dict[str, float]:
+    """Runs every validation evaluator; {} when there are none."""
+    if not self.evaluators:
+      return {}
+    ctx = EvalContext(score_fn=functools.partial(self.score_fn, params),
+                      embed_fn=functools.partial(self.embed_fn, params), dataset=self.dataset,
+                      split="val", batch_size=int(self.config.eval.batch_size),
+                      num_shards=self.num_shards, put_fn=self.put, params=params,
+                      model=self.model)
+    out: dict[str, float] = {}
+    for ev in self.evaluators:
+      out.update({k: float(v) for k, v in ev.run(ctx).items()})
+    return out
+
+  def log(self, text: str) -> None:
+    if self.is_main:
+      print(text, flush=True)
+
+  def warn(self, text: str) -> None:
+    if self.is_main:
+      print(f"warning: {text}", file=sys.stderr, flush=True)
+
+  def plot(self) -> None:
+    if self.is_main:
+      log_lib.plot_curves(self.writer.path, os.path.join(self.workdir, log_lib.CURVES_FILE),
+                          self.metric)
+
+  def close(self) -> None:
+    try:
+      self.ckpt.wait()
+      self.ckpt.close()
+    finally:
+      self.writer.close()
+
+
+# --------------------------------------------------------------------------- entry point
+def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset: Dataset | None = None
+                       ) -> dict[str, float]:
+  """Trains (or fits) the model ``config`` describes, in ``workdir``; returns the final metrics.
+
+  Args:
+    config: the run's ConfigDict (see ``configs/base.py``).
+    workdir: where checkpoints, ``metrics.jsonl``, TensorBoard files, ``curves.png`` and
+      ``id_maps.npz`` go; a workdir that holds checkpoints is resumed.
+    dataset: the data, bypassing ``jaxae.data.pipelines.load_dataset(config.data, config.seed)``.
+
+  Returns:
+    The final validation metrics plus ``loss`` (the last epoch's mean training loss), ``step``
+    and ``epoch``.
+  """
+  check_config(config)
+  workdir = os.path.abspath(os.fspath(workdir))
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+  if dataset is None:
+    from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
+    dataset = pipelines.load_dataset(config.data, int(config.seed))
+  run = _Run(config, workdir, dataset)
+  try:
+    if run.is_main:
+      write_id_maps(workdir, dataset)
+    if models.is_trainable(config.model):
+      final = _train(run)
+    else:
+      final = _fit_closed_form(run)
+  finally:
+    run.close()
+  run.log("final validation metrics: " + ", ".join(f"{k}={v:.6g}" if isinstance(v, float)
+                                                    else f"{k}={v}" for k, v in final.items()))
+  return final
+
+
+def _fit_closed_form(run: _Run) -> dict[str, float]:
+  config = run.config
+  name = config.model.name
+  abstract_params = jax.eval_shape(lambda: state_lib.init_params(
+      run.model, run.n_cols, run.sparse_input, jax.random.PRNGKey(0)))
+  state = None
+  if run.ckpt.latest_step() is not None:
+    target = _closed_form_state(abstract_params, int(config.seed))
+    state = run.ckpt.restore(jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(run.mesh)),
+        target))
+    run.log(f"restored the fitted {name} model from {run.ckpt.directory}")
+  if state is None:
+    t0 = time.time()
+    params = models.CLOSED_FORM[name](config.model, run.dataset.train)
+    params = mesh_lib.put_replicated(params, run.mesh)
+    state = _closed_form_state(params, int(config.seed))
+    run.log(f"fitted {name} in {time.time() - t0:.1f}s")
+  val = run.evaluate(state.params)
+  final = {"step": 0, "epoch": 0, **val}
+  if val:
+    run.writer.write(0, 0.0, "val", val)
+  run.ckpt.save(state, config=config, dataset_info=run.info, metrics=final)
+  return final
+
+
+def _train(run: _Run) -> dict[str, float]:
+  config = run.config
+  tc = config.train
+  epochs = int(tc.epochs)
+  batch_size = int(tc.batch_size)
+  log_every = int(tc.log_every_steps)
+  updates_per_step = 1 + int(tc.refeed_steps)
+  batches = BatchIterator(run.dataset.train, batch_size, num_shards=run.num_shards,
+                          shuffle=bool(tc.shuffle), seed=int(config.seed),
+                          process_index=jax.process_index(), process_count=jax.process_count())
+  steps_per_epoch = batches.steps_per_epoch()
+  if steps_per_epoch < 1:
+    raise ConfigError("the training matrix has no rows to train on")
+  total_steps = epochs * steps_per_epoch
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, epochs, updates_per_step)
+  schedule = optim_lib.make_schedule(config.optim, steps_per_epoch, epochs, updates_per_step)
+
+  rep = mesh_lib.replicated(run.mesh)
+  state = jax.jit(lambda: state_lib.create_train_state(
+      run.model, tx, run.n_cols, run.sparse_input, int(config.seed)), out_shardings=rep)()
+  last_metrics: dict[str, Any] = {}
+  if run.ckpt.latest_step() is not None:
+    step0 = run.ckpt.latest_step()
+    state = run.ckpt.restore(state, step0)
+    last_metrics = run.ckpt.restore_json(step0)["metrics"]
+    run.log(f"resumed from {run.ckpt.directory} at step {int(jax.device_get(state.step))}")
+  step = int(jax.device_get(state.step))
+  if step > total_steps:
+    raise ConfigError(f"the checkpoint in {run.workdir} is at step {step}, past the "
+                      f"{total_steps} steps of this config ({epochs} epochs x {steps_per_epoch})")
+  train_step = step_lib.make_train_step(run.model, config, run.n_cols, run.mesh)
+
+  window: list[dict[str, jax.Array]] = []
+  epoch_loss = [0.0, 0]
+  clock = [time.time(), step]
+
+  def flush(epoch: int) -> None:
+    """The one host sync per log interval: means of the window's metrics -> logs."""
+    if not window:
+      return
+    host = jax.device_get(window)
+    means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+    epoch_loss[0] += float(np.sum([m["loss"] for m in host]))
+    epoch_loss[1] += len(host)
+    window.clear()
+    now = time.time()
+    steps = step - clock[1]
+    elapsed = max(now - clock[0], 1e-9)
+    rows_per_s = steps * batch_size / elapsed
+    means["rows_per_s"] = rows_per_s
+    means["lr"] = float(schedule(max(step - 1, 0) * updates_per_step))
+    clock[0], clock[1] = now, step
+    run.writer.write(step, step / steps_per_epoch, "train", means)
+    run.log(log_lib.progress_line(epoch=epoch + 1, epochs=epochs, step=step,
+                                  total_steps=total_steps, rows_per_s=rows_per_s,
+                                  loss=means["loss"],
+                                  eta_s=(total_steps - step) * elapsed / max(steps, 1)))
+
+  val: dict[str, float] = {}
+  warned_metric = False
+  first_epoch, start_in_epoch = divmod(step, steps_per_epoch)
+  for epoch in range(first_epoch, epochs):
+    epoch_loss[:] = [0.0, 0]
+    source = batches.epoch(epoch, start_step=start_in_epoch if epoch == first_epoch else 0)
+    # The prefetch thread builds the host batches and puts them on the devices ahead of the step.
+    it = prefetch(map(run.put, source), int(tc.prefetch))
+    try:
+      for batch in it:
+        state, metrics = train_step(state, batch)
+        step += 1
+        window.append(metrics)
+        if step % log_every == 0:
+          flush(epoch)
+    finally:
+      close = getattr(it, "close", None)
+      if close is not None:
+        close()
+    flush(epoch)
+    done = epoch + 1
+    train_loss = epoch_loss[0] / max(epoch_loss[1], 1)
+    record: dict[str, Any] = {"epoch": done, "loss": train_loss}
+    if _due(done, int(tc.eval_every_epochs), epochs):
+      val = run.evaluate(state.params)
+      if val:
+        run.writer.write(step, float(done), "val", val)
+        run.log(f"epoch {done}/{epochs} validation: " +
+                ", ".join(f"{k}={v:.6g}" for k, v in val.items()))
+      record.update(val)
+      if run.metric not in record and not warned_metric:
+        warned_metric = True
+        run.warn(f"config.eval.metric {run.metric!r} is not among the metrics of this run "
+                 f"({', '.join(sorted(record))}); only the last checkpoints are kept, not the best")
+    last_metrics = record
+    if _due(done, int(tc.checkpoint_every_epochs), epochs):
+      run.ckpt.save(state, config=config, dataset_info=run.info, metrics=record)
+    run.writer.flush()
+    run.plot()
+    clock[:] = [time.time(), step]          # rows/s measures training only, not eval / saving
+
+  if step == total_steps and first_epoch >= epochs:
+    # Already trained to the end: evaluate the restored model again.
+    val = run.evaluate(state.params)
+    last_metrics = {**last_metrics, **val}
+  run.ckpt.save(state, config=config, dataset_info=run.info, metrics=last_metrics)
+  run.plot()
+  final = {k: v for k, v in last_metrics.items() if k != "epoch"}
+  return {"step": step, "epoch": step / steps_per_epoch, **final}

@@ -1,0 +1,120 @@
+"""Builds the optax optimizer and learning-rate schedule named by ``config.optim``.
+
+Schedules are written in epochs in the config and converted to optimizer updates here: one train
+step makes ``1 + refeed_steps`` updates (dense re-feeding updates after every normal one), so an
+epoch is ``steps_per_epoch * updates_per_step`` updates. ``multistep`` multiplies the rate by
+``decay_factor`` at the first update of every milestone epoch, as PyTorch's ``MultiStepLR`` stepped
+once per epoch does in the Deep AE paper's code.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import optax
+
+from jaxae.errors import ConfigError
+
+OPTIM_KEYS = ("name", "lr", "momentum", "weight_decay", "clip_norm", "schedule", "milestones",
+              "decay_factor", "warmup_epochs")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "adagrad", "rmsprop")
+SCHEDULES = ("constant", "multistep", "cosine", "warmup_cosine")
+
+
+def _get(cfg, key: str):
+  if key not in cfg:
+    raise ConfigError(f"config.optim.{key} is missing")
+  return cfg[key]
+
+
+def _number(cfg, key: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+  value = _get(cfg, key)
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ConfigError(f"config.optim.{key} must be a number, got {value!r}")
+  if value < minimum or (strict and value == minimum):
+    op = ">" if strict else ">="
+    raise ConfigError(f"config.optim.{key} must be {op} {minimum}, got {value!r}")
+  return float(value)
+
+
+def make_schedule(optim_config, steps_per_epoch: int, epochs: int,
+                  updates_per_step: int = 1) -> Callable:
+  """The learning rate as a function of the optimizer's update count.
+
+  Args:
+    optim_config: ``config.optim``.
+    steps_per_epoch: train steps (batches) per epoch.
+    epochs: total epochs (the horizon of the cosine schedules).
+    updates_per_step: optimizer updates per train step (``1 + refeed_steps``).
+  """
+  lr = _number(optim_config, "lr", strict=True)
+  name = _get(optim_config, "schedule")
+  per_epoch = max(1, int(steps_per_epoch)) * max(1, int(updates_per_step))
+  total = max(1, int(epochs) * per_epoch)
+  if name == "constant":
+    return optax.constant_schedule(lr)
+  if name == "multistep":
+    milestones = _get(optim_config, "milestones")
+    factor = _number(optim_config, "decay_factor", strict=True)
+    try:
+      epochs_at = sorted(int(m) for m in milestones)
+    except (TypeError, ValueError):
+      raise ConfigError(f"config.optim.milestones must be a list of epochs, got "
+                        f"{milestones!r}") from None
+    if any(m < 0 for m in epochs_at):
+      raise ConfigError(f"config.optim.milestones must be >= 0, got {epochs_at}")
+    scales: dict[int, float] = {}
+    for m in epochs_at:
+      scales[m * per_epoch] = scales.get(m * per_epoch, 1.0) * factor
+    return optax.piecewise_constant_schedule(lr, scales)
+  if name == "cosine":
+    return optax.cosine_decay_schedule(lr, decay_steps=total)
+  if name == "warmup_cosine":
+    warmup = _number(optim_config, "warmup_epochs")
+    warmup_steps = int(round(warmup * per_epoch))
+    if warmup_steps >= total:
+      raise ConfigError(f"config.optim.warmup_epochs={warmup} must be smaller than "
+                        f"config.train.epochs={epochs}")
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup_steps,
+                                              decay_steps=total, end_value=0.0)
+  raise ConfigError(f"config.optim.schedule: unknown schedule {name!r}; known: {list(SCHEDULES)}")
+
+
+def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
+                   updates_per_step: int = 1) -> optax.GradientTransformation:
+  """Gradient clipping (``clip_norm``) -> weight decay -> the named optimizer with its schedule.
+
+  ``adamw`` decays weights the decoupled way (its own ``weight_decay``); every other optimizer gets
+  ``optax.add_decayed_weights`` before it, i.e. ``weight_decay * param`` added to the gradient as
+  PyTorch's ``weight_decay`` argument does. ``momentum`` is SGD with (heavy-ball) momentum.
+  """
+  name = _get(optim_config, "name")
+  if name not in OPTIMIZERS:
+    raise ConfigError(f"config.optim.name: unknown optimizer {name!r}; known: {list(OPTIMIZERS)}")
+  schedule = make_schedule(optim_config, steps_per_epoch, epochs, updates_per_step)
+  weight_decay = _number(optim_config, "weight_decay")
+  momentum = _number(optim_config, "momentum")
+  clip_norm = _get(optim_config, "clip_norm")
+  if clip_norm is not None:
+    clip_norm = _number(optim_config, "clip_norm", strict=True)
+
+  if name == "adam":
+    base = optax.adam(schedule)
+  elif name == "adamw":
+    base = optax.adamw(schedule, weight_decay=weight_decay)
+  elif name == "sgd":
+    base = optax.sgd(schedule)
+  elif name == "momentum":
+    base = optax.sgd(schedule, momentum=momentum)
+  elif name == "adagrad":
+    base = optax.adagrad(schedule)
+  else:  # rmsprop
+    base = optax.rmsprop(schedule, momentum=momentum or None)
+
+  chain = []
+  if clip_norm is not None:
+    chain.append(optax.clip_by_global_norm(clip_norm))
+  if name != "adamw" and weight_decay > 0:
+    chain.append(optax.add_decayed_weights(weight_decay))
+  chain.append(base)
+  return optax.chain(*chain)

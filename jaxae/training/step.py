@@ -1,0 +1,140 @@
+"""The compiled train step (with dense re-feeding) and the compiled scoring functions.
+
+One ``jax.jit`` function per run does a whole step on the mesh: densify the sparse batch on the
+device, forward, loss, gradients, optax update, then ``refeed_steps`` dense re-feeding updates
+(Kuchaiev & Ginsburg 2017, section 3.2). Batches are split over the mesh's "data" axis and the
+state is replicated, so XLA inserts the gradient all-reduce; nothing leaves the devices (metrics
+come back as device scalars).
+
+Dense re-feeding follows NVIDIA DeepRecommender's ``run.py`` (``aug_step``): after the normal
+update, for each re-feed pass the previous pass's output ``f(x)`` is detached and used as BOTH the
+input and the target of a new forward pass; its loss is the same loss as the normal pass, with the
+observed mask recomputed from the re-fed target as ``MSEloss`` does (``mask = targets != 0``: a
+dense output is "observed" everywhere it is nonzero). Each re-feed pass makes its own optimizer
+update. The optional noise is Gaussian with stddev ``refeed_noise`` added to the re-fed input
+(which, as in their code, is also the target); DeepRecommender used dropout noise (``noise_prob``)
+there instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxae import losses
+from jaxae.data.sparse import SparseBatch, densify, observed_mask
+from jaxae.errors import ConfigError
+from jaxae.training import mesh as mesh_lib
+from jaxae.training.state import TrainState
+
+# Per-pass key: fold_in(fold_in(state.rng, state.step), pass); pass 0 is the normal pass.
+_NOISE_STREAM = 1_000_003
+
+
+def _model_input(batch: SparseBatch, dense: jax.Array, sparse_input: bool):
+  return batch if sparse_input else dense
+
+
+def make_loss_fn(model, loss_config, anneal=None) -> Callable:
+  """``loss_fn(params, x, target, observed, row_mask, rows, key, step) -> (loss, (terms, recon))``.
+
+  ``x`` is what the model sees (dense or a SparseBatch); the model runs with ``train=True`` and its
+  dropout stream seeded by ``key``; ``anneal`` is ``config.loss_anneal`` (the KL weight schedule).
+  """
+
+  def loss_fn(params, x, target, observed, row_mask, rows, key, step):
+    outputs = model.apply({"params": params}, x, rows=rows, train=True, rngs={"dropout": key})
+    loss, terms = losses.compute_loss(loss_config, outputs, target, observed, row_mask, params,
+                                      step, anneal=anneal)
+    return loss, (terms, outputs["recon"].astype(jnp.float32))
+
+  return loss_fn
+
+
+def train_step_fn(model, config, n_cols: int) -> Callable[[TrainState, SparseBatch], Any]:
+  """The uncompiled step ``(state, batch) -> (state, metrics)`` (see :func:`make_train_step`)."""
+  sparse_input = bool(config.model.get("sparse_input", False))
+  refeed_steps = int(config.train.refeed_steps)
+  refeed_noise = float(config.train.refeed_noise)
+  if refeed_steps < 0:
+    raise ConfigError(f"config.train.refeed_steps must be >= 0, got {refeed_steps}")
+  if refeed_noise < 0:
+    raise ConfigError(f"config.train.refeed_noise must be >= 0, got {refeed_noise}")
+  loss_fn = make_loss_fn(model, config.loss, config.get("loss_anneal"))
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def step(state: TrainState, batch: SparseBatch):
+    step_key = jax.random.fold_in(state.rng, state.step)
+    target = densify(batch, n_cols)
+    observed = observed_mask(batch, n_cols)
+    x = _model_input(batch, target, sparse_input)
+    (loss, (terms, recon)), grads = grad_fn(state.params, x, target, observed, batch.mask,
+                                            batch.rows, jax.random.fold_in(step_key, 0),
+                                            state.step)
+    new_state = state.apply_gradients(grads)
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    metrics.update({f"loss/{k}": v for k, v in terms.items()})
+
+    if refeed_steps:
+      def refeed(t, carry):
+        st, previous, _ = carry
+        key = jax.random.fold_in(step_key, t + 1)
+        refed = jax.lax.stop_gradient(previous)
+        if refeed_noise > 0:
+          noise_key = jax.random.fold_in(key, _NOISE_STREAM)
+          refed = refed + refeed_noise * jax.random.normal(noise_key, refed.shape, refed.dtype)
+        refed_observed = (refed != 0).astype(jnp.float32)
+        (r_loss, (_, r_recon)), r_grads = grad_fn(st.params, refed, refed, refed_observed,
+                                                  batch.mask, batch.rows, key, state.step)
+        return st.apply_gradients(r_grads), r_recon, r_loss
+
+      new_state, _, refeed_loss = jax.lax.fori_loop(
+          0, refeed_steps, refeed, (new_state, recon, jnp.zeros((), jnp.float32)))
+      metrics["refeed_loss"] = refeed_loss
+
+    return new_state.replace(step=state.step + 1), metrics
+
+  return step
+
+
+def make_train_step(model, config, n_cols: int, mesh) -> Callable[[TrainState, SparseBatch], Any]:
+  """The jitted step ``(state, batch) -> (state, metrics)``; the state argument is donated.
+
+  State and metrics are replicated over ``mesh``; every field of the batch is split over "data" on
+  its leading axis. Dropout keys are ``fold_in(state.rng, state.step)`` (then the pass index), so a
+  run is a pure function of the seed.
+  """
+  rep = mesh_lib.replicated(mesh)
+  return jax.jit(train_step_fn(model, config, n_cols),
+                 in_shardings=(rep, mesh_lib.batch_sharding(mesh)),
+                 out_shardings=(rep, rep), donate_argnums=0)
+
+
+def make_eval_fns(model, mesh, *, n_cols: int | None = None,
+                  sparse_input: bool = False) -> tuple[Callable, Callable]:
+  """Jitted ``score_fn(params, batch) -> [B, n_cols]`` ("recon") and ``embed_fn(params, batch)``
+  (the code layer [B, d]), both with ``train=False``, outputs split over "data" like the batch.
+
+  ``n_cols`` defaults to ``model.n_cols``; with ``sparse_input`` the model gets the SparseBatch,
+  otherwise the batch is densified on the device first.
+  """
+  n_cols = int(model.n_cols if n_cols is None else n_cols)
+  rep = mesh_lib.replicated(mesh)
+  shard = mesh_lib.batch_sharding(mesh)
+
+  def forward(params, batch: SparseBatch) -> dict[str, jax.Array]:
+    x = batch if sparse_input else densify(batch, n_cols)
+    return model.apply({"params": params}, x, rows=batch.rows, train=False)
+
+  def score(params, batch):
+    return forward(params, batch)["recon"].astype(jnp.float32)
+
+  def embed(params, batch):
+    return forward(params, batch)["code"].astype(jnp.float32)
+
+  score_fn = jax.jit(score, in_shardings=(rep, shard), out_shardings=shard)
+  embed_fn = jax.jit(embed, in_shardings=(rep, shard), out_shardings=shard)
+  return score_fn, embed_fn

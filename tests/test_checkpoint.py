@@ -1,0 +1,111 @@
+"""Checkpoints: round trip, resume step, last-N + best retention, shape mismatch, eval loading."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from jaxae.errors import CheckpointError
+from jaxae.training import checkpoint as ckpt_lib
+from jaxae.training import mesh as mesh_lib
+from tests.test_step import first_batch, host, make_engine, tiny_config, tiny_interactions
+
+INFO = {"name": "tiny", "n_rows": 24, "n_cols": 10}
+
+
+def _trained(config, inter, steps: int):
+  model, mesh, state, step = make_engine(config, inter)
+  batch = mesh_lib.put_global(first_batch(inter, 8), mesh_lib.batch_sharding(mesh))
+  for _ in range(steps):
+    state, _ = step(state, batch)
+  return model, mesh, state, step, batch
+
+
+def test_round_trip_and_resume_step(tmp_path):
+  inter = tiny_interactions()
+  config = tiny_config()
+  _, mesh, state, step, batch = _trained(config, inter, 3)
+  saved = host(state)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=2)
+  assert ckpt.save(state, config=config, dataset_info=INFO, metrics={"loss": 1.5})
+  assert not ckpt.save(state, config=config, dataset_info=INFO, metrics={})   # same step: skipped
+  # Keep training (the step donates its input state) while the save completes.
+  for _ in range(2):
+    state, _ = step(state, batch)
+  ckpt.wait()
+  ckpt.close()
+
+  _, _, fresh, _ = make_engine(tiny_config(seed=7), inter, mesh)
+  restored = ckpt_lib.restore_latest(tmp_path, fresh)
+  assert int(restored.step) == 3
+  for a, b in zip(jax.tree.leaves(host(restored)), jax.tree.leaves(saved)):
+    np.testing.assert_array_equal(a, b)
+  assert all(x.sharding.is_equivalent_to(mesh_lib.replicated(mesh), x.ndim)
+             for x in jax.tree.leaves(restored.params))
+  # The restored state trains on exactly like the original did.
+  cont, _ = step(restored, batch)
+  assert int(cont.step) == 4
+  saved_json = ckpt_lib.Checkpointer(tmp_path, read_only=True).restore_json()
+  assert saved_json["metrics"] == {"loss": 1.5}
+  assert saved_json["config"]["model"]["layers"] == [6]
+  assert saved_json["dataset_info"] == INFO
+
+
+def test_restore_latest_without_checkpoint_is_none(tmp_path):
+  inter = tiny_interactions()
+  _, _, state, _ = make_engine(tiny_config(), inter)
+  assert ckpt_lib.restore_latest(tmp_path, state) is None
+
+
+def test_shape_mismatch_names_the_parameter_and_both_shapes(tmp_path):
+  inter = tiny_interactions()
+  _, _, state, _ = make_engine(tiny_config(layers=(6,)), inter)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=1)
+  ckpt.save(state, config=tiny_config(), dataset_info=INFO, metrics={})
+  ckpt.wait()
+  ckpt.close()
+  _, _, other, _ = make_engine(tiny_config(layers=(5,)), inter)
+  with pytest.raises(CheckpointError) as err:
+    ckpt_lib.restore_latest(tmp_path, other)
+  msg = str(err.value)
+  # Kernels are [in, out]: the decoder's is (6, 10) saved, (5, 10) wanted.
+  assert "'params.decoder_0.kernel' has shape (6, 10) in the checkpoint but (5, 10)" in msg, msg
+  assert "\n" not in msg
+
+
+@pytest.mark.parametrize("mode,best", [("min", 1), ("max", 2)])
+def test_keeps_the_last_n_and_the_best(tmp_path, mode, best):
+  inter = tiny_interactions()
+  _, _, state, _ = make_engine(tiny_config(), inter)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=2, metric="rmse", mode=mode)
+  for step, rmse in [(1, 0.5), (2, 0.9), (3, 0.7), (4, 0.8), (5, 0.6)]:
+    ckpt.save(state.replace(step=state.step * 0 + step), config=tiny_config(),
+              dataset_info=INFO, metrics={"rmse": rmse, "loss": 1.0})
+  ckpt.wait()
+  assert sorted(ckpt.all_steps()) == sorted({best, 4, 5})
+  assert ckpt.best_step() == best
+  ckpt.close()
+
+
+def test_load_for_eval_rebuilds_the_model_from_the_saved_config(tmp_path):
+  inter = tiny_interactions()
+  config = tiny_config(layers=(5,))
+  model, _, state, _, batch = _trained(config, inter, 2)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=1)
+  ckpt.save(state, config=config, dataset_info=INFO, metrics={"loss": 2.0})
+  ckpt.wait()
+  ckpt.close()
+  loaded_config, params, info = ckpt_lib.load_for_eval(tmp_path)
+  assert loaded_config.model.layers == [5]
+  assert info["step"] == 2 and info["dataset_info"]["n_cols"] == 10
+  assert info["metrics"] == {"loss": 2.0}
+  for a, b in zip(jax.tree.leaves(host(params)), jax.tree.leaves(host(state.params))):
+    np.testing.assert_array_equal(a, b)
+  x = inter.matrix[np.asarray(batch.rows)].toarray()
+  np.testing.assert_allclose(model.apply({"params": params}, x, train=False)["recon"],
+                             model.apply({"params": state.params}, x, train=False)["recon"])
+  with pytest.raises(CheckpointError, match="no checkpoint at step 99"):
+    ckpt_lib.load_for_eval(tmp_path, step=99)
+  with pytest.raises(CheckpointError, match="no checkpoints"):
+    ckpt_lib.load_for_eval(tmp_path / "nothing")
