@@ -343,6 +343,7 @@ class MelonEvaluator(Evaluator):
   """
 
   name = "melon"
+  last_results: list | None = None   # results records of the last run (Kakao submission format)
 
   def __init__(self, eval_config, dataset: Dataset, split: str):
     if split not in ("val", "test"):
@@ -390,6 +391,7 @@ class MelonEvaluator(Evaluator):
     except TypeError as e:
       raise ConfigError(f"recommender {self.recommender_name!r}: {e}") from None
     s = score_results(answers, results, types, empty_answers=self.empty_answers)
+    self.last_results = results      # the scored records; eval.py writes them as results.json
     out = {"music_ndcg": s["music_ndcg"], "tag_ndcg": s["tag_ndcg"], "melon_score": s["score"],
            "questions": float(s["count"]), "questions_music": float(s["music_count"]),
            "questions_tag": float(s["tag_count"])}

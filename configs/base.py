@@ -1,0 +1,53 @@
+"""The sections every config has, with their shared defaults. Variants call `get_base()` and override.
+
+Sections (the config is the single source of truth: the library reads these keys and nothing else):
+  seed                     one integer; data order, init and dropout all derive from it
+  data                     set by each config: `name` picks the pipeline (jaxae.data.pipelines)
+  model                    set by each config: `name` picks the model (jaxae.models)
+  loss                     term name -> weight (jaxae.losses)
+  loss_anneal              KL annealing of Mult-VAE: total_steps (0 = off), beta_cap
+  optim, train, eval, mesh see below
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.data = ml_collections.ConfigDict()
+  c.model = ml_collections.ConfigDict()
+  c.loss = ml_collections.ConfigDict()
+  c.loss_anneal = ml_collections.ConfigDict(dict(total_steps=0, beta_cap=1.0))
+  c.optim = ml_collections.ConfigDict(dict(
+      name="adam",                 # adam | adamw | sgd | momentum | adagrad | rmsprop
+      lr=1e-3,
+      momentum=0.9,                # for momentum / rmsprop
+      weight_decay=0.0,            # adamw: decoupled; others: L2 added to the gradient
+      clip_norm=config_dict.placeholder(float),  # global-norm clipping; None = off
+      schedule="constant",         # constant | multistep | cosine | warmup_cosine
+      milestones=[],               # epochs at which multistep multiplies lr by decay_factor
+      decay_factor=0.1,
+      warmup_epochs=0,
+  ))
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=128,
+      epochs=10,
+      refeed_steps=0,              # dense re-feeding passes per step (Kuchaiev & Ginsburg 2017)
+      refeed_noise=0.0,            # stddev of Gaussian noise on the re-fed input
+      log_every_steps=50,
+      eval_every_epochs=1,
+      checkpoint_every_epochs=1,
+      keep_checkpoints=2,          # the last N, plus the best by eval.metric
+      prefetch=2,                  # host batches prepared ahead in a background thread
+      shuffle=True,
+  ))
+  c.eval = ml_collections.ConfigDict(dict(
+      evaluators=[],               # names in jaxae.evaluation.EVALUATORS
+      metric="loss",               # which metric picks the best checkpoint
+      metric_mode="min",
+      batch_size=1024,
+  ))
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  return c

@@ -1,0 +1,44 @@
+r"""CDAE (Wu et al. 2016) on the LightGCN Gowalla split: full-catalog top-N.
+
+Input corruption q = 0.5, a per-user node in the 50-unit sigmoid hidden layer, sigmoid output, BCE.
+Validation = 10% of each user's train.txt items; test = test.txt.
+
+  python train.py --config=configs/cdae_gowalla.py --config.data.path=../shared/data/gowalla
+  python eval.py --workdir=workdirs/cdae_gowalla --split=test
+
+Recall@20 / NDCG@20 (LightGCN definitions) are recorded in docs/results.md with their commands.
+"""
+
+from configs import base
+
+
+def get_config():
+  c = base.get_base()
+  c.data.name = "lightgcn"
+  c.data.path = None
+  c.data.val_fraction = 0.1
+  c.data.binarize_threshold = None
+
+  c.model.name = "cdae"
+  c.model.hidden = 50
+  c.model.corruption = 0.5
+  c.model.output = "sigmoid"
+  c.model.sparse_input = True
+  c.model.dtype = "float32"
+
+  c.loss.bce = 1.0
+  c.loss.l2 = 1e-5
+
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+
+  c.train.batch_size = 256
+  c.train.epochs = 20
+  c.train.eval_every_epochs = 5
+  c.train.checkpoint_every_epochs = 5
+
+  c.eval.evaluators = ["topn"]
+  c.eval.ks = [20]
+  c.eval.metric = "recall@20"
+  c.eval.metric_mode = "max"
+  return c

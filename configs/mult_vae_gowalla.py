@@ -1,0 +1,46 @@
+r"""Mult-VAE (Liang et al. 2018) on the LightGCN Gowalla split: full-catalog top-N.
+
+[n -> 600 -> 200 -> 600 -> n], tanh, input dropout 0.5, multinomial likelihood, KL annealed to 0.2.
+Mult-DAE: --config.model.name=mult_dae --config.loss.kl=0 (or configs/mult_dae_gowalla.py).
+
+  python train.py --config=configs/mult_vae_gowalla.py --config.data.path=../shared/data/gowalla
+  python eval.py --workdir=workdirs/mult_vae_gowalla --split=test
+
+Recall@20 / NDCG@20 (LightGCN definitions) are recorded in docs/results.md with their commands.
+"""
+
+from configs import base
+
+
+def get_config():
+  c = base.get_base()
+  c.data.name = "lightgcn"
+  c.data.path = None
+  c.data.val_fraction = 0.1
+  c.data.binarize_threshold = None
+
+  c.model.name = "mult_vae"
+  c.model.layers = [600, 200]
+  c.model.input_dropout = 0.5
+  c.model.activation = "tanh"
+  c.model.sparse_input = True
+  c.model.dtype = "float32"
+
+  c.loss.multinomial = 1.0
+  c.loss.kl = 1.0
+  c.loss_anneal.total_steps = 20000
+  c.loss_anneal.beta_cap = 0.2
+
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+
+  c.train.batch_size = 500
+  c.train.epochs = 50
+  c.train.eval_every_epochs = 5
+  c.train.checkpoint_every_epochs = 5
+
+  c.eval.evaluators = ["topn"]
+  c.eval.ks = [20]
+  c.eval.metric = "recall@20"
+  c.eval.metric_mode = "max"
+  return c

@@ -1,0 +1,67 @@
+r"""Melon seed B: the song-as-user autoencoder (rows = songs, features = playlists + one-hot meta).
+
+Loss 15 * masked MSE + 200 * full MSE; SELU; dropout 0.8 on the code layer; n -> 2048 -> 1024 -> 2048 -> n.
+Song embeddings (the code layer) -> playlist embedding = sum of its songs -> cosine neighbour playlists
+give the tags (top 50) and songs (top 10) of the answer.
+
+The main job, on the embedded synthetic Melon data (no files needed):
+
+  python train.py --config=configs/song_as_user.py
+
+On real Melon playlists (a folder with train.json [+ song_meta.json], or one playlists file that is
+split with the Kakao Arena protocol):
+
+  python train.py --config=configs/song_as_user.py --config.data.path=../shared/data/melon/test.json
+
+The result it reaches is recorded in docs/results.md with the command that produced it.
+"""
+
+from configs import base
+
+
+def get_config():
+  c = base.get_base()
+  c.data.name = "melon_song_as_user"
+  c.data.path = None                # None: the embedded synthetic Melon world
+  c.data.synthetic_size = "default"
+  c.data.split_seed = 0
+  c.data.min_song_count = 2         # rows: songs in at least this many playlists
+  c.data.min_tag_count = 5          # tag feature columns: tags in at least this many playlists
+  c.data.max_tags = 1000
+  c.data.min_song_tag_count = 1
+  c.data.max_tags_per_song = 10
+  c.data.genres = True
+  c.data.detail_genres = False
+  c.data.years = True
+  c.data.months = True
+  c.data.tags = True
+
+  c.model.name = "deep_ae"
+  c.model.layers = [2048, 1024]
+  c.model.activation = "selu"
+  c.model.tied = False
+  c.model.code_dropout = 0.8
+  c.model.last_activation = False
+  c.model.sparse_input = True
+  c.model.dtype = "float32"
+
+  c.loss.masked_mse = 15.0
+  c.loss.mse = 200.0
+
+  c.optim.name = "adam"
+  c.optim.lr = 5e-4
+  c.optim.weight_decay = 1e-4
+
+  c.train.batch_size = 2048
+  c.train.epochs = 50
+  c.train.eval_every_epochs = 10
+  c.train.checkpoint_every_epochs = 10
+  c.train.log_every_steps = 20
+
+  c.eval.evaluators = ["melon"]
+  c.eval.recommender = "song_as_user"
+  c.eval.recommender_args = dict(song_neighbours=10, tag_neighbours=50)
+  c.eval.empty_answers = "skip"      # real Kakao splits have answers with no songs (or no tags)
+  c.eval.metric = "melon_score"
+  c.eval.metric_mode = "max"
+  return c

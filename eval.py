@@ -1,0 +1,68 @@
+r"""Evaluates a trained run from its workdir, or scores a Melon results file.
+
+  python eval.py --workdir=DIR [--step=N] [--split=val|test]
+  python eval.py melon --answers=answers.json --results=results.json [--question_types=types.json]
+
+The first form loads the checkpoint (the latest, or ``--step``), rebuilds the data from the saved
+config, checks it is the data the model was trained on, runs the config's evaluators on the split,
+writes ``DIR/metrics_<split>_step<N>.json`` and ``DIR/metrics.json`` (plus ``DIR/results.json``
+for Melon) and prints a table. The ``melon`` subcommand scores a results file made by any system
+with the official Kakao Arena metric (strict validation). Everything else is ``jaxae.evaluate``.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (what train.py wrote).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default: the latest.")
+_SPLIT = flags.DEFINE_enum("split", "val", ["val", "test"], "Which split to evaluate.")
+_ANSWERS = flags.DEFINE_string("answers", None, "melon: the answers JSON (id, songs, tags).")
+_RESULTS = flags.DEFINE_string("results", None, "melon: the results JSON to score.")
+_QUESTION_TYPES = flags.DEFINE_string(
+    "question_types", None, "melon: optional JSON {playlist id: question type} for a breakdown.")
+_EMPTY_ANSWERS = flags.DEFINE_enum(
+    "empty_answers", "error", ["error", "skip"],
+    "melon: an answer without songs or tags is an error (as officially) or left out of that mean.")
+
+_COMMANDS = ("melon",)
+
+
+def _evaluate() -> None:
+  from jaxae import evaluate  # pylint: disable=import-outside-toplevel
+  record = evaluate.evaluate_workdir(_WORKDIR.value, _STEP.value, _SPLIT.value)
+  print(evaluate.format_table(record))
+
+
+def _melon() -> None:
+  from jaxae import evaluate  # pylint: disable=import-outside-toplevel
+  scores = evaluate.score_melon_files(_ANSWERS.value, _RESULTS.value, _QUESTION_TYPES.value,
+                                      empty_answers=_EMPTY_ANSWERS.value)
+  print(evaluate.format_table(evaluate.melon_record(scores, _RESULTS.value)))
+
+
+def main(argv):
+  from jaxae import cli  # pylint: disable=import-outside-toplevel
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.ERROR)   # orbax logs every restore; --verbosity=0 shows it all
+  args = argv[1:]
+  if args and args[0] in _COMMANDS:
+    if len(args) > 1:
+      raise app.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
+    missing = [f"--{f.name}" for f in (_ANSWERS, _RESULTS) if not f.value]
+    if missing:
+      raise app.UsageError(f"eval.py melon needs {' and '.join(missing)}")
+    if _WORKDIR.value:
+      raise app.UsageError("eval.py melon scores files; --workdir belongs to the evaluation form")
+    cli.run(_melon)
+    return
+  if args:
+    raise app.UsageError(f"unexpected arguments: {' '.join(args)} (the only subcommand is "
+                         f"{', '.join(_COMMANDS)})")
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required (or use the subcommand: eval.py melon ...)")
+  cli.run(_evaluate)
+
+
+if __name__ == "__main__":
+  app.run(main)
