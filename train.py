@@ -21,6 +21,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from jaxae import cli  # pylint: disable=import-outside-toplevel
   from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
+  cli.quiet_third_party_logs()
   workdir = _WORKDIR.value or cli.default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
   cli.run(train_and_evaluate, _CONFIG.value, workdir)
 

@@ -39,7 +39,7 @@ def get_config():
   c.train.eval_every_epochs = 10
   c.train.checkpoint_every_epochs = 10
 
-  c.eval.evaluators = ["rating"]
+  c.eval.evaluators = ("rating",)
   c.eval.metric = "rmse"
   c.eval.metric_mode = "min"
   return c

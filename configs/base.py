@@ -27,7 +27,7 @@ def get_base() -> ml_collections.ConfigDict:
       weight_decay=0.0,            # adamw: decoupled; others: L2 added to the gradient
       clip_norm=config_dict.placeholder(float),  # global-norm clipping; None = off
       schedule="constant",         # constant | multistep | cosine | warmup_cosine
-      milestones=[],               # epochs at which multistep multiplies lr by decay_factor
+      milestones=(),               # epochs at which multistep multiplies lr by decay_factor
       decay_factor=0.1,
       warmup_epochs=0,
   ))
@@ -44,7 +44,7 @@ def get_base() -> ml_collections.ConfigDict:
       shuffle=True,
   ))
   c.eval = ml_collections.ConfigDict(dict(
-      evaluators=[],               # names in jaxae.evaluation.EVALUATORS
+      evaluators=(),               # names in jaxae.evaluation.EVALUATORS
       metric="loss",               # which metric picks the best checkpoint
       metric_mode="min",
       batch_size=1024,

@@ -37,8 +37,8 @@ def get_config():
   c.train.eval_every_epochs = 5
   c.train.checkpoint_every_epochs = 5
 
-  c.eval.evaluators = ["topn"]
-  c.eval.ks = [20]
+  c.eval.evaluators = ("topn",)
+  c.eval.ks = (20,)
   c.eval.metric = "recall@20"
   c.eval.metric_mode = "max"
   return c

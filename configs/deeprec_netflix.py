@@ -24,7 +24,7 @@ def get_config():
   c.data.rating_range = (1.0, 5.0)
 
   c.model.name = "deep_ae"
-  c.model.layers = [512, 512, 1024]
+  c.model.layers = (512, 512, 1024)
   c.model.activation = "selu"
   c.model.tied = False
   c.model.code_dropout = 0.8
@@ -42,7 +42,7 @@ def get_config():
   c.train.epochs = 12
   c.train.refeed_steps = 1
 
-  c.eval.evaluators = ["rating"]
+  c.eval.evaluators = ("rating",)
   c.eval.metric = "rmse"
   c.eval.metric_mode = "min"
   return c

@@ -20,8 +20,8 @@ def get_config():
   c.model.name = "ease"
   c.model.l2 = 500.0
 
-  c.eval.evaluators = ["topn"]
-  c.eval.ks = [20]
+  c.eval.evaluators = ("topn",)
+  c.eval.ks = (20,)
   c.eval.metric = "recall@20"
   c.eval.metric_mode = "max"
   return c

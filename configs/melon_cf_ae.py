@@ -19,7 +19,7 @@ def get_config():
   c.data.min_song_count = 2
 
   c.model.name = "deep_ae"
-  c.model.layers = [1024]
+  c.model.layers = (1024,)
   c.model.activation = "selu"
   c.model.tied = False
   c.model.code_dropout = 0.5
@@ -39,8 +39,8 @@ def get_config():
   c.train.eval_every_epochs = 5
   c.train.checkpoint_every_epochs = 5
 
-  c.eval.evaluators = ["topn"]
-  c.eval.ks = [100]
+  c.eval.evaluators = ("topn",)
+  c.eval.ks = (100,)
   c.eval.metric = "ndcg@100"
   c.eval.metric_mode = "max"
   return c

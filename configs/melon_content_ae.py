@@ -29,7 +29,7 @@ def get_config():
   c.data.tags = True
 
   c.model.name = "deep_ae"
-  c.model.layers = [512, 512, 1024]
+  c.model.layers = (512, 512, 1024)
   c.model.activation = "relu"
   c.model.tied = True
   c.model.code_dropout = 0.0
@@ -48,7 +48,7 @@ def get_config():
   c.train.eval_every_epochs = 10
   c.train.checkpoint_every_epochs = 10
 
-  c.eval.evaluators = []
+  c.eval.evaluators = ()
   c.eval.metric = "loss"
   c.eval.metric_mode = "min"
   return c

@@ -20,7 +20,7 @@ def get_config():
   c.data.binarize_threshold = None
 
   c.model.name = "mult_vae"
-  c.model.layers = [600, 200]
+  c.model.layers = (600, 200)
   c.model.input_dropout = 0.5
   c.model.activation = "tanh"
   c.model.sparse_input = True
@@ -39,8 +39,8 @@ def get_config():
   c.train.eval_every_epochs = 5
   c.train.checkpoint_every_epochs = 5
 
-  c.eval.evaluators = ["topn"]
-  c.eval.ks = [20]
+  c.eval.evaluators = ("topn",)
+  c.eval.ks = (20,)
   c.eval.metric = "recall@20"
   c.eval.metric_mode = "max"
   return c

@@ -23,7 +23,7 @@ def get_config():
   c = base.get_base()
   c.data.name = "melon_song_as_user"
   c.data.path = None                # None: the embedded synthetic Melon world
-  c.data.synthetic_size = "default"
+  c.data.synthetic_size = "small"    # about 2 minutes for the 50 epochs on 2 CPU cores
   c.data.split_seed = 0
   c.data.min_song_count = 2         # rows: songs in at least this many playlists
   c.data.min_tag_count = 5          # tag feature columns: tags in at least this many playlists
@@ -37,7 +37,7 @@ def get_config():
   c.data.tags = True
 
   c.model.name = "deep_ae"
-  c.model.layers = [2048, 1024]
+  c.model.layers = (2048, 1024)
   c.model.activation = "selu"
   c.model.tied = False
   c.model.code_dropout = 0.8
@@ -58,7 +58,7 @@ def get_config():
   c.train.checkpoint_every_epochs = 10
   c.train.log_every_steps = 20
 
-  c.eval.evaluators = ["melon"]
+  c.eval.evaluators = ("melon",)
   c.eval.recommender = "song_as_user"
   c.eval.recommender_args = dict(song_neighbours=10, tag_neighbours=50)
   c.eval.empty_answers = "skip"      # real Kakao splits have answers with no songs (or no tags)

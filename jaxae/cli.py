@@ -7,7 +7,23 @@ import pathlib
 import sys
 from typing import Any, Callable
 
+from absl import logging
+
 from jaxae.errors import JaxaeError
+
+
+class _OwnInfoOnly:
+  """A logging filter: INFO and below only from jaxae's own modules; warnings from anywhere."""
+
+  def filter(self, record) -> bool:  # pylint: disable=missing-function-docstring
+    return record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.WARNING] or (
+        f"{os.sep}jaxae{os.sep}" in record.pathname)
+
+
+def quiet_third_party_logs() -> None:
+  """Keeps jaxae's own INFO lines (what readers skipped, dataset shapes) and drops the INFO lines of
+  libraries (Orbax logs every step of every save). ``--verbosity`` still raises or lowers the level."""
+  logging.get_absl_handler().addFilter(_OwnInfoOnly())
 
 
 def default_workdir(config_path: str) -> str:
