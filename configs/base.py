@@ -39,6 +39,7 @@ def get_base() -> ml_collections.ConfigDict:
       log_every_steps=50,
       eval_every_epochs=1,
       checkpoint_every_epochs=1,
+      checkpoint_every_steps=0,    # also every N steps (mid-epoch; 0 = off): a kill loses less
       keep_checkpoints=2,          # the last N, plus the best by eval.metric
       prefetch=2,                  # host batches prepared ahead in a background thread
       shuffle=True,
@@ -51,3 +52,20 @@ def get_base() -> ml_collections.ConfigDict:
   ))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   return c
+
+
+def lightgcn_data() -> ml_collections.ConfigDict:
+  """The LightGCN/NGCF implicit-feedback data section (Gowalla & co.): 10% of each user's training
+  items held out for validation, test.txt as the test split. Set ``path`` to the data folder."""
+  return ml_collections.ConfigDict(dict(
+      name="lightgcn",
+      path=config_dict.placeholder(str),   # None: embedded synthetic implicit data
+      val_fraction=0.1,
+      binarize_threshold=config_dict.placeholder(float),
+  ))
+
+
+def topn_eval(k: int = 20) -> ml_collections.ConfigDict:
+  """Full-catalog top-N evaluation, the best checkpoint picked by Recall@k (LightGCN definition)."""
+  return ml_collections.ConfigDict(dict(
+      evaluators=("topn",), ks=(k,), metric=f"recall@{k}", metric_mode="max", batch_size=1024))

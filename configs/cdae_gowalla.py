@@ -14,10 +14,7 @@ from configs import base
 
 def get_config():
   c = base.get_base()
-  c.data.name = "lightgcn"
-  c.data.path = None
-  c.data.val_fraction = 0.1
-  c.data.binarize_threshold = None
+  c.data = base.lightgcn_data()
 
   c.model.name = "cdae"
   c.model.hidden = 50
@@ -37,8 +34,5 @@ def get_config():
   c.train.eval_every_epochs = 5
   c.train.checkpoint_every_epochs = 5
 
-  c.eval.evaluators = ("topn",)
-  c.eval.ks = (20,)
-  c.eval.metric = "recall@20"
-  c.eval.metric_mode = "max"
+  c.eval = base.topn_eval(20)
   return c

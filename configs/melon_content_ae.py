@@ -15,7 +15,7 @@ def get_config():
   c = base.get_base()
   c.data.name = "melon_content"
   c.data.path = None
-  c.data.synthetic_size = "default"
+  c.data.synthetic_size = "small"
   c.data.split_seed = 0
   c.data.min_song_count = 2
   c.data.min_tag_count = 5

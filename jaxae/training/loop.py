@@ -10,7 +10,19 @@ evaluators run; every ``checkpoint_every_epochs`` and at the end a checkpoint is
 are fitted instead of trained, then evaluated and saved the same way.
 
 A resumed run continues at the saved step: the epoch's data order is a pure function of
-``(seed, epoch)``, so ``epoch(e, start_step=k)`` replays exactly the batches not yet trained on.
+``(seed, epoch)``, so ``epoch(e, start_step=k)`` replays exactly the batches not yet trained on, and
+the state (params, optimizer state, step, PRNG key) comes back bit for bit: a run killed at any
+point and started again with the same command ends with the params of an uninterrupted run. With
+the optional ``train.checkpoint_every_steps`` (0 = off) a checkpoint is also saved every that many
+steps, so a kill mid-epoch loses at most that many steps of work.
+
+Failure behaviour (docs/failure_behaviour.md): before any data is read the workdir must be creatable
+and writable, and before the first step its file system must have room for one more checkpoint
+(:func:`jaxae.training.checkpoint.check_free_space`); a corrupt latest checkpoint is reported and
+the previous good one resumed (:meth:`Checkpointer.restore_good`). Non-finite steps are refused
+inside the compiled step; the loop reads the accumulated ``is_finite`` flag at its periodic sync
+(each log interval, before every checkpoint) and stops with :class:`NonFiniteError`, naming the
+first bad step and the last good checkpoint, which is left as it was.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from jaxae import losses
 from jaxae import models
 from jaxae.data.batching import BatchIterator, prefetch
 from jaxae.data.dataset import Dataset
-from jaxae.errors import ConfigError
+from jaxae.errors import ConfigError, JaxaeError
 from jaxae.evaluation import EvalContext, build_evaluators
 from jaxae.training import checkpoint as ckpt_lib
 from jaxae.training import logging as log_lib
@@ -46,7 +58,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
     "topn": ("ks",),
-    "melon": ("recommender", "recommender_args", "empty_answers"),
+    "melon": ("recommender", "recommender_args", "empty_answers", "baselines"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
 OPTIONAL_TOP_LEVEL_KEYS = ("loss_anneal",)
@@ -58,6 +70,14 @@ SECTION_KEYS = {
     "mesh": ("data", "model"),
     "loss_anneal": ("total_steps", "beta_cap"),
 }
+# Keys a section may have or lack (absent = off).
+OPTIONAL_SECTION_KEYS = {
+    "train": ("checkpoint_every_steps",),
+}
+
+
+class NonFiniteError(JaxaeError):
+  """Training met a non-finite loss or gradient (its update was refused); the run stops."""
 
 
 # --------------------------------------------------------------------------- config checks
@@ -65,7 +85,8 @@ def _keys(section) -> list[str]:
   return list(section.keys()) if hasattr(section, "keys") else []
 
 
-def _check_exact(section, name: str, expected: tuple[str, ...]) -> None:
+def _check_exact(section, name: str, expected: tuple[str, ...],
+                 optional: tuple[str, ...] = ()) -> None:
   if not hasattr(section, "keys"):
     raise ConfigError(f"config.{name} must be a section with keys {', '.join(expected)}, got "
                       f"{section!r}")
@@ -73,10 +94,10 @@ def _check_exact(section, name: str, expected: tuple[str, ...]) -> None:
   missing = [k for k in expected if k not in have]
   if missing:
     raise ConfigError(f"config.{name}: missing key(s) {', '.join(missing)}")
-  unknown = sorted(have - set(expected))
+  unknown = sorted(have - set(expected) - set(optional))
   if unknown:
     raise ConfigError(f"config.{name}: unknown key(s) {', '.join(unknown)}; known: "
-                      f"{', '.join(expected)}")
+                      f"{', '.join(expected + optional)}")
 
 
 def _evaluator_keys() -> set[str]:
@@ -131,12 +152,13 @@ def check_config(config) -> None:
     raise ConfigError(f"config.seed must be an integer >= 0, got {seed!r}")
   for name, expected in SECTION_KEYS.items():
     if name in have:
-      _check_exact(config[name], name, expected)
+      _check_exact(config[name], name, expected, OPTIONAL_SECTION_KEYS.get(name, ()))
   _check_eval_keys(config.eval)
   for name in ("data", "model"):
     if not hasattr(config[name], "keys") or "name" not in config[name]:
       raise ConfigError(f"config.{name}: missing key name")
-  losses.check_loss_config(config.loss, config.get("loss_anneal"))
+  if models.is_trainable(config.model):   # a closed-form model (EASE) has no loss to check
+    losses.check_loss_config(config.loss, config.get("loss_anneal"))
 
   t = config.train
   _int(t, "train", "batch_size", 1)
@@ -147,6 +169,8 @@ def check_config(config) -> None:
   _int(t, "train", "checkpoint_every_epochs", 0)
   _int(t, "train", "keep_checkpoints", 1)
   _int(t, "train", "prefetch", 0)
+  if "checkpoint_every_steps" in t:
+    _int(t, "train", "checkpoint_every_steps", 0)
   if isinstance(t.refeed_noise, bool) or not isinstance(t.refeed_noise, (int, float)) or (
       t.refeed_noise < 0):
     raise ConfigError(f"config.train.refeed_noise must be a number >= 0, got {t.refeed_noise!r}")
@@ -190,6 +214,13 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
   info = dict(dataset.info)
   info.update(n_rows=int(dataset.n_rows), n_cols=int(dataset.n_cols), train_nnz=dataset.train.nnz)
   return info
+
+
+@jax.jit
+def _track_finite(ok: jax.Array, first_bad: jax.Array, is_finite: jax.Array,
+                  step: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The steps' ``is_finite`` flags and-ed on the device, and the first step that was not."""
+  return ok & is_finite, jnp.where(ok & ~is_finite, step, first_bad)
 
 
 def _closed_form_state(params, seed: int) -> state_lib.TrainState:
@@ -278,7 +309,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset: Dataset |
   check_config(config)
   workdir = os.path.abspath(os.fspath(workdir))
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
+    ckpt_lib.check_workdir(workdir)          # creatable and writable, before any data is read
   if dataset is None:
     from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
     dataset = pipelines.load_dataset(config.data, int(config.seed))
@@ -292,8 +323,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset: Dataset |
       final = _fit_closed_form(run)
   finally:
     run.close()
-  run.log("final validation metrics: " + ", ".join(f"{k}={v:.6g}" if isinstance(v, float)
-                                                    else f"{k}={v}" for k, v in final.items()))
+  run.log(log_lib.final_summary(final, run.writer.path))
   return final
 
 
@@ -303,11 +333,14 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
   abstract_params = jax.eval_shape(lambda: state_lib.init_params(
       run.model, run.n_cols, run.sparse_input, jax.random.PRNGKey(0)))
   state = None
-  if run.ckpt.latest_step() is not None:
-    target = _closed_form_state(abstract_params, int(config.seed))
-    state = run.ckpt.restore(jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(run.mesh)),
-        target))
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(run.mesh)),
+      _closed_form_state(abstract_params, int(config.seed)))
+  if run.is_main:
+    ckpt_lib.check_free_space(run.workdir, target)
+  restored = run.ckpt.restore_good(target, warn=run.warn)
+  if restored is not None:
+    state = restored[0]
     run.log(f"restored the fitted {name} model from {run.ckpt.directory}")
   if state is None:
     t0 = time.time()
@@ -344,26 +377,32 @@ def _train(run: _Run) -> dict[str, float]:
   state = jax.jit(lambda: state_lib.create_train_state(
       run.model, tx, run.n_cols, run.sparse_input, int(config.seed)), out_shardings=rep)()
   last_metrics: dict[str, Any] = {}
-  if run.ckpt.latest_step() is not None:
-    step0 = run.ckpt.latest_step()
-    state = run.ckpt.restore(state, step0)
-    last_metrics = run.ckpt.restore_json(step0)["metrics"]
-    run.log(f"resumed from {run.ckpt.directory} at step {int(jax.device_get(state.step))}")
+  restored = run.ckpt.restore_good(state, warn=run.warn)
+  if restored is not None:
+    state, step0, saved = restored
+    last_metrics = saved["metrics"]
+    run.log(f"resumed from {run.ckpt.directory} at step {step0}")
+  if run.is_main:
+    ckpt_lib.check_free_space(run.workdir, state)   # room for one more checkpoint, before step 1
   step = int(jax.device_get(state.step))
   if step > total_steps:
     raise ConfigError(f"the checkpoint in {run.workdir} is at step {step}, past the "
                       f"{total_steps} steps of this config ({epochs} epochs x {steps_per_epoch})")
   train_step = step_lib.make_train_step(run.model, config, run.n_cols, run.mesh)
+  ckpt_every = int(tc.get("checkpoint_every_steps", 0) or 0)
 
   window: list[dict[str, jax.Array]] = []
   epoch_loss = [0.0, 0]
   clock = [time.time(), step]
+  # [all steps so far finite, first non-finite step]: updated on the device, read at each flush.
+  finite = [jax.device_put(np.bool_(True), rep), jax.device_put(np.int32(0), rep)]
 
   def flush(epoch: int) -> None:
-    """The one host sync per log interval: means of the window's metrics -> logs."""
+    """The one host sync per log interval: means of the window's metrics -> logs; then the
+    NaN / Inf guard (:class:`NonFiniteError` when a step of the interval was not finite)."""
     if not window:
       return
-    host = jax.device_get(window)
+    host, (all_finite, first_bad) = jax.device_get((window, finite))
     means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
     epoch_loss[0] += float(np.sum([m["loss"] for m in host]))
     epoch_loss[1] += len(host)
@@ -380,6 +419,27 @@ def _train(run: _Run) -> dict[str, float]:
                                   total_steps=total_steps, rows_per_s=rows_per_s,
                                   loss=means["loss"],
                                   eta_s=(total_steps - step) * elapsed / max(steps, 1)))
+    if not all_finite:
+      stop_non_finite(int(first_bad))
+
+  def stop_non_finite(bad_step: int) -> None:
+    run.writer.flush()
+    run.ckpt.wait()                         # a save in flight holds a state from before the sync
+    last = run.ckpt.latest_step()
+    good = (f"the last good checkpoint is step {last} ({run.ckpt.directory}/{last}), left intact"
+            if last is not None else "no checkpoint was saved before it")
+    raise NonFiniteError(
+        f"training stopped: non-finite loss or gradient at step {bad_step} (epoch "
+        f"{(bad_step - 1) // steps_per_epoch + 1}); its update was refused, so the params stayed "
+        f"finite; {good}. Lower config.optim.lr or set config.optim.clip_norm (or check the data) "
+        f"and run again: the run resumes from that checkpoint")
+
+  def save_step_checkpoint(epoch: int) -> None:
+    """A mid-epoch checkpoint (``train.checkpoint_every_steps``), after a sync that checked it."""
+    flush(epoch)
+    loss = epoch_loss[0] / max(epoch_loss[1], 1)
+    run.ckpt.save(state, config=config, dataset_info=run.info,
+                  metrics={"epoch": step / steps_per_epoch, "loss": loss})
 
   val: dict[str, float] = {}
   warned_metric = False
@@ -393,8 +453,11 @@ def _train(run: _Run) -> dict[str, float]:
       for batch in it:
         state, metrics = train_step(state, batch)
         step += 1
+        finite[:] = _track_finite(finite[0], finite[1], metrics.pop("is_finite"), state.step)
         window.append(metrics)
-        if step % log_every == 0:
+        if ckpt_every and step % ckpt_every == 0 and step % steps_per_epoch:
+          save_step_checkpoint(epoch)
+        elif step % log_every == 0:
           flush(epoch)
     finally:
       close = getattr(it, "close", None)
@@ -416,7 +479,8 @@ def _train(run: _Run) -> dict[str, float]:
         run.warn(f"config.eval.metric {run.metric!r} is not among the metrics of this run "
                  f"({', '.join(sorted(record))}); only the last checkpoints are kept, not the best")
     last_metrics = record
-    if _due(done, int(tc.checkpoint_every_epochs), epochs):
+    if _due(done, int(tc.checkpoint_every_epochs), epochs) or (ckpt_every and
+                                                               step % ckpt_every == 0):
       run.ckpt.save(state, config=config, dataset_info=run.info, metrics=record)
     run.writer.flush()
     run.plot()
