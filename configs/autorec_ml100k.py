@@ -10,13 +10,15 @@ Without a path it trains on embedded synthetic ratings. U-AutoRec: --config.data
 The RMSE it reaches is recorded in docs/results.md with the command that produced it.
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
 def get_config():
   c = base.get_base()
   c.data.name = "movielens"
-  c.data.path = None
+  c.data.path = config_dict.placeholder(str)   # None: embedded synthetic data
   c.data.split = "u1"
   c.data.test_fraction = 0.1        # used by split="holdout" only
   c.data.val_fraction = 0.1

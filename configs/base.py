@@ -6,6 +6,7 @@ Sections (the config is the single source of truth: the library reads these keys
   model                    set by each config: `name` picks the model (jaxae.models)
   loss                     term name -> weight (jaxae.losses)
   loss_anneal              KL annealing of Mult-VAE: total_steps (0 = off), beta_cap
+  loss_impl                how the loss is computed: full_mse (see below; optional, absent = dense)
   optim, train, eval, mesh see below
 """
 
@@ -20,6 +21,11 @@ def get_base() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.loss_anneal = ml_collections.ConfigDict(dict(total_steps=0, beta_cap=1.0))
+  # full_mse: "dense" (the model's [batch, items] output) | "gram" (with a linear last layer: the
+  # MSE terms from the d x d Gram of its kernel and the batch's nonzeros, no dense output) | "auto"
+  # (gram where it is faster: an "mse" term, no re-feeding, batch >= the crossover times the last
+  # layer's input width; jaxae.losses.full_mse_impl, docs/benchmarks.md).
+  c.loss_impl = ml_collections.ConfigDict(dict(full_mse="auto"))
   c.optim = ml_collections.ConfigDict(dict(
       name="adam",                 # adam | adamw | sgd | momentum | adagrad | rmsprop
       lr=1e-3,

@@ -10,13 +10,15 @@ Without a path it trains on embedded synthetic ratings. The RMSE it reaches is r
 docs/results.md with the command that produced it.
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
 def get_config():
   c = base.get_base()
   c.data.name = "netflix"
-  c.data.path = None
+  c.data.path = config_dict.placeholder(str)   # None: embedded synthetic data
   c.data.train_dir = "N3M_TRAIN"
   c.data.val_dir = "N3M_VALID"
   c.data.test_dir = "N3M_TEST"

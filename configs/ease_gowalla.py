@@ -1,7 +1,8 @@
 r"""EASE (Steck 2019) on the LightGCN Gowalla split: closed form, B = I - P / diag(P),
 P = (X^T X + l2 I)^-1, computed with jax in float32 (40,981^2 floats: 6.7 GB for B). The blocked
-solver inverts in place on 2048-item tiles of the lower triangle: about 10.3 GB of device memory at
-the peak (``jaxae.models.ease.memory_needed``), where the dense "cholesky" solver needs 33.6 GB.
+solver inverts in place on tiles (at most 2048 items a side) of the lower triangle: about 10.3 GB
+of device memory at the peak (``jaxae.models.ease.memory_needed``), where the dense "cholesky"
+solver needs 33.6 GB.
 
   python train.py --config=configs/ease_gowalla.py --config.data.path=../shared/data/gowalla
   python eval.py --workdir=workdirs/ease_gowalla --split=test

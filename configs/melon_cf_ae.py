@@ -7,13 +7,15 @@ The content autoencoder it is paired with is configs/melon_content_ae.py. Result
 docs/results.md with the commands that produced them.
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
 def get_config():
   c = base.get_base()
   c.data.name = "melon_cf"
-  c.data.path = None
+  c.data.path = config_dict.placeholder(str)   # None: embedded synthetic data
   c.data.synthetic_size = "small"
   c.data.split_seed = 0
   c.data.min_song_count = 2

@@ -8,13 +8,15 @@ Needs song meta: the embedded synthetic data has it; real data needs song_meta.j
 playlists. Training is judged by its reconstruction loss (no row-wise evaluation split).
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
 def get_config():
   c = base.get_base()
   c.data.name = "melon_content"
-  c.data.path = None
+  c.data.path = config_dict.placeholder(str)   # None: embedded synthetic data
   c.data.synthetic_size = "small"
   c.data.split_seed = 0
   c.data.min_song_count = 2

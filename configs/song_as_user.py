@@ -16,13 +16,15 @@ split with the Kakao Arena protocol):
 The result it reaches is recorded in docs/results.md with the command that produced it.
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
 def get_config():
   c = base.get_base()
   c.data.name = "melon_song_as_user"
-  c.data.path = None                # None: the embedded synthetic Melon world
+  c.data.path = config_dict.placeholder(str)   # None: the embedded synthetic Melon world
   c.data.synthetic_size = "small"    # about 2 minutes for the 50 epochs on 2 CPU cores
   c.data.split_seed = 0
   c.data.min_song_count = 2         # rows: songs in at least this many playlists
@@ -62,6 +64,7 @@ def get_config():
   c.eval.recommender = "song_as_user"
   c.eval.recommender_args = dict(song_neighbours=10, tag_neighbours=50)
   c.eval.empty_answers = "skip"      # real Kakao splits have answers with no songs (or no tags)
+  c.eval.baselines = ("most_popular",)   # scored on the same questions, printed beside the model
   c.eval.metric = "melon_score"
   c.eval.metric_mode = "max"
   return c

@@ -37,6 +37,8 @@ def test_config_is_valid_and_documents_its_command(name):
   doc = importlib.import_module(f"configs.{name}").__doc__
   assert f"python train.py --config=configs/{name}.py" in doc
   assert config.data.path is None          # every shipped config defaults to the embedded data
+  # ... and the path can be set from the command line (config_flags needs a typed placeholder).
+  assert config.data.get_type("path") is str
 
 
 @pytest.mark.slow

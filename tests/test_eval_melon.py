@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -21,6 +22,7 @@ from jaxae.evaluation.context import EvalContext
 from jaxae.evaluation.melon import (MelonEvaluator, idcg_table, official_question_types,
                                     read_results, score_results, validate_results)
 from jaxae.recommend import most_popular, song_as_user
+from jaxae.training.logging import final_summary
 from tests.conftest import shared_file
 
 
@@ -295,6 +297,78 @@ def test_evaluator_config_errors():
   ev = MelonEvaluator(_eval_config(recommender="song_as_user"), ds, "val")
   with pytest.raises(ConfigError, match="embed_fn is None"):
     ev.run(EvalContext(score_fn=None, dataset=ds, split="val", batch_size=8))
+
+
+# ------------------------------------------------------------------------------ baselines
+def test_baselines_are_scored_beside_the_model_once(monkeypatch):
+  from jaxae import recommend  # pylint: disable=import-outside-toplevel
+  ds, train, questions, answers = _melon_dataset(np.random.default_rng(4))
+  calls = []
+  original = recommend.RECOMMENDERS["most_popular"]
+
+  def counting(train_, questions_, **kw):
+    calls.append(1)
+    return most_popular(train_, questions_, **kw)
+
+  monkeypatch.setitem(recommend.RECOMMENDERS, "most_popular",
+                      dataclasses.replace(original, fn=counting))
+  cfg = _eval_config(recommender="song_as_user", baselines=("most_popular",),
+                     recommender_args={"song_neighbours": 3, "tag_neighbours": 5})
+  (ev,) = build_evaluators(cfg, ds, "val")
+  w = jax.random.normal(jax.random.PRNGKey(1), (ds.n_cols, 4))
+  ctx = EvalContext(score_fn=None, embed_fn=jax.jit(lambda b: densify(b, ds.n_cols) @ w),
+                    dataset=ds, split="val", batch_size=16)
+  first, second = ev.run(ctx), ev.run(ctx)
+  assert len(calls) == 1                                   # cached: computed for the first run only
+  types = official_question_types(questions)
+  want = score_results(answers, most_popular(train, questions), types)
+  for m in (first, second):
+    assert m["baseline/most_popular/music_ndcg"] == pytest.approx(want["music_ndcg"])
+    assert m["baseline/most_popular/tag_ndcg"] == pytest.approx(want["tag_ndcg"])
+    assert m["baseline/most_popular/melon_score"] == pytest.approx(want["score"])
+    for t, v in want["per_type"].items():
+      assert m[f"baseline/most_popular/melon_score/{t}"] == pytest.approx(v["score"])
+  # The model's own numbers are not the baseline's (song_as_user ran on the same questions).
+  assert "melon_score" in first and "rec/questions_embedding" in first
+  # A most_popular model with most_popular as its baseline: the same numbers.
+  (ev2,) = build_evaluators(_eval_config(baselines=["most_popular"]), ds, "val")
+  m = ev2.run(EvalContext(score_fn=None, dataset=ds, split="val", batch_size=8))
+  for k in ("music_ndcg", "tag_ndcg", "melon_score"):
+    assert m[f"baseline/most_popular/{k}"] == pytest.approx(m[k])
+
+
+def test_baseline_config_errors():
+  ds, *_ = _melon_dataset(np.random.default_rng(5), n_train=20, n_q=4)
+  with pytest.raises(ConfigError, match="baselines: 'song_as_user' depends on the model"):
+    MelonEvaluator(_eval_config(baselines=("song_as_user",)), ds, "val")
+  with pytest.raises(ConfigError, match="unknown recommender 'popular'"):
+    MelonEvaluator(_eval_config(baselines=("popular",)), ds, "val")
+  with pytest.raises(ConfigError, match="must be a list of recommender names"):
+    MelonEvaluator(_eval_config(baselines="most_popular"), ds, "val")
+  with pytest.raises(ConfigError, match="names a recommender twice"):
+    MelonEvaluator(_eval_config(baselines=("most_popular", "most_popular")), ds, "val")
+  assert MelonEvaluator(_eval_config(), ds, "val").baselines == ()   # the key is optional
+  assert "baselines" in MelonEvaluator.config_keys
+
+
+def test_final_summary_puts_the_model_beside_its_baselines():
+  final = {"step": 80, "epoch": 50.0, "loss": 1.5, "music_ndcg": 0.25, "tag_ndcg": 0.5,
+           "melon_score": 0.2875, "questions": 30.0, "music_ndcg/all": 0.1,
+           "rec/questions": 30.0, "baseline/most_popular/music_ndcg": 0.05,
+           "baseline/most_popular/tag_ndcg": 0.1, "baseline/most_popular/melon_score": 0.0575,
+           "baseline/most_popular/melon_score/all": 0.01}
+  text = final_summary(final, "wd/metrics.jsonl")
+  lines = text.splitlines()
+  assert lines[0] == "final validation metrics (step 80, epoch 50, loss 1.5):"
+  assert lines[1].split() == ["recommender", "music_ndcg", "tag_ndcg", "melon_score"]
+  assert lines[2].split() == ["model", "0.25", "0.5", "0.2875"]
+  assert lines[3].split() == ["most_popular", "0.05", "0.1", "0.0575"]
+  assert lines[4].split() == ["questions=30"]
+  assert "3 more metrics" in lines[5] and "wd/metrics.jsonl" in lines[5]
+  # Without baselines: one line per headline metric.
+  plain = final_summary({"step": 6, "epoch": 2.0, "loss": 0.5, "rmse": 0.9, "mae": 0.7})
+  assert plain.splitlines()[1].split() == ["rmse", "0.9"]
+  assert len(plain.splitlines()) == 3
 
 
 # ------------------------------------------------------------------------------ real data

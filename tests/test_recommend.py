@@ -347,7 +347,7 @@ def test_seed_b_argument_errors():
 
 
 def test_registry():
-  assert set(RECOMMENDERS) == {"most_popular", "genre_most_popular", "song_as_user"}
+  assert set(RECOMMENDERS) == {"most_popular", "genre_most_popular", "song_as_user", "hybrid"}
   assert get_recommender("song_as_user").needs_embeddings
   assert get_recommender("genre_most_popular").uses_song_meta
   assert "song_neighbours" in get_recommender("song_as_user").arg_names()

@@ -40,7 +40,14 @@ and scores it against the split's answers, both read from ``dataset.extras``:
   extras["song_meta"]                  optional SongMeta (genre_most_popular)
 
 Song embeddings (``song_as_user``) are the model's code layer for every row of ``dataset.train``
-(the song-as-user matrix: one row per song, raw song ids in ``row_ids``).
+(the song-as-user matrix: one row per song, raw song ids in ``row_ids``). A recommender that ranks
+with the model itself (``hybrid``: the CF AE, ``dataset.train`` = playlists x songs) gets the
+model's scores as ``score_top_k`` (batches on the device) and the column song ids.
+
+Baselines (``config.eval.baselines``, e.g. ``("most_popular",)``): recommenders that do not depend
+on the model are scored on the same questions, once per evaluator (the result is cached: it does
+not change with the params), and reported beside the model as ``baseline/<name>/music_ndcg``,
+``.../tag_ndcg``, ``.../melon_score`` (and per question type, ``.../melon_score/<type>`` ...).
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ import numpy as np
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.context import EvalContext, Evaluator, config_value, full_batches
-from jaxae.recommend import get_recommender
+from jaxae.recommend import Recommender, get_recommender
+from jaxae.recommend.hybrid import model_top_k
 from jaxae.recommend.popular import PlaylistArrays, playlist_arrays
 
 N_SONGS = 100
@@ -282,6 +290,8 @@ def read_results(path) -> list[dict]:
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: "
                     f"{e.msg}") from None
+  except RecursionError:
+    raise DataError(f"{path}: JSON nested too deeply to be a results file") from None
   if not isinstance(records, list):
     raise DataError(f"{path}: expected a JSON array of results, got {type(records).__name__}")
   for i, rec in enumerate(records):
@@ -331,18 +341,51 @@ def _extra(dataset: Dataset, key: str, required: bool = True):
   return dataset.extras[key]
 
 
+def _headline(s: dict, prefix: str = "") -> dict[str, float]:
+  """``score_results``' dict as flat metrics: the three scores overall and per question type."""
+  out = {f"{prefix}music_ndcg": s["music_ndcg"], f"{prefix}tag_ndcg": s["tag_ndcg"],
+         f"{prefix}melon_score": s["score"]}
+  for t, v in s.get("per_type", {}).items():
+    out.update({f"{prefix}music_ndcg/{t}": v["music_ndcg"], f"{prefix}tag_ndcg/{t}": v["tag_ndcg"],
+                f"{prefix}melon_score/{t}": v["score"]})
+  return out
+
+
+def _baseline_names(eval_config) -> tuple[str, ...]:
+  """``config.eval.baselines`` (optional, default none): names of model-free recommenders."""
+  try:
+    raw = eval_config["baselines"] if "baselines" in eval_config else ()
+  except TypeError:
+    raw = ()
+  if raw is None:
+    return ()
+  if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+    raise ConfigError(f"config.eval.baselines must be a list of recommender names, got {raw!r}")
+  names = tuple(str(n) for n in raw)
+  if len(set(names)) != len(names):
+    raise ConfigError(f"config.eval.baselines names a recommender twice: {list(names)}")
+  for n in names:
+    if get_recommender(n).depends_on_model:
+      raise ConfigError(f"config.eval.baselines: {n!r} depends on the model being evaluated; a "
+                        f"baseline must be a fixed recommender (e.g. most_popular)")
+  return names
+
+
 class MelonEvaluator(Evaluator):
   """Kakao Arena score of a recommender on a split's questions (``config.eval.evaluators:
   ["melon"]``).
 
   Config keys: ``eval.recommender`` (a name in ``jaxae.recommend.RECOMMENDERS``),
-  ``eval.recommender_args`` (keyword arguments for it; may be empty) and ``eval.empty_answers``
-  ("error" as officially, or "skip"; see the module docstring). Metrics: ``music_ndcg``,
+  ``eval.recommender_args`` (keyword arguments for it, including its ``setup``'s; may be empty),
+  ``eval.empty_answers`` ("error" as officially, or "skip"; see the module docstring) and the
+  optional ``eval.baselines`` (model-free recommenders scored beside it). Metrics: ``music_ndcg``,
   ``tag_ndcg``, ``melon_score``, the same per question type as ``music_ndcg/<type>`` ..., the
-  number of questions and the recommender's report counts (``rec/<name>``).
+  number of questions, the recommender's report counts (``rec/<name>``) and every baseline's
+  scores (``baseline/<name>/...``).
   """
 
   name = "melon"
+  config_keys = ("recommender", "recommender_args", "empty_answers", "baselines")
   last_results: list | None = None   # results records of the last run (Kakao submission format)
 
   def __init__(self, eval_config, dataset: Dataset, split: str):
@@ -357,17 +400,23 @@ class MelonEvaluator(Evaluator):
     if unknown:
       raise ConfigError(f"config.eval.recommender_args: unknown argument(s) {unknown} for "
                         f"{self.recommender_name!r}; known: {allowed}")
-    self.args = args
     self.empty_answers = config_value(eval_config, "empty_answers")
     if self.empty_answers not in EMPTY_ANSWERS:
       raise ConfigError(f"config.eval.empty_answers must be one of {list(EMPTY_ANSWERS)}, got "
                         f"{self.empty_answers!r}")
+    self.baselines = _baseline_names(eval_config)
+    self._baseline_metrics: dict[str, float] | None = None
     self.split = split
     for key in ("train_playlists", f"{split}_questions", f"{split}_answers"):
       _extra(dataset, key)
+    setup_names = set(self.recommender.setup_arg_names())
+    self.args = {k: v for k, v in args.items() if k not in setup_names}
+    if self.recommender.setup is not None:   # once per evaluator (e.g. load seed A's content AE)
+      self.args.update(self.recommender.setup(
+          dataset, split, **{k: v for k, v in args.items() if k in setup_names}))
 
-  def run(self, ctx: EvalContext) -> dict[str, float]:
-    ds = ctx.dataset
+  def _questions(self, ds: Dataset):
+    """(train playlists, questions, answers, {playlist id: question type}) of the split."""
     train = _extra(ds, "train_playlists")
     questions = _extra(ds, f"{self.split}_questions")
     answers = _extra(ds, f"{self.split}_answers")
@@ -380,26 +429,55 @@ class MelonEvaluator(Evaluator):
         raise DataError(f"dataset.extras[{self.split + '_question_types'!r}] has {len(types)} "
                         f"entries for {len(q_ids)} questions")
       types = dict(zip(q_ids.tolist(), np.asarray(types).tolist()))
+    return train, questions, answers, types
+
+  def _recommend(self, name: str, rec: Recommender, ds: Dataset, kwargs: dict, report: dict):
+    train, questions, _, _ = self._questions(ds)
+    if rec.uses_song_meta:
+      kwargs["song_meta"] = _extra(ds, "song_meta", required=False)
+    try:
+      return rec(train, questions, report=report, **kwargs)
+    except TypeError as e:
+      raise ConfigError(f"recommender {name!r}: {e}") from None
+
+  def baseline_metrics(self, ds: Dataset) -> dict[str, float]:
+    """``baseline/<name>/...`` scores of every configured baseline (computed once, then cached)."""
+    if self._baseline_metrics is None:
+      _, _, answers, types = self._questions(ds)
+      out: dict[str, float] = {}
+      for name in self.baselines:
+        results = self._recommend(name, get_recommender(name), ds, {}, {})
+        s = score_results(answers, results, types, empty_answers=self.empty_answers)
+        out.update(_headline(s, f"baseline/{name}/"))
+      self._baseline_metrics = out
+    return dict(self._baseline_metrics)
+
+  def run(self, ctx: EvalContext) -> dict[str, float]:
+    ds = ctx.dataset
+    _, _, answers, types = self._questions(ds)
     kwargs = dict(self.args)
     if self.recommender.needs_embeddings:
       kwargs.update(song_embeddings=song_embeddings(ctx), song_ids=ds.train.row_ids)
-    if self.recommender.uses_song_meta:
-      kwargs["song_meta"] = _extra(ds, "song_meta", required=False)
+    if self.recommender.needs_scores:
+      if ctx.batch_size <= 0 or ctx.batch_size % ctx.num_shards:
+        raise ConfigError(f"config.eval.batch_size ({ctx.batch_size}) must be a positive multiple "
+                          f"of the data-axis size ({ctx.num_shards})")
+      kwargs.update(score_top_k=model_top_k(ctx.score_fn, ctx.put_fn, batch_size=ctx.batch_size,
+                                            num_shards=ctx.num_shards),
+                    score_song_ids=ds.train.col_ids)
     report: dict = {}
-    try:
-      results = self.recommender(train, questions, report=report, **kwargs)
-    except TypeError as e:
-      raise ConfigError(f"recommender {self.recommender_name!r}: {e}") from None
+    results = self._recommend(self.recommender_name, self.recommender, ds, kwargs, report)
     s = score_results(answers, results, types, empty_answers=self.empty_answers)
     self.last_results = results      # the scored records; eval.py writes them as results.json
-    out = {"music_ndcg": s["music_ndcg"], "tag_ndcg": s["tag_ndcg"], "melon_score": s["score"],
-           "questions": float(s["count"]), "questions_music": float(s["music_count"]),
-           "questions_tag": float(s["tag_count"])}
+    out = _headline({k: v for k, v in s.items() if k != "per_type"})
+    out.update({"questions": float(s["count"]), "questions_music": float(s["music_count"]),
+                "questions_tag": float(s["tag_count"])})
     for t, v in s["per_type"].items():
       out.update({f"music_ndcg/{t}": v["music_ndcg"], f"tag_ndcg/{t}": v["tag_ndcg"],
                   f"melon_score/{t}": v["score"], f"questions/{t}": float(v["count"])})
     out.update({f"rec/{k}": float(v) for k, v in report.items()
                 if isinstance(v, (int, float, np.integer, np.floating))})
+    out.update(self.baseline_metrics(ds))
     return out
 
 

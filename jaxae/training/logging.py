@@ -97,6 +97,73 @@ def progress_line(*, epoch: int, epochs: int, step: int, total_steps: int, rows_
           f"loss {loss:.4f}  eta {_fmt_duration(eta_s)}")
 
 
+RUN_KEYS = ("step", "epoch", "loss")   # facts of the run, shown in the summary's title line
+BASELINE_PREFIX = "baseline/"
+
+
+def _fmt_value(v: Any) -> str:
+  f = _number(v)
+  if f is None:
+    return str(v)
+  if math.isfinite(f) and f == int(f) and abs(f) < 1e15:
+    return str(int(f))
+  return f"{f:.6g}" if not math.isfinite(f) or abs(f) >= 1e-3 else f"{f:.3e}"
+
+
+def final_summary(metrics: dict[str, Any], details: str | None = None) -> str:
+  """The end-of-run summary: the headline metrics, the model beside every baseline.
+
+  Headline metrics are the flat names (no "/"): per-type breakdowns (``melon_score/all``),
+  recommender counts (``rec/...``) and the like stay in the logs (``details`` says where). When
+  ``baseline/<name>/<metric>`` keys are present (``config.eval.baselines``), the metrics the
+  baselines share with the model (music_ndcg, tag_ndcg, melon_score) form a table with one row for
+  the model and one per baseline; the other headline numbers follow on one line.
+
+  Example::
+
+    final validation metrics (step 80, epoch 50, loss 1.234):
+      recommender   music_ndcg  tag_ndcg  melon_score
+      model           0.061234  0.301234     0.097234
+      most_popular    0.021234  0.081234     0.030234
+      questions=612  questions_music=612  questions_tag=598
+      (47 more metrics: per question type, recommender counts ... in workdir/metrics.jsonl)
+  """
+  title = ", ".join(f"{k} {_fmt_value(metrics[k])}" for k in RUN_KEYS if k in metrics)
+  lines = ["final validation metrics" + (f" ({title}):" if title else ":")]
+  flat = [k for k in metrics if "/" not in k and k not in RUN_KEYS]
+  baselines: dict[str, dict[str, Any]] = {}
+  for k, v in metrics.items():
+    if k.startswith(BASELINE_PREFIX) and k.count("/") == 2:
+      _, name, metric = k.split("/")
+      baselines.setdefault(name, {})[metric] = v
+  shown = set(flat)
+  columns = [m for m in flat if any(m in b for b in baselines.values())]
+  if columns:
+    rows = [("model", {m: metrics[m] for m in columns})] + list(baselines.items())
+    width = max(len("recommender"), *(len(n) for n, _ in rows))
+    cw = [max(len(c), 10) for c in columns]
+    lines.append("  " + f"{'recommender':<{width}}" + "".join(
+        f"  {c:>{w}}" for c, w in zip(columns, cw)))
+    for name, vals in rows:
+      cells = "".join(f"  {_fmt_value(vals[c]) if c in vals else '-':>{w}}"
+                      for c, w in zip(columns, cw))
+      lines.append(f"  {name:<{width}}{cells}")
+    shown.update(f"{BASELINE_PREFIX}{n}/{c}" for n, b in baselines.items() for c in b)
+    rest = [k for k in flat if k not in columns]
+    if rest:
+      lines.append("  " + "  ".join(f"{k}={_fmt_value(metrics[k])}" for k in rest))
+  elif flat:
+    width = max(len(k) for k in flat)
+    lines += [f"  {k:<{width}}  {_fmt_value(metrics[k]):>12}" for k in flat]
+  else:
+    lines.append("  (no validation metrics)")
+  hidden = len([k for k in metrics if k not in shown and k not in RUN_KEYS])
+  if hidden:
+    lines.append(f"  ({hidden} more metrics: per question type, recommender counts ..."
+                 + (f" in {details})" if details else ")"))
+  return "\n".join(lines)
+
+
 def plot_curves(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
                 metric: str | None = None) -> bool:
   """Plots the training loss (left) and the validation ``metric`` (right) against the step.
