@@ -65,4 +65,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from jaxae import cli  # pylint: disable=g-import-not-at-top
+  app.run(main, flags_parser=cli.parse_flags)

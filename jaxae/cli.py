@@ -7,6 +7,7 @@ import pathlib
 import sys
 from typing import Any, Callable
 
+from absl import flags
 from absl import logging
 
 from jaxae.errors import JaxaeError
@@ -31,13 +32,51 @@ def default_workdir(config_path: str) -> str:
   return os.path.join("workdirs", pathlib.Path(config_path).stem)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing for ``app.run(main, flags_parser=parse_flags)``, every mistake one line.
+
+  A bad flag value, an unknown flag, a ``--config.x.y=...`` override naming a key the config does
+  not have or giving a value of the wrong type, or a config file that does not load: ``error:`` and
+  one line on stderr, exit 2 (absl's own parser prints a traceback for some of these).
+  """
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except  (flag parsing only: report, never trace)
+    text = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split())
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+      text = text[1:-1]                       # a KeyError's repr inside an AttributeError
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    if isinstance(e, flags.Error):
+      print(f"error: {text}", file=sys.stderr)
+    else:
+      applied = f" {' '.join(overrides)}" if overrides else ""
+      print(f"error: cannot apply the config{applied}: {type(e).__name__}: {text}",
+            file=sys.stderr)
+    sys.exit(2)
+
+
+def os_error_line(e: OSError) -> str:
+  """One line for an OSError: the OS reason and the file, e.g. ``No space left on device: x``."""
+  reason = e.strerror or type(e).__name__
+  name = e.filename if e.filename is not None else ""
+  return f"{reason}: {name}" if name else f"{reason} ({' '.join(str(e).split())})"
+
+
 def run(fn: Callable[..., Any], *args, **kwargs) -> Any:
-  """Calls ``fn``; a user mistake (JaxaeError) ends the process with its one-line message, exit 2."""
+  """Calls ``fn``; a user mistake (JaxaeError) ends the process with its one-line message, exit 2.
+
+  An OSError that escapes the checks done up front (the disk filling up mid-run, a file removed
+  under a running job) also ends in one line, exit 1 (checkpoints are atomic: the last complete one
+  is what the same command resumes from).
+  """
   try:
     return fn(*args, **kwargs)
   except JaxaeError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except OSError as e:
+    print(f"error: {os_error_line(e)}", file=sys.stderr)
+    sys.exit(1)
   except KeyboardInterrupt:
     print("interrupted: the last checkpoint in the workdir is intact; run the same command to resume",
           file=sys.stderr)

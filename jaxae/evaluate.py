@@ -95,7 +95,8 @@ def load_checkpoint(workdir: str | os.PathLike, step: int | None = None) -> Load
   mesh = mesh_lib.make_mesh({"data": -1, "model": 1})
   config, params, meta = ckpt_lib.load_for_eval(workdir, step, mesh=mesh)
   info = dict(meta["dataset_info"])
-  model = models.build_model(config.model, int(info["n_cols"]), int(info["n_rows"]))
+  model = mesh_lib.with_saved_padding(
+      models.build_model(config.model, int(info["n_cols"]), int(info["n_rows"])), config)
   return LoadedRun(workdir=workdir, step=int(meta["step"]), config=config, params=params,
                    info=info, saved_metrics=dict(meta.get("metrics") or {}), model=model,
                    mesh=mesh)
@@ -309,6 +310,8 @@ def read_question_types(path: str) -> dict[int, str]:
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: "
                     f"{e.msg}") from None
+  except RecursionError:
+    raise DataError(f"{path}: JSON nested too deeply to be a question types file") from None
   if not isinstance(obj, dict):
     raise DataError(f"{path}: expected a JSON object {{playlist id: question type}}, got "
                     f"{type(obj).__name__}")

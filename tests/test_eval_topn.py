@@ -88,7 +88,8 @@ def test_hand_computed_3_users_6_items():
   # The two definitions differ exactly where |test| > K.
   assert m["recall@2"] < m["recall@2_liang"]
   assert m["rows_evaluated"] == 3 and m["rows_skipped_no_targets"] == 0
-  assert set(m) == set(expected) | {"rows_evaluated", "rows_skipped_no_targets"}
+  assert set(m) == set(expected) | {"rows_evaluated", "rows_skipped_no_targets",
+                                    "targets_cold_rows", "targets_cold_cols"}
 
 
 @pytest.mark.parametrize("batch_size,num_shards", [(1, 1), (2, 1), (2, 2), (3, 1), (8, 4)])

@@ -41,6 +41,7 @@ from jaxae.data.readers import lightgcn as lightgcn_reader
 from jaxae.data.readers import melon as melon_reader
 from jaxae.data.readers import movielens as movielens_reader
 from jaxae.data.readers import tsv as tsv_reader
+from jaxae.data.readers.common import open_text
 from jaxae.errors import ConfigError
 from jaxae.errors import DataError
 
@@ -63,7 +64,7 @@ def load_dataset(data_config, seed: int) -> Dataset:
   if "name" not in data_config:
     raise ConfigError(f"config.data.name is missing; known pipelines: {sorted(PIPELINES)}")
   name = data_config.name
-  if name not in PIPELINES:
+  if not isinstance(name, str) or name not in PIPELINES:
     raise ConfigError(f"config.data.name={name!r} is not a known pipeline; known: "
                       f"{sorted(PIPELINES)}")
   fn, keys = PIPELINES[name]
@@ -380,10 +381,11 @@ def _read_types(path: str, questions) -> np.ndarray | None:
   if not os.path.exists(path):
     return None
   try:
-    with open(path, encoding="utf-8") as f:
-      types = json.load(f)
+    types = json.loads(open_text(path))
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: bad JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+  except RecursionError:
+    raise DataError(f"{path}: JSON nested too deeply to be a question types file") from None
   if not isinstance(types, dict):
     raise DataError(f"{path}: expected an object playlist id -> question type")
   try:

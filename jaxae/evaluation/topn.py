@@ -22,6 +22,10 @@ Both evaluate only rows that have targets, as here: rows without targets are ski
 (``rows_skipped_no_targets``). LightGCN excludes training items with a score of -1024 rather than
 -inf (the same ranking unless a model scores below -1024). A column excluded by -inf never counts
 as a hit, even when it is also a target (possible only when fewer than K columns remain).
+
+Ids unseen in training are counted, never an error: held-out entries whose column has no training
+entry (``targets_cold_cols``) or whose row has an empty input (``targets_cold_rows``) are ranked like
+any other (the model scores every column), and reported.
 """
 
 from __future__ import annotations
@@ -122,6 +126,9 @@ class TopNEvaluator(Evaluator):
     out = {"rows_evaluated": float(len(rows)), "rows_skipped_no_targets": float(skipped)}
     if not len(rows):
       raise DataError(f"the {self.split!r} split has no rows with held-out targets to rank")
+    t = es.targets.matrix[rows]                   # cold counts on the host, vectorized
+    out["targets_cold_rows"] = float(np.diff(t.indptr)[es.inputs.row_lengths()[rows] == 0].sum())
+    out["targets_cold_cols"] = float((ctx.dataset.train.col_counts()[t.indices] == 0).sum())
     sums = []                                     # per-chunk device arrays: no host sync
     for inputs, targets in split_batches(ctx, es, rows):
       inputs = ctx.put_fn(inputs)

@@ -87,7 +87,8 @@ def _records_to_arrays(records, what: str) -> PlaylistArrays:
       if key not in r:
         raise DataError(f"{what} record {i} (playlist id {r.get('id', '?')}): missing key {key!r}")
     pid = r["id"]
-    if not isinstance(pid, (int, np.integer)) or isinstance(pid, bool):
+    if not isinstance(pid, (int, np.integer)) or isinstance(pid, bool) or not (
+        _INT64_MIN <= pid <= _INT64_MAX):
       raise DataError(f"{what} record {i}: playlist id must be an integer, got {pid!r}")
     for key in ("songs", "tags"):
       if not isinstance(r[key], (list, tuple, np.ndarray)):
@@ -99,14 +100,16 @@ def _records_to_arrays(records, what: str) -> PlaylistArrays:
     titles.append(str(r.get("plylst_title", "")))
   song_indptr = _indptr(song_lists)
   tag_indptr = _indptr(tag_lists)
-  songs = np.array(list(itertools.chain.from_iterable(song_lists)))
-  if songs.size == 0:
-    songs = np.zeros(0, np.int64)
-  elif songs.dtype.kind not in "iu":
-    bad = _first_bad(song_lists, lambda x: isinstance(x, (int, np.integer)) and
-                     not isinstance(x, bool))
+  flat = list(itertools.chain.from_iterable(song_lists))
+  is_id = lambda x: (isinstance(x, (int, np.integer)) and not isinstance(x, bool)  # noqa: E731
+                     and _INT64_MIN <= x <= _INT64_MAX)
+  # Element types checked at C speed (bool, float, None, nested lists are not song ids).
+  if any(t is bool or not issubclass(t, (int, np.integer)) for t in set(map(type, flat))) or (
+      flat and not _INT64_MIN <= min(flat) <= max(flat) <= _INT64_MAX):
+    bad = _first_bad(song_lists, is_id)
     raise DataError(f"{what} record {bad[0]} (playlist id {ids[bad[0]]}): songs must be integer "
                     f"ids, got {bad[1]!r}")
+  songs = np.array(flat, np.int64) if flat else np.zeros(0, np.int64)
   tags = list(itertools.chain.from_iterable(tag_lists))
   if not all(isinstance(t, str) for t in tags):
     bad = _first_bad(tag_lists, lambda x: isinstance(x, str))
@@ -120,6 +123,9 @@ def _indptr(lists) -> np.ndarray:
   indptr = np.zeros(len(lists) + 1, np.int64)
   np.cumsum(np.fromiter((len(x) for x in lists), np.int64, count=len(lists)), out=indptr[1:])
   return indptr
+
+
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
 
 
 def _first_bad(lists, ok) -> tuple[int, Any]:

@@ -6,6 +6,16 @@ A workdir holds ``checkpoints/<step>/`` with four items: ``state`` (the :class:`
 ``keep_checkpoints`` steps AND the one with the best ``config.eval.metric`` (orbax ``LatestN`` or
 ``BestN`` preservation). Everything needed to score with a checkpoint is in it:
 :func:`load_for_eval` rebuilds the model from the saved config alone.
+
+Failure handling: a save is atomic (orbax writes ``<step>.orbax-checkpoint-tmp-*`` and renames it
+when complete, so a run killed mid-save leaves no half step behind, only a temporary folder that is
+ignored, and removed by the next run). A step that exists but does not read back (truncated or
+corrupted files, missing items) is found by :meth:`Checkpointer.restore_good`, reported, moved to
+``workdir/checkpoints_corrupt/`` and the previous step is used. A checkpoint whose arrays do not
+fit the model being restored raises :class:`CheckpointMismatchError` naming the parameter (no
+fallback: that is another config).
+:func:`check_workdir` / :func:`check_free_space` refuse to start a run whose workdir is not writable
+or lacks room for one more checkpoint.
 """
 
 from __future__ import annotations
@@ -13,9 +23,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+import shutil
+import sys
+import tempfile
+from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -24,7 +38,14 @@ from orbax.checkpoint import checkpoint_managers as ocm
 from jaxae.errors import CheckpointError, ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "checkpoints_corrupt"
 ITEMS = ("state", "config", "dataset_info", "metrics")
+# Room asked for beyond the arrays of one checkpoint: the JSON items and orbax's metadata files.
+METADATA_SLACK_BYTES = 1 << 20
+
+
+class CheckpointMismatchError(CheckpointError):
+  """A readable checkpoint whose arrays do not fit the model being restored (another config)."""
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> str:
@@ -50,7 +71,12 @@ def _metric_fn(metric: str, mode: str):
   worst = -math.inf if mode == "max" else math.inf
 
   def value(metrics) -> float:
-    v = float(metrics[metric])
+    # Orbax reads a step's metrics back from its "metrics" item: a mid-epoch checkpoint or one
+    # saved without evaluation has no value for the metric and ranks last.
+    try:
+      v = float(metrics[metric])
+    except (KeyError, TypeError, ValueError):
+      return worst
     return worst if math.isnan(v) else v
 
   return value
@@ -88,7 +114,8 @@ class Checkpointer:
                                   n=1, keep_checkpoints_without_metrics=False))
       options = ocp.CheckpointManagerOptions(
           create=True, preservation_policy=ocm.AnyPreservationPolicy(policies),
-          enable_async_checkpointing=True)
+          enable_async_checkpointing=True,
+          cleanup_tmp_directories=True)   # what a kill mid-save left behind
     handlers = {"state": ocp.StandardCheckpointHandler(),
                 "config": ocp.JsonCheckpointHandler(),
                 "dataset_info": ocp.JsonCheckpointHandler(),
@@ -129,11 +156,13 @@ class Checkpointer:
     return int(step)
 
   # ---------------------------------------------------------------- save
-  def save(self, state, *, config, dataset_info: dict, metrics: dict) -> bool:
+  def save(self, state, *, config, dataset_info: dict, metrics: dict,
+           best_candidate: bool = True) -> bool:
     """Saves ``state`` at ``int(state.step)`` (asynchronously); False when that step exists.
 
-    ``metrics`` go to the ``metrics`` item; when they hold ``self.metric`` it also ranks the
-    checkpoint for best-by-metric retention.
+    ``metrics`` go to the ``metrics`` item; when they hold ``self.metric`` (and ``best_candidate``:
+    a mid-epoch checkpoint is not, its metrics cover part of an epoch) it also ranks the checkpoint
+    for best-by-metric retention.
     """
     step = int(jax.device_get(state.step))
     if step in self.all_steps():
@@ -142,7 +171,8 @@ class Checkpointer:
     config_json = json.loads(config.to_json_best_effort()) if hasattr(
         config, "to_json_best_effort") else _to_json(config)
     rank = None
-    if self.metric and self.metric in metrics and metrics[self.metric] is not None:
+    if (best_candidate and self.metric and self.metric in metrics
+        and metrics[self.metric] is not None):
       rank = {self.metric: float(metrics[self.metric])}
     args = ocp.args.Composite(
         state=ocp.args.StandardSave(state),
@@ -174,10 +204,64 @@ class Checkpointer:
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract)))
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
       raise CheckpointError(f"{self.directory}/{step}: cannot restore the train state "
                             f"({_first_line(e)})") from None
     return restored.state
+
+  def restore_good(self, target_state, warn: Callable[[str], None] | None = None
+                   ) -> tuple[Any, int, dict[str, Any]] | None:
+    """Restores the newest step that reads back whole: ``(state, step, restore_json(step))``.
+
+    A step whose metadata, arrays or JSON items cannot be read is reported through ``warn``, moved
+    to ``workdir/checkpoints_corrupt/<step>`` (kept for inspection, out of the manager's way: the
+    run will save that step again) and the previous step is tried. Returns None when there is no
+    checkpoint, or when none reads back (each reported and moved aside: the run starts over).
+
+    Raises:
+      CheckpointMismatchError: a readable step whose arrays do not fit ``target_state`` (a
+        different config): no fallback, the message names the parameter.
+    """
+    warn = warn or (lambda text: None)
+    steps = sorted(self.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        state = self.restore(target_state, step)
+        saved = self.restore_json(step)
+        _check_finite(state, self.directory, step)
+        return state, step, saved
+      except CheckpointMismatchError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (any unreadable step is corrupt)
+        _quiet_closed_loop_callbacks()
+        moved = self.quarantine(step)
+        then = (f"using step {steps[i + 1]}" if i + 1 < len(steps) else
+                "no earlier checkpoint: training starts over")
+        warn(f"checkpoint step {step} in {self.directory} is corrupt or half-written "
+             f"({_first_line(e)}); moved to {moved}; {then}")
+    return None
+
+  def quarantine(self, step: int) -> str:
+    """Moves ``checkpoints/<step>`` to ``checkpoints_corrupt/<step>[.n]``; returns the new path."""
+    src = os.path.join(self.directory, str(step))
+    dst_dir = os.path.join(os.path.dirname(self.directory), CORRUPT_DIR)
+    dst = os.path.join(dst_dir, str(step))
+    if jax.process_index() == 0:
+      os.makedirs(dst_dir, exist_ok=True)
+      n = 0
+      while os.path.exists(dst):
+        n += 1
+        dst = os.path.join(dst_dir, f"{step}.{n}")
+      try:
+        os.replace(src, dst)
+      except OSError as e:
+        raise CheckpointError(f"{src}: corrupt, and it cannot be moved aside ({e.strerror or e}); "
+                              f"remove it by hand and run again") from None
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+      multihost_utils.sync_global_devices(f"jaxae_quarantine_{step}")
+    self.manager.reload()
+    return dst
 
   def restore_params(self, abstract_params, step: int | None = None, sharding=None):
     """Restores only ``params`` (shapes checked as in :meth:`restore`), e.g. for evaluation."""
@@ -194,7 +278,7 @@ class Checkpointer:
       with ocp.PyTreeCheckpointer() as checkpointer:
         restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
             item=item, restore_args=restore_args, partial_restore=True))
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
       raise CheckpointError(f"{path}: cannot restore the parameters ({_first_line(e)})") from None
     return restored["params"]
 
@@ -205,7 +289,7 @@ class Checkpointer:
       r = self.manager.restore(step, args=ocp.args.Composite(
           config=ocp.args.JsonRestore(), dataset_info=ocp.args.JsonRestore(),
           metrics=ocp.args.JsonRestore()))
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
       raise CheckpointError(f"{self.directory}/{step}: cannot read the saved config / info "
                             f"({_first_line(e)})") from None
     return {"config": r.config, "dataset_info": r.dataset_info, "metrics": r.metrics}
@@ -214,7 +298,7 @@ class Checkpointer:
     """``{"params.encoder_0.kernel": shape, ...}`` of every array saved in the state item."""
     try:
       meta = self.manager.item_metadata(step)["state"]
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
       raise CheckpointError(f"{self.directory}/{step}: unreadable checkpoint metadata "
                             f"({_first_line(e)})") from None
     if meta is None:
@@ -223,6 +307,47 @@ class Checkpointer:
     out: dict[str, tuple[int, ...]] = {}
     _flatten_metadata(tree, (), out)
     return out
+
+
+def _quiet_closed_loop_callbacks() -> None:
+  """Silences the stray "Event loop is closed" tracebacks a failed restore leaves behind.
+
+  When one array of a corrupt step fails to read, orbax closes its event loop while TensorStore
+  still completes the step's other reads; their callbacks then hit the closed loop on a TensorStore
+  thread and Python prints each as an "Exception ignored" traceback. They carry no information
+  (the failure was already reported), so a filter for exactly that error is installed (once, for
+  the process); every other unraisable exception still reaches the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxae_quiet_closed_loop", False):
+    return
+
+  def hook(unraisable) -> None:
+    e = unraisable.exc_value
+    if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook._jaxae_quiet_closed_loop = True  # pylint: disable=protected-access
+  sys.unraisablehook = hook
+
+
+def _check_finite(state, directory: str, step: int) -> None:
+  """A saved state holding NaN / Inf is corrupt (training never saves one: see step.py's guard).
+
+  The check runs on the devices; one bool per array comes back."""
+  arrays = {k: x for k, x in tree_arrays(state).items() if jnp.issubdtype(x.dtype, jnp.floating)}
+  finite = jax.device_get({k: jnp.isfinite(x).all() for k, x in arrays.items()})
+  bad = [k for k, ok in finite.items() if not ok]
+  if bad:
+    raise CheckpointError(f"{directory}/{step}: {bad[0]!r} holds NaN or Inf values")
+
+
+def tree_arrays(tree) -> dict[str, Any]:
+  """``{"params.encoder_0.kernel": array, ...}``: the array leaves of a pytree, named as orbax
+  names saved arrays."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {".".join(_key_name(k) for k in path): x for path, x in leaves}
 
 
 def _first_line(e: BaseException) -> str:
@@ -266,16 +391,83 @@ def _check_shapes(target, saved: dict, directory: str, step: int) -> None:
   want = tree_shapes(target)
   for name, shape in want.items():
     if name not in saved:
-      raise CheckpointError(f"{directory}/{step}: the checkpoint has no {name!r} (the model or "
-                            f"optimizer differs from the one that saved it)")
+      raise CheckpointMismatchError(f"{directory}/{step}: the checkpoint has no {name!r} (the "
+                                    f"model or optimizer differs from the one that saved it)")
     if tuple(saved[name]) != tuple(shape):
-      raise CheckpointError(f"{directory}/{step}: parameter {name!r} has shape "
-                            f"{tuple(saved[name])} in the checkpoint but {tuple(shape)} in the "
-                            f"model being restored")
+      raise CheckpointMismatchError(f"{directory}/{step}: parameter {name!r} has shape "
+                                    f"{tuple(saved[name])} in the checkpoint but {tuple(shape)} "
+                                    f"in the model being restored")
   extra = sorted(set(saved) - set(want))
   if extra:
-    raise CheckpointError(f"{directory}/{step}: the checkpoint holds {extra[0]!r} that the model "
-                          f"being restored does not have ({len(extra)} such arrays)")
+    raise CheckpointMismatchError(f"{directory}/{step}: the checkpoint holds {extra[0]!r} that "
+                                  f"the model being restored does not have ({len(extra)} such "
+                                  f"arrays)")
+
+
+# ------------------------------------------------------------------------------ workdir checks
+def state_nbytes(tree) -> int:
+  """Bytes of the array leaves of ``tree`` (arrays or ``ShapeDtypeStruct``s): one checkpoint's
+  arrays, uncompressed."""
+  return int(sum(int(np.prod(np.shape(x), dtype=np.int64)) * np.dtype(x.dtype).itemsize
+                 for x in jax.tree.leaves(tree) if hasattr(x, "dtype")))
+
+
+def free_bytes(path: str) -> int:
+  """Free bytes on the file system holding ``path`` (for the unprivileged user)."""
+  return int(shutil.disk_usage(path).free)
+
+
+def _fmt_bytes(n: float) -> str:
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if abs(n) < 1024 or unit == "GiB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1024
+  return f"{n:.1f} GiB"
+
+
+def check_workdir(workdir: str | os.PathLike) -> None:
+  """Creates ``workdir`` and ``workdir/checkpoints`` and proves they are writable (a probe file is
+  written, synced and removed), before any data is read or any step trained.
+
+  Raises:
+    CheckpointError: the folder cannot be created (e.g. a path under a regular file) or written
+      (read-only file system, permissions, no space left), naming the folder and the OS reason.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  directory = checkpoint_dir(workdir)
+  for d in (workdir, directory):
+    if os.path.exists(d) and not os.path.isdir(d):
+      raise CheckpointError(f"{d}: exists but is not a folder")
+    try:
+      os.makedirs(d, exist_ok=True)
+    except OSError as e:
+      raise CheckpointError(f"{d}: cannot create the run's folder ({e.strerror or e})") from None
+  try:
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".jaxae-write-probe-") as f:
+      f.write(b"jaxae")
+      f.flush()
+      os.fsync(f.fileno())
+  except OSError as e:
+    raise CheckpointError(f"{directory}: the workdir is not writable ({e.strerror or e})") from None
+
+
+def check_free_space(workdir: str | os.PathLike, state) -> int:
+  """Refuses to start when the workdir's file system cannot hold one more checkpoint of ``state``.
+
+  The size of a checkpoint is estimated from ``state``'s arrays (params and optimizer state,
+  uncompressed) plus :data:`METADATA_SLACK_BYTES`. Returns that estimate in bytes.
+
+  Raises:
+    CheckpointError: naming the folder, the free space and the estimate.
+  """
+  need = state_nbytes(state) + METADATA_SLACK_BYTES
+  directory = checkpoint_dir(workdir)
+  free = free_bytes(directory if os.path.isdir(directory) else os.fspath(workdir))
+  if free < need:
+    raise CheckpointError(f"{directory}: only {_fmt_bytes(free)} free, but one checkpoint of this "
+                          f"model needs about {_fmt_bytes(need)}; free some space or choose "
+                          f"another --workdir")
+  return need
 
 
 def restore_latest(workdir: str | os.PathLike, target_state):
@@ -317,7 +509,7 @@ def load_for_eval(workdir: str | os.PathLike, step: int | None = None, mesh=None
     if "n_rows" not in info or "n_cols" not in info:
       raise CheckpointError(f"{ckpt.directory}/{step}: the saved dataset info lacks n_rows/n_cols")
     n_rows, n_cols = int(info["n_rows"]), int(info["n_cols"])
-    model = models.build_model(config.model, n_cols, n_rows)
+    model = mesh_lib.with_saved_padding(models.build_model(config.model, n_cols, n_rows), config)
     sparse_input = bool(config.model.get("sparse_input", False))
     abstract = jax.eval_shape(
         lambda: state_lib.init_params(model, n_cols, sparse_input, jax.random.PRNGKey(0)))

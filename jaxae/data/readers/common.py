@@ -258,11 +258,13 @@ class DelimitedText:
     if isinstance(col, str):
       if self.header is None:
         raise DataError(f"{self.path}: column {col!r} named but the file has no header")
-      if col in self.header:
-        return self.header.index(col)
       lower = [h.lower() for h in self.header]
-      if col.lower() in lower:
-        return lower.index(col.lower())
+      if col in self.header or col.lower() in lower:
+        j = self.header.index(col) if col in self.header else lower.index(col.lower())
+        if j >= self.ncols:
+          raise DataError(f"{self.where(0)}: column {col!r} is field {j + 1} of the header, but "
+                          f"the records have {self.ncols} fields")
+        return j
       raise DataError(f"{where(self.path, self._first)}: no column {col!r} in the header "
                       f"{self.header}")
     col = int(col)
@@ -334,6 +336,8 @@ class DelimitedText:
       ok = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2.0**53)
       if not ok.all():
         k = int(np.argmin(ok))
+        if np.isfinite(values[k]) and values[k] == np.floor(values[k]):
+          return self.int_column(col, what)   # beyond 2**53 a float is inexact: read the text
         raise DataError(f"{self.where(k)}: {what} {self.raw_field(k, col)!r} is not an integer")
       return values.astype(np.int64)
     tokens = self.fields(col)
@@ -388,20 +392,43 @@ class DelimitedText:
     return as_str.astype("datetime64[s]").astype(np.int64)
 
 
+def _not_plain(tokens: np.ndarray) -> np.ndarray:
+  """True for tokens with a non-ASCII character or an underscore (vectorized).
+
+  Python's number parsers, which numpy uses for text, read ``"١"`` or ``"１"`` as 1 and ``"1_0"`` as
+  10; no rating file writes numbers like that, so numeric fields must be plain ASCII.
+  """
+  arr = np.asarray(tokens)
+  if arr.dtype == object:
+    arr = arr.astype(bytes if len(arr) and isinstance(arr[0], bytes) else str)
+  if len(arr) == 0 or arr.dtype.itemsize == 0:
+    return np.zeros(len(arr), bool)
+  codes = np.ascontiguousarray(arr).view(np.uint32 if arr.dtype.kind == "U" else np.uint8).reshape(len(arr), -1)
+  return ((codes >= 128) | (codes == ord("_"))).any(axis=1)
+
+
 def _first_unparsable(tokens: np.ndarray, dtype) -> int | None:
-  """Index of the first token that does not convert to ``dtype`` (chunked, exact numpy rules)."""
+  """Index of the first token that does not convert to ``dtype`` (chunked, exact numpy rules;
+  numbers must also be plain ASCII without underscores, see :func:`_not_plain`)."""
+  numeric = np.dtype(dtype).kind in "iuf"
   for lo in range(0, len(tokens), _CHUNK):
     chunk = tokens[lo:lo + _CHUNK]
+    odd = np.flatnonzero(_not_plain(chunk)) if numeric else np.zeros(0, np.int64)
+    limit = int(odd[0]) if len(odd) else len(chunk)
     try:
-      chunk.astype(dtype)
+      chunk[:limit].astype(dtype)
+      if limit < len(chunk):
+        return lo + limit
       continue
     except (ValueError, TypeError, OverflowError):
       pass
-    for i in range(len(chunk)):
+    for i in range(limit):
       try:
         chunk[i:i + 1].astype(dtype)
       except (ValueError, TypeError, OverflowError):
         return lo + i
+    if limit < len(chunk):
+      return lo + limit
   return None
 
 

@@ -14,6 +14,9 @@ from jaxae.data.readers.common import _WS, ReadReport, finish, open_bytes
 from jaxae.errors import DataError, where
 
 _MAX_ID = 2**31 - 1
+# Largest id allowed regardless of the data, and how sparse (largest id / entries) ids may be.
+_SPARSE_IDS_MIN = 1 << 20
+_SPARSE_IDS_FACTOR = 100
 
 
 @dataclasses.dataclass
@@ -54,6 +57,8 @@ def _parse(path: str | os.PathLike) -> _Lines:
     vals = np.empty(n_tok, np.int64)
     for k, tok in enumerate(tokens):  # error path (or fromstring disagreement) only
       try:
+        if not tok.lstrip(b"+-").isdigit():   # ASCII digits only: int() also takes "1_0", "١"
+          raise ValueError(tok)
         vals[k] = int(tok)
       except (ValueError, OverflowError):
         line = int(np.searchsorted(np.cumsum(per_line), k, side="right")) + 1
@@ -96,6 +101,13 @@ def _to_interactions(lines: _Lines, n_users: int, n_items: int) -> tuple[Interac
 def _size(lines_list: list[_Lines]) -> tuple[int, int]:
   n_users = max(int(ln.users.max()) + 1 for ln in lines_list)
   n_items = max((int(ln.items.max()) + 1 if len(ln.items) else 0) for ln in lines_list)
+  # Ids are dense indices: a few huge ids would make a huge, nearly empty vocabulary (8 bytes per
+  # id up to the largest: gigabytes for one stray id), so refuse ids far beyond the data.
+  for what, n, count in (("user", n_users, sum(len(ln.users) for ln in lines_list)),
+                         ("item", n_items, sum(len(ln.items) for ln in lines_list))):
+    if n > _SPARSE_IDS_MIN and n > _SPARSE_IDS_FACTOR * count:
+      raise DataError(f"{lines_list[0].report.path}: {what} id {n - 1} is far beyond the {count} "
+                      f"{what} entries read: LightGCN ids must be dense 0-based indices")
   return n_users, n_items
 
 

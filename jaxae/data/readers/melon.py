@@ -101,7 +101,7 @@ def parse_updt_dates(dates: Sequence[str], source: str = "<dates>") -> np.ndarra
   if len(arr) == 0:
     return np.zeros(0, "datetime64[s]")
   try:
-    return arr.astype("datetime64[ms]").astype("datetime64[s]")
+    out = arr.astype("datetime64[ms]").astype("datetime64[s]")
   except ValueError:
     for i, d in enumerate(arr.tolist()):
       try:
@@ -110,6 +110,13 @@ def parse_updt_dates(dates: Sequence[str], source: str = "<dates>") -> np.ndarra
         raise DataError(f"{source}: record {i}: updt_date {d!r} is not a "
                         f"'YYYY-MM-DD HH:MM:SS.000' date") from None
     raise
+  # numpy also reads "", "NaT", "now" and "today": none of them is a date of the file.
+  bad = np.isnat(out) | ~np.char.isdigit(arr.astype("<U1"))
+  if bad.any():
+    i = int(np.argmax(bad))
+    raise DataError(f"{source}: record {i}: updt_date {arr[i]!r} is not a "
+                    f"'YYYY-MM-DD HH:MM:SS.000' date")
+  return out
 
 
 def format_updt_dates(dates: np.ndarray) -> list[str]:
@@ -396,6 +403,8 @@ def _load_json(path: str | os.PathLike) -> Any:
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: bad JSON at line {e.lineno} column {e.colno} (char {e.pos}): "
                     f"{e.msg}") from None
+  except RecursionError:
+    raise DataError(f"{path}: JSON nested too deeply to be a Melon file") from None
 
 
 def _record_name(i: int, rec: Any, id_key: str = "id", what: str = "playlist") -> str:
