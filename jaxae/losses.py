@@ -14,6 +14,15 @@ padding rows. Padding rows contribute nothing and are not counted in any normali
   kl           the model's per-row ``kl``, mean over real rows; its weight is annealed by
                :func:`kl_weight` (``config.loss_anneal``)
   l2           sum over weight matrices (params named "kernel" or "embedding") of ||W||^2 / 2
+
+The Gram trick (``config.loss_impl.full_mse``, :func:`full_mse_impl`): when the last layer is linear,
+``recon = z W + b`` with ``z`` [B, d], and the target is the sparse batch ``x``, then per row
+``||z W + b - x||^2 = z (W W^T) z^T + 2 z.(W b) + b.b - 2 x.(z W + b) + ||x||^2``: the first three
+need only the d x d Gram ``W W^T``, the fourth only the predictions at x's nonzeros (gathered
+columns of W), so neither the [B, n] output nor the dense target is built. ``masked_mse`` uses the
+same gathered predictions. :func:`compute_loss` takes this path when ``target`` is a
+:class:`SparseBatch` (then ``observed`` is unused); the model must return ``last_hidden``,
+``last_kernel`` [d, n] and ``last_bias`` [n] (n may be padded with zero columns).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxae.data.sparse import SparseBatch
 from jaxae.errors import ConfigError
 
 Array = jax.Array
@@ -107,6 +117,134 @@ LOSSES: dict[str, TermFn] = {
 }
 
 
+# --------------------------------------------------------------------------- Gram trick
+FULL_MSE_IMPLS = ("dense", "gram", "auto")
+# "auto" takes the Gram path when batch_size >= GRAM_CROSSOVER * d (d = the last layer's input
+# width). Measured by bench/bench_gram_mse.py at 40,981 items (docs/benchmarks.md, "Gram-trick full
+# MSE"): the Gram path is faster from B/d = 0.5 at d = 256 and from B/d = 1.5 at d = 1024.
+GRAM_CROSSOVER = 1.5
+# Terms the Gram path can compute from the sparse batch (the others need the dense output).
+SPARSE_TERMS = ("masked_mse", "mse", "kl", "l2")
+_HI = jax.lax.Precision.HIGHEST
+
+
+def _last_layer(outputs: Mapping[str, Array], term: str) -> tuple[Array, Array, Array]:
+  for key in ("last_hidden", "last_kernel", "last_bias"):
+    if key not in outputs:
+      raise ConfigError(f"config.loss_impl.full_mse='gram': term {term} needs the model's linear "
+                        f"last layer ({key!r}), but the model gives only {', '.join(sorted(outputs))}")
+  return (outputs["last_hidden"].astype(jnp.float32), outputs["last_kernel"].astype(jnp.float32),
+          outputs["last_bias"].astype(jnp.float32))
+
+
+def _entry_rows(batch: SparseBatch) -> tuple[Array, Array]:
+  """[S, N] row of each entry within the batch and [S, N] bool: a stored entry, not padding."""
+  s, n = batch.cols.shape
+  rows_per_shard = batch.batch_size // s
+  nnz = batch.lengths.reshape(s, rows_per_shard).sum(axis=1, keepdims=True)
+  flat_rows = batch.seg + (jnp.arange(s, dtype=batch.seg.dtype) * rows_per_shard)[:, None]
+  return flat_rows, jnp.arange(n)[None, :] < nnz
+
+
+def sparse_predictions(outputs: Mapping[str, Array], batch: SparseBatch, term: str = "mse"
+                       ) -> Array:
+  """[S, N] predictions ``z_row . W[:, col] + b[col]`` at the batch's stored entries (gathered
+  columns of the last kernel; padding entries give the prediction of column 0, masked later)."""
+  z, w, b = _last_layer(outputs, term)
+  s, _ = batch.cols.shape
+  zs = z.reshape(s, batch.batch_size // s, z.shape[-1])
+
+  def one(z_s, cols, seg):
+    wc = jnp.take(w, cols, axis=1)                            # [d, N]
+    return jnp.einsum("nd,dn->n", z_s[seg], wc, precision=_HI) + b[cols]
+
+  pred = jax.vmap(one)(zs, batch.cols, batch.seg)
+  act = outputs.get("last_act")          # a non-linear output layer (entry terms only)
+  return pred if act is None else act(pred)
+
+
+def masked_mse_sparse(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols=None,
+                      pred=None) -> Array:
+  """:func:`masked_mse` from the predictions at the stored entries only."""
+  del params, n_cols
+  pred = sparse_predictions(outputs, batch, "masked_mse") if pred is None else pred
+  rows, real = _entry_rows(batch)
+  w = real & (row_mask.astype(jnp.float32)[rows] > 0)
+  sq = jnp.where(w, jnp.square(pred - batch.vals.astype(jnp.float32)), 0.0)
+  return jnp.sum(sq) / jnp.maximum(jnp.sum(w.astype(jnp.float32)), 1.0)
+
+
+def mse_gram(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
+             pred=None) -> Array:
+  """:func:`mse` by the Gram trick: no [B, n] array (see the module docstring)."""
+  del params
+  if outputs.get("last_act") is not None:
+    raise ConfigError("config.loss.mse: the Gram trick needs a linear last layer; set "
+                      "config.model.last_activation to False or config.loss_impl.full_mse='dense'")
+  z, w, b = _last_layer(outputs, "mse")
+  if w.shape[1] > n_cols:            # an item dimension padded for the model axis: real items only
+    w, b = w[:, :n_cols], b[:n_cols]
+  pred = sparse_predictions(outputs, batch, "mse") if pred is None else pred
+  gram = jnp.dot(w, w.T, precision=_HI)                                   # [d, d]
+  wb = jnp.dot(w, b, precision=_HI)                                       # [d]
+  out_sq = (jnp.sum(jnp.dot(z, gram, precision=_HI) * z, axis=-1)
+            + 2.0 * jnp.dot(z, wb, precision=_HI) + jnp.dot(b, b, precision=_HI))      # [B]
+  rows, real = _entry_rows(batch)
+  vals = jnp.where(real, batch.vals.astype(jnp.float32), 0.0)
+  b_size = row_mask.shape[0]
+  cross = jax.ops.segment_sum((vals * pred).ravel(), rows.ravel(), num_segments=b_size)
+  x_sq = jax.ops.segment_sum(jnp.square(vals).ravel(), rows.ravel(), num_segments=b_size)
+  per_row = (out_sq - 2.0 * cross + x_sq) / float(n_cols)
+  return _row_mean(per_row, row_mask)
+
+
+def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size: int,
+                  refeed_steps: int = 0, entry_width: int | None = None) -> str:
+  """Which path computes the loss: "dense" (the model's [B, n] output) or "gram".
+
+  Args:
+    loss_impl: ``config.loss_impl`` (``full_mse``: "dense" | "gram" | "auto") or None (= "dense").
+    loss_config: ``config.loss``.
+    last_width: the input width ``d`` of the model's last layer when that layer is linear and the
+      model can return its pieces, else None.
+    batch_size: rows per step.
+    refeed_steps: dense re-feeding passes (they need the dense output anyway, so "auto" stays dense).
+    entry_width: the input width of the model's last layer when the model can return its pieces,
+      linear or not (with a non-linear one only the masked terms take the sparse path).
+
+  Raises:
+    ConfigError: an unknown value; "gram" with a non-linear last layer or a term that needs the
+      dense output (bce, multinomial).
+  """
+  impl = "dense"
+  if loss_impl is not None and "full_mse" in loss_impl:
+    impl = loss_impl["full_mse"]
+  if impl not in FULL_MSE_IMPLS:
+    raise ConfigError(f"config.loss_impl.full_mse: unknown value {impl!r}; known: "
+                      f"{', '.join(FULL_MSE_IMPLS)}")
+  terms = list(check_loss_config(loss_config, {"total_steps": 0, "beta_cap": 1.0}))
+  dense_only = [t for t in terms if t not in SPARSE_TERMS]
+  if impl == "gram":
+    if last_width is None:
+      raise ConfigError("config.loss_impl.full_mse='gram' needs a model with a linear last layer "
+                        "(deep_ae with model.last_activation False); use 'dense' or 'auto'")
+    if dense_only:
+      raise ConfigError(f"config.loss_impl.full_mse='gram': loss term(s) {', '.join(dense_only)} "
+                        f"need the dense output; the Gram path computes {', '.join(SPARSE_TERMS)}")
+    return "gram"
+  if (impl == "auto" and last_width is not None and not dense_only and "mse" in terms
+      and refeed_steps == 0 and batch_size >= GRAM_CROSSOVER * last_width):
+    return "gram"
+  # Masked terms only (no full mse): the loss reads the output at the batch's entries alone, so the
+  # sparse path is exact and cheaper at any size (no Gram matrix is formed); it is the default
+  # unless "dense" is asked for. A non-linear last layer is fine here (``entry_width``).
+  unset = loss_impl is None or "full_mse" not in loss_impl
+  if ((unset or impl == "auto") and "masked_mse" in terms and "mse" not in terms
+      and not dense_only and (last_width is not None or entry_width is not None)):
+    return "gram"
+  return "dense"
+
+
 def kl_weight(step, total_anneal_steps: int, beta_cap: float) -> Array:
   """Liang et al.'s KL annealing: ``min(beta_cap, step / total_anneal_steps)``; ``beta_cap`` from the
   start when ``total_anneal_steps`` <= 0. ``step`` may be a traced integer."""
@@ -144,20 +282,23 @@ def check_loss_config(loss_config, anneal=None) -> dict[str, float]:
   return weights
 
 
-def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array, observed: Array,
-                 row_mask: Array, params: Any, step, *, anneal=None
-                 ) -> tuple[Array, dict[str, Array]]:
+def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | SparseBatch,
+                 observed: Array | None, row_mask: Array, params: Any, step, *, anneal=None,
+                 n_cols: int | None = None) -> tuple[Array, dict[str, Array]]:
   """The weighted sum of the configured terms.
 
   Args:
     loss_config: ``config.loss``, {term name: weight}.
     outputs: the model's output dict.
-    target: [B, n] dense targets.
-    observed: [B, n] 1 where an entry is stored (``jaxae.data.sparse.observed_mask``).
+    target: [B, n] dense targets, or the SparseBatch itself for the Gram path (module docstring).
+    observed: [B, n] 1 where an entry is stored (``jaxae.data.sparse.observed_mask``); unused by
+      the Gram path.
     row_mask: [B] 1 for real rows, 0 for padding rows.
     params: the params pytree (for "l2").
     step: the optimizer step (for the KL anneal); may be traced.
     anneal: ``config.loss_anneal`` (``total_steps``, ``beta_cap``); required when "kl" is a term.
+    n_cols: the item count the "mse" mean divides by on the Gram path (default: the width of
+      ``outputs["recon"]``).
 
   Returns:
     ``(loss, terms)``: ``loss = sum_t weight_t * term_t`` (the kl term's weight times
@@ -167,8 +308,21 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array, obser
   weights = check_loss_config(loss_config, anneal)
   total = jnp.zeros((), jnp.float32)
   terms: dict[str, Array] = {}
+  sparse = isinstance(target, SparseBatch)
+  if sparse:        # the Gram path: predictions at the stored entries, shared by the MSE terms
+    bad = [t for t in weights if t not in SPARSE_TERMS]
+    if bad:
+      raise ConfigError(f"config.loss.{bad[0]}: needs the dense output; the Gram path (sparse "
+                        f"target) computes only {', '.join(SPARSE_TERMS)}")
+    n_cols = int(outputs["recon"].shape[-1]) if n_cols is None else int(n_cols)
+    pred = (sparse_predictions(outputs, target)
+            if any(t in weights for t in ("masked_mse", "mse")) else None)
   for name, weight in weights.items():
-    value = LOSSES[name](outputs, target, observed, row_mask, params)
+    if sparse and name in ("masked_mse", "mse"):
+      term = masked_mse_sparse if name == "masked_mse" else mse_gram
+      value = term(outputs, target, row_mask, params, n_cols=n_cols, pred=pred)
+    else:
+      value = LOSSES[name](outputs, target, observed, row_mask, params)
     terms[name] = value
     if name == "kl":
       beta = kl_weight(step, int(anneal["total_steps"]), float(anneal["beta_cap"]))

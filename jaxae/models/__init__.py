@@ -19,7 +19,9 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             which the paper fixes
   cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
-  ease:     l2; optional max_bytes (device memory budget; absent/None = the device's free memory)
+  ease:     l2; optional max_bytes (device memory budget; absent/None = the device's free memory),
+            solver ("cholesky" | "blocked"; absent = "cholesky"), block_size (the blocked solver's
+            tile size; absent = 2048)
 
 An optional key that is absent means: sparse_input False, dtype "float32".
 """
@@ -36,6 +38,7 @@ from jaxae.models.autorec import AutoRec
 from jaxae.models.cdae import CDAE, OUTPUTS
 from jaxae.models.deep_ae import DeepAE
 from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
+from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.mult_vae import MultDAE, MultVAE
 
 __all__ = [
@@ -69,8 +72,8 @@ def _bool(cfg, key: str) -> bool:
 
 def _pos_int(cfg, key: str) -> int:
   v = cfg[key]
-  if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-    raise ConfigError(f"config.model.{key}: expected a positive integer, got {v!r}")
+  if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**31:
+    raise ConfigError(f"config.model.{key}: expected a positive integer (< 2**31), got {v!r}")
   return int(v)
 
 
@@ -79,9 +82,9 @@ def _sizes(cfg, key: str) -> tuple[int, ...]:
   if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
     raise ConfigError(f"config.model.{key}: expected a list of layer sizes, got {v!r}")
   v = tuple(v)
-  if not v or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in v):
-    raise ConfigError(f"config.model.{key}: expected a non-empty list of positive integers, got "
-                      f"{list(v)!r}")
+  if not v or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 2**31 for s in v):
+    raise ConfigError(f"config.model.{key}: expected a non-empty list of positive integers "
+                      f"(< 2**31), got {list(v)!r}")
   return v
 
 
@@ -155,13 +158,20 @@ def _mult_builder(cls, name: str):
 
 def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   del n_rows
-  _check_keys(cfg, "ease", ("l2",), ("max_bytes",))
+  _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size"))
   l2 = cfg["l2"]
   if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
     raise ConfigError(f"config.model.l2: expected a number >= 0, got {l2!r}")
   mb = cfg["max_bytes"] if "max_bytes" in cfg else None
   if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
     raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  solver = cfg["solver"] if "solver" in cfg else None
+  if solver is not None and solver not in EASE_SOLVERS:
+    raise ConfigError(f"config.model.solver: unknown EASE solver {solver!r}; known: "
+                      f"{', '.join(EASE_SOLVERS)}")
+  bs = cfg["block_size"] if "block_size" in cfg else None
+  if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0):
+    raise ConfigError(f"config.model.block_size: expected a positive integer or None, got {bs!r}")
   return EASE(n_cols=n_cols)
 
 
@@ -182,7 +192,7 @@ def _name(model_config) -> str:
   if "name" not in model_config:
     raise ConfigError(f"config.model: missing key name; known models: {', '.join(sorted(MODELS))}")
   name = model_config["name"]
-  if name not in MODELS:
+  if not isinstance(name, str) or name not in MODELS:
     raise ConfigError(
         f"config.model.name: unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
   return name

@@ -10,6 +10,16 @@ its own bias. Dropout (``code_dropout``) acts on the code layer only, and only w
 The same module covers the paper's (n, 512, 512, 1024) Netflix model, the Melon CF AE
 (n -> 1024 -> n, untied selu), the Melon content AE (457 -> 512 -> 512 -> 1024, tied relu) and the
 Melon song-as-user AE (n -> 2048 -> 1024 -> 2048 -> n, selu; ``layers=(2048, 1024)``).
+
+Two switches for large catalogs: ``item_shards`` pads the item dimension of the first and the last
+layer to a multiple of the mesh's model axis (zero rows / columns that never reach an output; the
+output is cut back to ``n_cols``), so those layers can be split evenly over devices; and
+``last_layer_outputs`` (with a linear last layer, ``last_activation`` False) adds that layer's input
+``"last_hidden"`` [B, d], kernel ``"last_kernel"`` [d, n] and bias ``"last_bias"`` [n] (n padded) to
+the outputs, from which ``jaxae.losses`` computes the MSE terms without the dense [B, n] output
+(Gram trick); the engine sets it, and under jit the unused dense output is never computed. With
+``last_activation`` the outputs also hold ``"last_act"`` (the activation): then only the masked
+terms, which read the output at the batch's entries alone, take that path (not the full MSE).
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ class DeepAE(nn.Module):
     code_dropout: drop probability on the code layer at train time.
     last_activation: apply ``activation`` on the output layer too.
     dtype: compute dtype name ("float32" | "bfloat16"); parameters and outputs stay float32.
+    item_shards: pad the item dimension to a multiple of this (the mesh's model axis).
+    last_layer_outputs: also return the linear last layer's input, kernel and bias.
   """
 
   n_cols: int
@@ -44,24 +56,53 @@ class DeepAE(nn.Module):
   code_dropout: float = 0.0
   last_activation: bool = False
   dtype: str = "float32"
+  item_shards: int = 1
+  last_layer_outputs: bool = False
 
   trainable: ClassVar[bool] = True
+
+  @property
+  def padded_cols(self) -> int:
+    """The item dimension of the first / last layer: ``n_cols`` rounded up to ``item_shards``."""
+    k = max(int(self.item_shards), 1)
+    return -(-self.n_cols // k) * k
+
+  @property
+  def last_layer_width(self) -> int | None:
+    """Input width of the output layer when that layer is linear (the Gram-trick loss can be used),
+    else None."""
+    return None if self.last_activation else int(tuple(self.layers)[0])
+
+  @property
+  def entry_output_width(self) -> int:
+    """Input width of the output layer, linear or not: the masked loss terms can read the output
+    at the batch's entries alone (``last_layer_outputs`` adds ``"last_act"`` when non-linear)."""
+    return int(tuple(self.layers)[0])
 
   def setup(self):
     cdt = L.get_dtype(self.dtype)
     sizes = (self.n_cols,) + tuple(self.layers)
+    n_pad = self.padded_cols
+
+    def kernel_init(shape):            # the unpadded layer's draw, zero-padded to the item dim
+      return L.xavier_uniform if n_pad == self.n_cols else L.padded_init(L.xavier_uniform, shape)
+
     self.encoders = [
-        L.Dense(sizes[i], sizes[i + 1], dtype=cdt, name=f"encoder_{i}")
+        L.Dense(n_pad if i == 0 else sizes[i], sizes[i + 1], dtype=cdt, name=f"encoder_{i}",
+                **({"kernel_init": kernel_init(sizes[:2])} if i == 0 else {}))
         for i in range(len(sizes) - 1)
     ]
     rev = sizes[::-1]
+    last = len(rev) - 2
     if self.tied:
       self.decoders = [
-          L.TiedDense(rev[j + 1], dtype=cdt, name=f"decoder_{j}") for j in range(len(rev) - 1)
+          L.TiedDense(n_pad if j == last else rev[j + 1], dtype=cdt, name=f"decoder_{j}")
+          for j in range(len(rev) - 1)
       ]
     else:
       self.decoders = [
-          L.Dense(rev[j], rev[j + 1], dtype=cdt, name=f"decoder_{j}")
+          L.Dense(rev[j], n_pad if j == last else rev[j + 1], dtype=cdt, name=f"decoder_{j}",
+                  **({"kernel_init": kernel_init(rev[-2:])} if j == last else {}))
           for j in range(len(rev) - 1)
       ]
     self.code_drop = nn.Dropout(rate=self.code_dropout)
@@ -70,24 +111,45 @@ class DeepAE(nn.Module):
     """The code layer (before code dropout), in the compute dtype."""
     act = L.get_activation(self.activation)
     h = x
+    if not isinstance(x, SparseBatch) and self.padded_cols > self.n_cols:
+      h = jnp.pad(x, ((0, 0), (0, self.padded_cols - self.n_cols)))
     for enc in self.encoders:
       h = act(enc(h))
     return h
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    """Output layer values (float32) from a code ``z``."""
+  def decode(self, z: jax.Array, *, with_last: bool = False):
+    """Output layer values (float32) from a code ``z``; with ``with_last`` also the last layer's
+    ``(input, kernel [d, n_pad], bias [n_pad])``."""
     act = L.get_activation(self.activation)
     k = len(self.decoders)
     h = z
+    last_in = z
     for j, dec in enumerate(self.decoders):
+      last_in = h
       h = dec(h, self.encoders[k - 1 - j].kernel) if self.tied else dec(h)
       if j < k - 1 or self.last_activation:
         h = act(h)
-    return h.astype(jnp.float32)
+    if self.padded_cols > self.n_cols:
+      h = h[:, :self.n_cols]
+    h = h.astype(jnp.float32)
+    if not with_last:
+      return h
+    last = self.decoders[-1]
+    kernel = self.encoders[0].kernel.T if self.tied else last.kernel
+    bias = last.variables["params"]["bias"]
+    return h, (last_in, kernel, bias)
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
     del rows  # not a per-row model
     code = self.encode(x)
-    recon = self.decode(self.code_drop(code, deterministic=not train))
-    return {"recon": recon, "code": code.astype(jnp.float32)}
+    out = {"code": code.astype(jnp.float32)}
+    z = self.code_drop(code, deterministic=not train)
+    if not self.last_layer_outputs:
+      out["recon"] = self.decode(z)
+      return out
+    out["recon"], (hidden, kernel, bias) = self.decode(z, with_last=True)
+    out.update(last_hidden=hidden.astype(jnp.float32), last_kernel=kernel, last_bias=bias)
+    if self.last_activation:   # only the masked terms can use it (jaxae.losses.sparse_predictions)
+      out["last_act"] = L.get_activation(self.activation)
+    return out

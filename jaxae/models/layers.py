@@ -25,6 +25,21 @@ xavier_uniform: Initializer = nn.initializers.xavier_uniform()
 zeros: Initializer = nn.initializers.zeros
 
 
+def padded_init(init: Initializer, true_shape: tuple[int, ...]) -> Initializer:
+  """``init`` drawn for ``true_shape`` then zero-padded to the (larger) shape asked for.
+
+  A layer whose item dimension is padded to a multiple of the mesh's model axis starts with the
+  same values as the unpadded layer (same key, same fan-in / fan-out) plus zero rows / columns.
+  """
+  true_shape = tuple(int(s) for s in true_shape)
+
+  def init_fn(key, shape, dtype=jnp.float32):
+    w = init(key, true_shape, dtype)
+    return jnp.pad(w, [(0, int(s) - t) for s, t in zip(shape, true_shape)])
+
+  return init_fn
+
+
 def _leaky_relu(x: Array) -> Array:
   # PyTorch's F.leaky_relu default slope, as DeepRecommender uses it.
   return jax.nn.leaky_relu(x, negative_slope=0.01)
@@ -51,7 +66,7 @@ DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def get_activation(name: str, key: str = "model.activation") -> Callable[[Array], Array]:
   """The activation function called ``name``; ConfigError naming ``key`` and the known names."""
-  if name not in ACTIVATIONS:
+  if not isinstance(name, str) or name not in ACTIVATIONS:
     raise ConfigError(
         f"config.{key}: unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}")
   return ACTIVATIONS[name]
@@ -59,7 +74,7 @@ def get_activation(name: str, key: str = "model.activation") -> Callable[[Array]
 
 def get_dtype(name: str, key: str = "model.dtype") -> Any:
   """The jnp compute dtype called ``name`` ("float32" | "bfloat16")."""
-  if name not in DTYPES:
+  if not isinstance(name, str) or name not in DTYPES:
     raise ConfigError(f"config.{key}: unknown dtype {name!r}; known: {', '.join(sorted(DTYPES))}")
   return DTYPES[name]
 
@@ -135,6 +150,33 @@ class InputDropout(nn.Module):
     return drop(x, deterministic=deterministic)
 
 
+@jax.custom_vjp
+def add_bias(y: Array, bias: Array) -> Array:
+  """``y + bias`` (bias broadcast over the leading axes), whose bias gradient is a matmul.
+
+  The bias gradient is the column sum of the output gradient over the batch. XLA:CPU's YNNPACK
+  reduction runs a column sum of a [B, n] array some 30x slower than ``ones[B] @ g`` (jax 0.10,
+  measured by docs/benchmarks.md's commands), so the backward computes it as that matmul, with
+  float32 accumulation; the value is the same sum (up to its order).
+  """
+  return y + bias
+
+
+def _add_bias_fwd(y, bias):
+  # Residuals: only the dtypes (as empty arrays); the gradients need no saved values.
+  return y + bias, (jnp.zeros((0,), y.dtype), jnp.zeros((0,), bias.dtype))
+
+
+def _add_bias_bwd(res, g):
+  y_like, bias_like = res
+  g2 = g.reshape(-1, g.shape[-1])
+  db = jnp.dot(jnp.ones((g2.shape[0],), g2.dtype), g2, preferred_element_type=jnp.float32)
+  return g.astype(y_like.dtype), db.astype(bias_like.dtype)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
 # --------------------------------------------------------------------------- layers
 class Dense(nn.Module):
   """``x @ kernel + bias`` with float32 parameters and ``dtype`` compute.
@@ -163,7 +205,7 @@ class Dense(nn.Module):
     else:
       y = jnp.dot(x.astype(self.dtype), self.kernel.astype(self.dtype))
     if self.use_bias:
-      y = y + self.bias.astype(self.dtype)
+      y = add_bias(y, self.bias.astype(self.dtype))
     return y
 
 
@@ -179,4 +221,4 @@ class TiedDense(nn.Module):
   def __call__(self, z: Array, kernel: Array) -> Array:
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
     y = jnp.dot(z.astype(self.dtype), kernel.astype(self.dtype).T)
-    return y + bias.astype(self.dtype)
+    return add_bias(y, bias.astype(self.dtype))

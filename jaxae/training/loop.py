@@ -28,6 +28,7 @@ first bad step and the last good checkpoint, which is left as it was.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 import time
@@ -61,7 +62,7 @@ EVALUATOR_KEYS = {
     "melon": ("recommender", "recommender_args", "empty_answers", "baselines"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
-OPTIONAL_TOP_LEVEL_KEYS = ("loss_anneal",)
+OPTIONAL_TOP_LEVEL_KEYS = ("loss_anneal", "loss_impl")
 SECTION_KEYS = {
     "optim": optim_lib.OPTIM_KEYS,
     "train": ("batch_size", "epochs", "refeed_steps", "refeed_noise", "log_every_steps",
@@ -69,6 +70,7 @@ SECTION_KEYS = {
               "shuffle"),
     "mesh": ("data", "model"),
     "loss_anneal": ("total_steps", "beta_cap"),
+    "loss_impl": ("full_mse",),
 }
 # Keys a section may have or lack (absent = off).
 OPTIONAL_SECTION_KEYS = {
@@ -130,6 +132,47 @@ def _int(cfg, section: str, key: str, minimum: int) -> int:
   return int(v)
 
 
+def _real(cfg, section: str, key: str, minimum: float, *, strict: bool = False,
+          maximum: float | None = None) -> float:
+  """A finite number >= ``minimum`` (> with ``strict``, <= ``maximum``) or a ConfigError."""
+  v = cfg[key]
+  ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+  if ok:
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and (
+        maximum is None or v <= maximum)
+  if not ok:
+    bound = f"{'>' if strict else '>='} {minimum:g}" + (
+        f" and <= {maximum:g}" if maximum is not None else "")
+    raise ConfigError(f"config.{section}.{key} must be a finite number {bound}, got {v!r}")
+  return float(v)
+
+
+def _check_values(config) -> None:
+  """Values the sections' own builders read only in some settings (so a typo could hide there
+  until a later run): optimizer numbers, loss weights, KL annealing, re-feeding noise."""
+  o = config.optim
+  _real(o, "optim", "lr", 0.0, strict=True)
+  _real(o, "optim", "momentum", 0.0, maximum=1.0)
+  _real(o, "optim", "weight_decay", 0.0)
+  _real(o, "optim", "decay_factor", 0.0, strict=True)
+  _real(o, "optim", "warmup_epochs", 0.0)
+  if o.clip_norm is not None:
+    _real(o, "optim", "clip_norm", 0.0, strict=True)
+  m = o.milestones
+  if isinstance(m, str) or not isinstance(m, (list, tuple)) or not all(
+      isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0 for x in m):
+    raise ConfigError(f"config.optim.milestones must be a list of epochs >= 0, got {m!r}")
+  for name in _keys(config.loss):
+    _real(config.loss, "loss", name, 0.0)
+  if "loss_anneal" in config and hasattr(config.loss_anneal, "keys"):
+    a = config.loss_anneal
+    if "total_steps" in a:
+      _int(a, "loss_anneal", "total_steps", 0)
+    if "beta_cap" in a:
+      _real(a, "loss_anneal", "beta_cap", 0.0)
+  _real(config.train, "train", "refeed_noise", 0.0)
+
+
 def check_config(config) -> None:
   """Raises ConfigError for a missing or unknown key (or a bad value) in the contract's sections.
 
@@ -148,8 +191,8 @@ def check_config(config) -> None:
     raise ConfigError(f"config: unknown key(s) {', '.join(unknown)}; known: "
                       f"{', '.join(TOP_LEVEL_KEYS + OPTIONAL_TOP_LEVEL_KEYS)}")
   seed = config.seed
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise ConfigError(f"config.seed must be an integer >= 0, got {seed!r}")
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+    raise ConfigError(f"config.seed must be an integer in [0, 2**63), got {seed!r}")
   for name, expected in SECTION_KEYS.items():
     if name in have:
       _check_exact(config[name], name, expected, OPTIONAL_SECTION_KEYS.get(name, ()))
@@ -159,6 +202,9 @@ def check_config(config) -> None:
       raise ConfigError(f"config.{name}: missing key name")
   if models.is_trainable(config.model):   # a closed-form model (EASE) has no loss to check
     losses.check_loss_config(config.loss, config.get("loss_anneal"))
+  if "loss_impl" in have and config.loss_impl.full_mse not in losses.FULL_MSE_IMPLS:
+    raise ConfigError(f"config.loss_impl.full_mse: unknown value {config.loss_impl.full_mse!r}; "
+                      f"known: {', '.join(losses.FULL_MSE_IMPLS)}")
 
   t = config.train
   _int(t, "train", "batch_size", 1)
@@ -190,6 +236,7 @@ def check_config(config) -> None:
   if config.optim.schedule not in optim_lib.SCHEDULES:
     raise ConfigError(f"config.optim.schedule: unknown schedule {config.optim.schedule!r}; "
                       f"known: {list(optim_lib.SCHEDULES)}")
+  _check_values(config)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -240,8 +287,12 @@ class _Run:
     self.mesh = mesh_lib.make_mesh(config.mesh)
     self.num_shards = mesh_lib.data_size(self.mesh)
     self.n_rows, self.n_cols = dataset.n_rows, dataset.n_cols
-    self.model = models.build_model(config.model, self.n_cols, self.n_rows)
+    # With mesh.model > 1 the item dimension is split over the model axis (padded if need be).
+    self.model = mesh_lib.shard_items(models.build_model(config.model, self.n_cols, self.n_rows),
+                                      self.mesh, self.n_cols)
     self.sparse_input = bool(config.model.get("sparse_input", False))
+    self.param_sharding = mesh_lib.param_shardings(jax.eval_shape(lambda: state_lib.init_params(
+        self.model, self.n_cols, self.sparse_input, jax.random.PRNGKey(0))), self.mesh, self.n_cols)
     self.info = dataset_info(dataset)
     self.metric = str(config.eval.metric)
     self.evaluators = (build_evaluators(config.eval, dataset, "val")
@@ -250,7 +301,8 @@ class _Run:
     self.ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.train.keep_checkpoints),
                                       metric=self.metric, mode=str(config.eval.metric_mode))
     self.score_fn, self.embed_fn = step_lib.make_eval_fns(
-        self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input)
+        self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input,
+        param_sharding=self.param_sharding)
     self._batch_sharding = mesh_lib.batch_sharding(self.mesh)
 
   def put(self, batch):
@@ -333,9 +385,10 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
   abstract_params = jax.eval_shape(lambda: state_lib.init_params(
       run.model, run.n_cols, run.sparse_input, jax.random.PRNGKey(0)))
   state = None
+  abstract_state = _closed_form_state(abstract_params, int(config.seed))
   target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(run.mesh)),
-      _closed_form_state(abstract_params, int(config.seed)))
+      lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), abstract_state,
+      mesh_lib.state_shardings(abstract_state, run.mesh, run.n_cols))
   if run.is_main:
     ckpt_lib.check_free_space(run.workdir, target)
   restored = run.ckpt.restore_good(target, warn=run.warn)
@@ -345,7 +398,7 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
   if state is None:
     t0 = time.time()
     params = models.CLOSED_FORM[name](config.model, run.dataset.train)
-    params = mesh_lib.put_replicated(params, run.mesh)
+    params = jax.device_put(params, run.param_sharding)
     state = _closed_form_state(params, int(config.seed))
     run.log(f"fitted {name} in {time.time() - t0:.1f}s")
   val = run.evaluate(state.params)
@@ -374,8 +427,14 @@ def _train(run: _Run) -> dict[str, float]:
   schedule = optim_lib.make_schedule(config.optim, steps_per_epoch, epochs, updates_per_step)
 
   rep = mesh_lib.replicated(run.mesh)
-  state = jax.jit(lambda: state_lib.create_train_state(
-      run.model, tx, run.n_cols, run.sparse_input, int(config.seed)), out_shardings=rep)()
+
+  def create_state():
+    return state_lib.create_train_state(run.model, tx, run.n_cols, run.sparse_input,
+                                        int(config.seed))
+
+  # Params and optimizer state: replicated, or split over "model" by the item rule (mesh.py).
+  state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
+  state = jax.jit(create_state, out_shardings=state_sharding)()
   last_metrics: dict[str, Any] = {}
   restored = run.ckpt.restore_good(state, warn=run.warn)
   if restored is not None:
@@ -388,7 +447,13 @@ def _train(run: _Run) -> dict[str, float]:
   if step > total_steps:
     raise ConfigError(f"the checkpoint in {run.workdir} is at step {step}, past the "
                       f"{total_steps} steps of this config ({epochs} epochs x {steps_per_epoch})")
-  train_step = step_lib.make_train_step(run.model, config, run.n_cols, run.mesh)
+  train_step = step_lib.make_train_step(run.model, config, run.n_cols, run.mesh,
+                                        state_sharding=state_sharding)
+  if step_lib.loss_impl(run.model, config) == "gram":
+    run.log("loss: from the last layer at the batch's entries"
+            + (" and the d x d Gram of its kernel" if "mse" in config.loss else "")
+            + ", no dense [batch, items] target or output (config.loss_impl.full_mse)"
+            + ("; re-fed passes stay dense" if int(tc.refeed_steps) else ""))
   ckpt_every = int(tc.get("checkpoint_every_steps", 0) or 0)
 
   window: list[dict[str, jax.Array]] = []
@@ -439,7 +504,7 @@ def _train(run: _Run) -> dict[str, float]:
     flush(epoch)
     loss = epoch_loss[0] / max(epoch_loss[1], 1)
     run.ckpt.save(state, config=config, dataset_info=run.info,
-                  metrics={"epoch": step / steps_per_epoch, "loss": loss})
+                  metrics={"epoch": step / steps_per_epoch, "loss": loss}, best_candidate=False)
 
   val: dict[str, float] = {}
   warned_metric = False

@@ -14,6 +14,18 @@ dense output is "observed" everywhere it is nonzero). Each re-feed pass makes it
 update. The optional noise is Gaussian with stddev ``refeed_noise`` added to the re-fed input
 (which, as in their code, is also the target); DeepRecommender used dropout noise (``noise_prob``)
 there instead.
+
+Large catalogs: the state may be split over the mesh's "model" axis (``state_sharding``, from
+``mesh.state_shardings``); dense [B, n] targets and outputs are then constrained to (data, model)
+and XLA's SPMD partitioner does the rest. With ``config.loss_impl.full_mse`` resolving to "gram"
+(``losses.full_mse_impl``) the normal pass never builds the dense target or output: the loss comes
+from the last layer's input, kernel and bias and the sparse batch (re-fed passes stay dense).
+
+NaN / Inf guard: every update is applied only when its loss and gradient norm are finite; otherwise
+that update is refused inside the jit (a ``lax.cond`` keeps the previous params and optimizer
+state), so params never become non-finite. The step returns ``metrics["is_finite"]`` (a device bool: every
+pass of the step was finite); the loop accumulates it on the device and reads it only at its
+periodic logging sync, where a False stops training (no per-step host sync).
 """
 
 from __future__ import annotations
@@ -38,15 +50,40 @@ def _model_input(batch: SparseBatch, dense: jax.Array, sparse_input: bool):
   return batch if sparse_input else dense
 
 
-def make_loss_fn(model, loss_config, anneal=None) -> Callable:
+def _if_finite(ok: jax.Array, new: TrainState, old: TrainState) -> TrainState:
+  """``new`` where ``ok`` (a device bool) is True, else ``old`` (a refused update, in the jit)."""
+  return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+def _apply_if_finite(ok: jax.Array, state: TrainState, grads) -> TrainState:
+  """``state.apply_gradients(grads)`` when ``ok`` (a device bool), else ``state`` unchanged.
+
+  The same result as :func:`_if_finite` over the applied state, but as a ``lax.cond``: XLA then
+  updates the donated params and optimizer state in place, where the ``jnp.where`` form makes it
+  copy the optimizer state (and read it twice) on every update (2 copies of the big kernels' momentum
+  per step for SGD, 4 for Adam, in the compiled step's HLO).
+  """
+  return jax.lax.cond(ok, lambda s, g: s.apply_gradients(g), lambda s, g: s, state, grads)
+
+
+def _finite(loss: jax.Array, grad_norm: jax.Array) -> jax.Array:
+  """True when the loss and the global gradient norm are finite (a NaN/Inf gradient entry makes
+  the norm NaN/Inf)."""
+  return jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+
+def make_loss_fn(model, loss_config, anneal=None, mesh=None) -> Callable:
   """``loss_fn(params, x, target, observed, row_mask, rows, key, step) -> (loss, (terms, recon))``.
 
   ``x`` is what the model sees (dense or a SparseBatch); the model runs with ``train=True`` and its
   dropout stream seeded by ``key``; ``anneal`` is ``config.loss_anneal`` (the KL weight schedule).
+  ``target`` may be the SparseBatch (Gram path, ``observed`` None). With a ``mesh`` whose model
+  axis is > 1 the output is constrained to (data, model).
   """
 
   def loss_fn(params, x, target, observed, row_mask, rows, key, step):
     outputs = model.apply({"params": params}, x, rows=rows, train=True, rngs={"dropout": key})
+    outputs = {**outputs, "recon": mesh_lib.constrain_items(outputs["recon"], mesh)}
     loss, terms = losses.compute_loss(loss_config, outputs, target, observed, row_mask, params,
                                       step, anneal=anneal)
     return loss, (terms, outputs["recon"].astype(jnp.float32))
@@ -54,7 +91,23 @@ def make_loss_fn(model, loss_config, anneal=None) -> Callable:
   return loss_fn
 
 
-def train_step_fn(model, config, n_cols: int) -> Callable[[TrainState, SparseBatch], Any]:
+def loss_impl(model, config) -> str:
+  """"dense" or "gram": how this config's loss is computed (``losses.full_mse_impl``)."""
+  return losses.full_mse_impl(config.get("loss_impl"), config.loss,
+                              last_width=getattr(model, "last_layer_width", None),
+                              batch_size=int(config.train.batch_size),
+                              refeed_steps=int(config.train.refeed_steps),
+                              entry_width=getattr(model, "entry_output_width", None))
+
+
+def entry_output(model, config) -> bool:
+  """True when the normal pass computes the output layer only at the batch's entries (the sparse
+  path of :func:`loss_impl`); ``bench/flops.py`` counts FLOPs by it."""
+  return loss_impl(model, config) == "gram"
+
+
+def train_step_fn(model, config, n_cols: int, mesh=None
+                  ) -> Callable[[TrainState, SparseBatch], Any]:
   """The uncompiled step ``(state, batch) -> (state, metrics)`` (see :func:`make_train_step`)."""
   sparse_input = bool(config.model.get("sparse_input", False))
   refeed_steps = int(config.train.refeed_steps)
@@ -63,24 +116,33 @@ def train_step_fn(model, config, n_cols: int) -> Callable[[TrainState, SparseBat
     raise ConfigError(f"config.train.refeed_steps must be >= 0, got {refeed_steps}")
   if refeed_noise < 0:
     raise ConfigError(f"config.train.refeed_noise must be >= 0, got {refeed_noise}")
-  loss_fn = make_loss_fn(model, config.loss, config.get("loss_anneal"))
+  gram = loss_impl(model, config) == "gram"
+  if gram:
+    model = model.clone(last_layer_outputs=True)
+  loss_fn = make_loss_fn(model, config.loss, config.get("loss_anneal"), mesh)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
   def step(state: TrainState, batch: SparseBatch):
     step_key = jax.random.fold_in(state.rng, state.step)
-    target = densify(batch, n_cols)
-    observed = observed_mask(batch, n_cols)
-    x = _model_input(batch, target, sparse_input)
+    if gram:              # no dense target: the loss reads the sparse batch
+      target, observed = batch, None
+      x = batch if sparse_input else mesh_lib.constrain_items(densify(batch, n_cols), mesh)
+    else:
+      target = mesh_lib.constrain_items(densify(batch, n_cols), mesh)
+      observed = mesh_lib.constrain_items(observed_mask(batch, n_cols), mesh)
+      x = _model_input(batch, target, sparse_input)
     (loss, (terms, recon)), grads = grad_fn(state.params, x, target, observed, batch.mask,
                                             batch.rows, jax.random.fold_in(step_key, 0),
                                             state.step)
-    new_state = state.apply_gradients(grads)
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    grad_norm = optax.tree.norm(grads)
+    is_finite = _finite(loss, grad_norm)
+    new_state = _apply_if_finite(is_finite, state, grads)
+    metrics = {"loss": loss, "grad_norm": grad_norm}
     metrics.update({f"loss/{k}": v for k, v in terms.items()})
 
     if refeed_steps:
       def refeed(t, carry):
-        st, previous, _ = carry
+        st, previous, _, ok = carry
         key = jax.random.fold_in(step_key, t + 1)
         refed = jax.lax.stop_gradient(previous)
         if refeed_noise > 0:
@@ -89,40 +151,46 @@ def train_step_fn(model, config, n_cols: int) -> Callable[[TrainState, SparseBat
         refed_observed = (refed != 0).astype(jnp.float32)
         (r_loss, (_, r_recon)), r_grads = grad_fn(st.params, refed, refed, refed_observed,
                                                   batch.mask, batch.rows, key, state.step)
-        return st.apply_gradients(r_grads), r_recon, r_loss
+        r_ok = _finite(r_loss, optax.tree.norm(r_grads))
+        return _apply_if_finite(r_ok, st, r_grads), r_recon, r_loss, ok & r_ok
 
-      new_state, _, refeed_loss = jax.lax.fori_loop(
-          0, refeed_steps, refeed, (new_state, recon, jnp.zeros((), jnp.float32)))
+      new_state, _, refeed_loss, is_finite = jax.lax.fori_loop(
+          0, refeed_steps, refeed, (new_state, recon, jnp.zeros((), jnp.float32), is_finite))
       metrics["refeed_loss"] = refeed_loss
+    metrics["is_finite"] = is_finite
 
     return new_state.replace(step=state.step + 1), metrics
 
   return step
 
 
-def make_train_step(model, config, n_cols: int, mesh) -> Callable[[TrainState, SparseBatch], Any]:
+def make_train_step(model, config, n_cols: int, mesh, state_sharding=None
+                    ) -> Callable[[TrainState, SparseBatch], Any]:
   """The jitted step ``(state, batch) -> (state, metrics)``; the state argument is donated.
 
-  State and metrics are replicated over ``mesh``; every field of the batch is split over "data" on
-  its leading axis. Dropout keys are ``fold_in(state.rng, state.step)`` (then the pass index), so a
-  run is a pure function of the seed.
+  The state is placed by ``state_sharding`` (a TrainState of NamedShardings, e.g.
+  ``mesh.state_shardings``; default: replicated over ``mesh``); metrics are replicated; every field
+  of the batch is split over "data" on its leading axis. Dropout keys are
+  ``fold_in(state.rng, state.step)`` (then the pass index), so a run is a pure function of the seed.
   """
   rep = mesh_lib.replicated(mesh)
-  return jax.jit(train_step_fn(model, config, n_cols),
-                 in_shardings=(rep, mesh_lib.batch_sharding(mesh)),
-                 out_shardings=(rep, rep), donate_argnums=0)
+  state_sh = rep if state_sharding is None else state_sharding
+  return jax.jit(train_step_fn(model, config, n_cols, mesh),
+                 in_shardings=(state_sh, mesh_lib.batch_sharding(mesh)),
+                 out_shardings=(state_sh, rep), donate_argnums=0)
 
 
-def make_eval_fns(model, mesh, *, n_cols: int | None = None,
-                  sparse_input: bool = False) -> tuple[Callable, Callable]:
+def make_eval_fns(model, mesh, *, n_cols: int | None = None, sparse_input: bool = False,
+                  param_sharding=None) -> tuple[Callable, Callable]:
   """Jitted ``score_fn(params, batch) -> [B, n_cols]`` ("recon") and ``embed_fn(params, batch)``
   (the code layer [B, d]), both with ``train=False``, outputs split over "data" like the batch.
 
   ``n_cols`` defaults to ``model.n_cols``; with ``sparse_input`` the model gets the SparseBatch,
-  otherwise the batch is densified on the device first.
+  otherwise the batch is densified on the device first. ``param_sharding``: how the params are
+  placed (default: replicated).
   """
   n_cols = int(model.n_cols if n_cols is None else n_cols)
-  rep = mesh_lib.replicated(mesh)
+  rep = mesh_lib.replicated(mesh) if param_sharding is None else param_sharding
   shard = mesh_lib.batch_sharding(mesh)
 
   def forward(params, batch: SparseBatch) -> dict[str, jax.Array]:

@@ -1,0 +1,128 @@
+"""Honest model FLOP counts of one train step, and the device peak they are compared with.
+
+Only matrix products are counted (2 FLOPs per multiply-add); activations, losses, the optimizer and
+gathers are not. Per layer ``a -> b`` and pass:
+
+  * a dense layer on B rows: forward ``2*B*a*b``; backward ``2x`` forward (input and weight
+    gradients), except the FIRST layer, whose input gradient is never needed: ``1x`` forward.
+  * a sparse first layer (embedding-bag over the nonzeros): forward ``2*nnz*b``; backward ``1x``
+    forward (the weight gradient over the nonzeros only).
+  * an output layer computed only at the target's entries (the masked-loss path of
+    :func:`jaxae.training.step.entry_output`): forward ``2*nnz*a``, backward ``2x``. When dense
+    re-feeding needs the whole output, its dense forward ``2*B*a*n`` is counted too (no backward).
+  * every dense re-feeding pass: dense input and output, forward plus backward as above.
+
+This is stricter than "backward = 2x forward everywhere": a dense first layer gets ``1x`` too, since
+no framework computes the gradient of the data. The counts follow the path the step really runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+
+# Peak dense throughput (FLOP/s) of accelerator kinds, from the vendors' data sheets (dense, no
+# sparsity). "f32" is the tensor-core rate jax uses for float32 matmuls by default (TF32).
+GPU_PEAKS: dict[str, dict[str, float]] = {
+    "H100 80GB HBM3": {"bfloat16": 989e12, "float32": 495e12},   # H100 SXM
+    "H100 PCIe": {"bfloat16": 756e12, "float32": 378e12},
+    "H200": {"bfloat16": 989e12, "float32": 495e12},
+    "A100-SXM4-80GB": {"bfloat16": 312e12, "float32": 156e12},
+    "A100-SXM4-40GB": {"bfloat16": 312e12, "float32": 156e12},
+    "A100-PCIE-40GB": {"bfloat16": 312e12, "float32": 156e12},
+    "L4": {"bfloat16": 121e12, "float32": 60e12},
+    "Tesla V100-SXM2-16GB": {"bfloat16": 125e12, "float32": 15.7e12},   # fp16 tensor cores
+}
+
+
+def layer_chain(model) -> list[tuple[int, int]] | None:
+  """The ``(in, out)`` widths of the model's matmul layers in forward order (None: not a layered
+  autoencoder, e.g. EASE)."""
+  name = type(model).__name__
+  n = int(model.n_cols)
+  if name in ("DeepAE", "MultDAE"):
+    sizes = (n,) + tuple(int(s) for s in model.layers)
+    enc = list(zip(sizes[:-1], sizes[1:]))
+    return enc + [(b, a) for a, b in reversed(enc)]
+  if name == "MultVAE":
+    sizes = (n,) + tuple(int(s) for s in model.layers)
+    enc = list(zip(sizes[:-2], sizes[1:-1])) + [(sizes[-2], 2 * sizes[-1])]
+    dec = list(zip(sizes[::-1][:-1], sizes[::-1][1:]))
+    return enc + dec
+  if name in ("AutoRec", "CDAE"):
+    return [(n, int(model.hidden)), (int(model.hidden), n)]
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class StepShape:
+  """What a step's FLOPs depend on: real rows, input and target nonzeros, and the step's path."""
+
+  rows: int
+  nnz: int
+  sparse_input: bool
+  entry_output: bool
+  refeed_steps: int
+
+
+def step_flops(chain: list[tuple[int, int]], s: StepShape) -> float:
+  """Model FLOPs of one train step (normal pass + ``refeed_steps`` dense re-feeding passes)."""
+  b = s.rows
+  total = 0.0
+  last = len(chain) - 1
+  for i, (a, o) in enumerate(chain):
+    if i == 0 and s.sparse_input:
+      fwd = 2.0 * s.nnz * o
+      total += 2 * fwd                              # forward + weight gradient over the nonzeros
+    elif i == 0:
+      total += 2 * (2.0 * b * a * o)                # forward + weight gradient (no input gradient)
+    elif i == last and s.entry_output:
+      total += 3 * (2.0 * s.nnz * a)                # forward + both gradients at the entries
+      if s.refeed_steps:
+        total += 2.0 * b * a * o                    # the dense output the re-feed pass reads
+    else:
+      total += 3 * (2.0 * b * a * o)
+  for _ in range(s.refeed_steps):
+    for i, (a, o) in enumerate(chain):
+      total += (2 if i == 0 else 3) * (2.0 * b * a * o)
+  return total
+
+
+def score_flops(chain: list[tuple[int, int]], rows: int, nnz: int, sparse_input: bool) -> float:
+  """Model FLOPs of scoring ``rows`` rows over the full catalog (forward only)."""
+  total = 0.0
+  for i, (a, o) in enumerate(chain):
+    total += 2.0 * (nnz if (i == 0 and sparse_input) else rows * a) * o
+  return total
+
+
+def measure_cpu_peak(size: int = 2048, repeats: int = 5) -> float:
+  """f32 matmul FLOP/s of ``jnp.dot`` on ``size``^3 (best of ``repeats``), on the default device."""
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  a = jax.random.normal(k1, (size, size), jnp.float32)
+  b = jax.random.normal(k2, (size, size), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, b).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    dot(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2.0 * size ** 3 / best
+
+
+def device_peak(dtype: str = "float32") -> tuple[float | None, str]:
+  """(peak FLOP/s, how it was obtained) for the default device and compute dtype."""
+  dev = jax.devices()[0]
+  if dev.platform == "cpu":
+    peak = measure_cpu_peak()
+    return peak, "f32 jnp.dot 2048^3 measured in this run"
+  kind = dev.device_kind
+  for name, peaks in GPU_PEAKS.items():
+    if kind == name or kind.startswith(name):
+      key = "bfloat16" if dtype == "bfloat16" else "float32"
+      return peaks[key], f"{kind} data sheet, {key}{' (TF32)' if key == 'float32' else ''} dense"
+  return None, f"unknown peak for {kind}"

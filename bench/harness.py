@@ -1,0 +1,202 @@
+"""The measuring pieces shared by ``bench.run``, ``bench.peers`` and ``bench.encoder_scaling``:
+the engine built as the training loop builds it, steady-state step timing (compile apart), top-K
+evaluation timing, peak memory, and the glibc huge-page setting for XLA:CPU's buffers."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import sys
+import time
+from typing import Any, Callable
+
+
+HUGETLB = "glibc.malloc.hugetlb=1"
+
+
+def malloc_mode() -> str:
+  """How glibc's malloc was tuned for this process (shown in the table header)."""
+  tun = os.environ.get("GLIBC_TUNABLES", "")
+  return f"GLIBC_TUNABLES={tun}" if tun else "glibc malloc defaults (4 KiB pages)"
+
+
+def reexec_with_hugepages(module: str) -> None:
+  """Re-executes ``python -m module argv...`` with :data:`HUGETLB` added to GLIBC_TUNABLES (glibc
+  reads tunables only at process start); a no-op when already set or not on Linux."""
+  tun = os.environ.get("GLIBC_TUNABLES", "")
+  if not sys.platform.startswith("linux") or "glibc.malloc.hugetlb" in tun:
+    return
+  env = dict(os.environ, GLIBC_TUNABLES=f"{tun}:{HUGETLB}" if tun else HUGETLB)
+  sys.stdout.flush()
+  os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+
+
+def peak_memory() -> tuple[int, str]:
+  """(bytes, how): the device's peak bytes in use, or this process's peak RSS on a CPU device."""
+  import jax  # pylint: disable=import-outside-toplevel
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"]), "device peak_bytes_in_use"
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+# ----------------------------------------------------------------------------- the engine pieces
+@dataclasses.dataclass
+class Engine:
+  """What the training loop builds, built the same way here (mesh, model, state, jitted step)."""
+
+  config: Any
+  mesh: Any
+  model: Any
+  state: Any
+  train_step: Callable
+  score_fn: Callable
+  num_shards: int
+  sparse_input: bool
+  put: Callable
+
+
+def build_engine(config, n_rows: int, n_cols: int, steps_per_epoch: int) -> Engine:
+  """The mesh, model, optimizer, state and compiled step of ``config`` for an n_rows x n_cols
+  matrix, as ``jaxae.training.loop`` builds them."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxae import models  # pylint: disable=import-outside-toplevel
+  from jaxae.training import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
+  from jaxae.training import optim as optim_lib  # pylint: disable=import-outside-toplevel
+  from jaxae.training import state as state_lib  # pylint: disable=import-outside-toplevel
+  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
+
+  mesh = mesh_lib.make_mesh(config.mesh)
+  model = models.build_model(config.model, n_cols, n_rows)
+  if hasattr(mesh_lib, "shard_items"):
+    model = mesh_lib.shard_items(model, mesh, n_cols)
+  sparse_input = bool(config.model.get("sparse_input", False))
+  updates = 1 + int(config.train.refeed_steps)
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, int(config.train.epochs), updates)
+
+  def create():
+    return state_lib.create_train_state(model, tx, n_cols, sparse_input, int(config.seed))
+
+  step_kwargs, eval_kwargs = {}, {}
+  if hasattr(mesh_lib, "state_shardings"):
+    sharding = mesh_lib.state_shardings(jax.eval_shape(create), mesh, n_cols)
+    step_kwargs["state_sharding"] = sharding
+    eval_kwargs["param_sharding"] = sharding.params
+  else:
+    sharding = mesh_lib.replicated(mesh)
+  state = jax.jit(create, out_shardings=sharding)()
+  train_step = step_lib.make_train_step(model, config, n_cols, mesh, **step_kwargs)
+  score_fn, _ = step_lib.make_eval_fns(model, mesh, n_cols=n_cols, sparse_input=sparse_input,
+                                       **eval_kwargs)
+  batch_sharding = mesh_lib.batch_sharding(mesh)
+  return Engine(config, mesh, model, state, train_step, score_fn, mesh_lib.data_size(mesh),
+                sparse_input, lambda b: mesh_lib.put_global(b, batch_sharding))
+
+
+# ----------------------------------------------------------------------------- measurements
+@dataclasses.dataclass
+class TrainTiming:
+  compile_s: float
+  shapes: list[int]
+  step_s: float
+  rows_per_s: float
+  flops_per_step: float | None
+  loss: float
+  batching_rows_per_s: float
+  entry_output: bool
+
+
+def time_training(engine: Engine, train, *, batch_size: int, steps: int, repeats: int,
+                  seed: int = 0) -> TrainTiming:
+  """Host batching rate, compile seconds and steady-state step time of ``engine`` on ``train``."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from jaxae.data.batching import BatchIterator  # pylint: disable=import-outside-toplevel
+  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
+  from bench import flops as flops_lib  # pylint: disable=import-outside-toplevel
+
+  it = BatchIterator(train, batch_size, num_shards=engine.num_shards, seed=seed,
+                     drop_remainder=True)
+  n_batches = min(steps, it.steps_per_epoch())
+  if n_batches < 1:
+    raise SystemExit(f"error: {train.shape[0]} rows make no batch of {batch_size}")
+  # Host batching alone: a whole epoch when it is short, else a bounded number of batches.
+  t = time.perf_counter()
+  rows = 0
+  host = []
+  for i, b in enumerate(it.epoch(0)):
+    if i < n_batches:
+      host.append(b)
+    rows += int(b.mask.sum())
+    if i + 1 >= max(n_batches, 200):
+      break
+  batching = rows / (time.perf_counter() - t)
+
+  entry = bool(getattr(step_lib, "entry_output", lambda m, c: False)(engine.model, engine.config))
+  chain = flops_lib.layer_chain(engine.model)
+  refeed = int(engine.config.train.refeed_steps)
+  flops = None
+  if chain is not None:
+    per = [flops_lib.step_flops(chain, flops_lib.StepShape(
+        rows=int(b.mask.sum()), nnz=int(b.lengths.sum()), sparse_input=engine.sparse_input,
+        entry_output=entry, refeed_steps=refeed)) for b in host]
+    flops = float(np.mean(per))
+  dev = [engine.put(b) for b in host]
+  compiled: dict[Any, Any] = {}
+  t = time.perf_counter()
+  state = engine.state
+  for b in dev:
+    key = tuple(x.shape for x in jax.tree.leaves(b))
+    if key not in compiled:
+      compiled[key] = engine.train_step.lower(state, b).compile()
+  compile_s = time.perf_counter() - t
+  run = [compiled[tuple(x.shape for x in jax.tree.leaves(b))] for b in dev]
+  state, metrics = run[0](state, dev[0])               # one untimed step (allocations, caches)
+  jax.block_until_ready(metrics)
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    for fn, b in zip(run, dev):
+      state, metrics = fn(state, b)
+    jax.block_until_ready(metrics)
+    best = min(best, (time.perf_counter() - t) / len(dev))
+  engine.state = state
+  real_rows = float(np.mean([int(b.mask.sum()) for b in host]))
+  return TrainTiming(compile_s, sorted({int(b.cols.shape[1]) for b in host}), best,
+                     real_rows / best, flops, float(jax.device_get(metrics["loss"])), batching,
+                     entry)
+
+
+@dataclasses.dataclass
+class EvalTiming:
+  users: int
+  seconds: float
+  warm_s: float
+  metrics: dict
+
+
+def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
+              repeats: int = 1) -> EvalTiming:
+  """Full-catalog top-K of the split's rows: a first pass compiles every chunk shape (reported
+  apart), then the best of ``repeats`` timed passes."""
+  import functools  # pylint: disable=import-outside-toplevel
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from jaxae.data.dataset import Dataset  # pylint: disable=import-outside-toplevel
+  from jaxae.evaluation import EvalContext  # pylint: disable=import-outside-toplevel
+  from jaxae.evaluation.topn import TopNEvaluator  # pylint: disable=import-outside-toplevel
+
+  dataset = Dataset(train=train, test=eval_split, info={"name": "bench"})
+  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks)}), dataset, "test")
+  ctx = EvalContext(score_fn=functools.partial(engine.score_fn, params), dataset=dataset,
+                    split="test", batch_size=batch_size, num_shards=engine.num_shards,
+                    put_fn=engine.put, params=params, model=engine.model)
+  t = time.perf_counter()
+  out = ev.run(ctx)
+  warm = time.perf_counter() - t
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    out = ev.run(ctx)
+    best = min(best, time.perf_counter() - t)
+  return EvalTiming(int(out["rows_evaluated"]), best, warm, out)

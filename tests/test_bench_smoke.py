@@ -1,0 +1,72 @@
+"""The benchmark suite runs end to end (``python -m bench.run --smoke``): tiny data, a few steps, the
+whole table printed. Not timed: speed claims come from the bench scripts, never from tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+ROWS = ("compile (train step)", "step time (steady state)", "train rows/s", "model FLOPs per step",
+        "achieved FLOP/s", "host batching rows/s", "eval top-20 users/s", "peak memory")
+
+
+def _run(*args: str) -> str:
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-m", "bench.run", *args], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+@pytest.mark.parametrize("config", ["configs/deeprec_netflix.py", "configs/mult_dae_gowalla.py"])
+def test_smoke_table_prints(config):
+  out = _run(f"--config={config}", "--smoke")
+  assert "SMOKE RUN, NOT A MEASUREMENT" in out
+  lines = out.splitlines()
+  for name in ROWS:
+    row = [ln for ln in lines if ln.startswith(name)]
+    assert row, f"row {name!r} missing from:\n{out}"
+    value = row[0][len(name):].split()[0].replace(",", "")
+    assert float(value) > 0, row[0]
+
+
+def test_smoke_rejects_unknown_size():
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-m", "bench.run", "--config=configs/deeprec_netflix.py",
+                         "--size=nope"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 2
+  assert "unknown size 'nope'" in proc.stderr
+
+
+def test_step_flops_counts_by_hand():
+  from bench.flops import StepShape, step_flops
+  chain = [(10, 4), (4, 10)]               # n=10 -> 4 -> 10
+  # Sparse first layer (nnz 6): fwd 2*6*4=48, + weight grad 48; dense last layer on 3 rows:
+  # fwd 2*3*4*10=240, x3 with both gradients = 720.
+  assert step_flops(chain, StepShape(3, 6, True, False, 0)) == 48 + 48 + 720
+  # Output only at the 6 entries: 3 * (2*6*4) = 144 instead of 720; re-feed adds the dense
+  # forward of the output (240) and one dense pass: first 2*(2*3*10*4)=480, last 720.
+  assert step_flops(chain, StepShape(3, 6, True, True, 0)) == 96 + 144
+  assert step_flops(chain, StepShape(3, 6, True, True, 1)) == 96 + 144 + 240 + 480 + 720
+
+
+def test_power_law_sizes_are_exact():
+  from bench.sizes import holdout_rows, power_law
+  inter = power_law(200, 50, 2_000, ratings=True, seed=3)
+  lengths = inter.row_lengths()
+  assert inter.shape == (200, 50) and lengths.min() >= 1 and lengths.max() <= 50
+  assert abs(inter.nnz - 2_000) < 200
+  vals = inter.matrix.data
+  assert set(np.unique(vals)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+  m = inter.matrix
+  assert all(len(set(m.indices[m.indptr[i]:m.indptr[i + 1]])) == lengths[i] for i in range(200))
+  train, split = holdout_rows(inter, 30, seed=1)
+  assert train.nnz + split.targets.nnz == inter.nnz
+  assert split.targets.matrix[30:].nnz == 0 and len(split.rows) == 30

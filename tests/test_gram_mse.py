@@ -1,0 +1,142 @@
+"""The Gram-trick MSE terms (``config.loss_impl.full_mse``) against the dense terms: a hand-worked
+row, loss values and gradients on Deep AE outputs (untied / tied, padded item dimension), whole train
+steps, the "auto" rule and the errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxae import losses
+from jaxae.data.sparse import SparseBatch, densify, observed_mask
+from jaxae.errors import ConfigError
+from jaxae.models import DeepAE
+from jaxae.training import mesh as mesh_lib
+from jaxae.training import step as step_lib
+from tests.test_models import to_sparse_batch
+from tests.test_step import first_batch, make_engine, tiny_config, tiny_interactions
+
+N_COLS = 13
+LOSS = {"masked_mse": 1.0, "mse": 2.0, "l2": 0.01}
+
+
+def test_hand_worked_row():
+  # z = [1], W = [[1, 2]], b = [0, 1] -> recon = [1, 3]; the row stores x[0] = 3 only.
+  # Residuals (1 - 3, 3 - 0) = (-2, 3): mse = (4 + 9) / 2 = 6.5; masked_mse = 4 / 1 = 4.
+  outputs = {"last_hidden": jnp.array([[1.0]]), "last_kernel": jnp.array([[1.0, 2.0]]),
+             "last_bias": jnp.array([0.0, 1.0])}
+  batch = SparseBatch(rows=jnp.array([0]), mask=jnp.array([1.0]), lengths=jnp.array([1]),
+                      cols=jnp.array([[0, 0]]), vals=jnp.array([[3.0, 0.0]]),
+                      seg=jnp.array([[0, 0]]))
+  _, terms = losses.compute_loss({"masked_mse": 1.0, "mse": 1.0}, outputs, batch, None,
+                                 batch.mask, None, 0, n_cols=2)
+  np.testing.assert_allclose(float(terms["mse"]), 6.5, rtol=1e-6)
+  np.testing.assert_allclose(float(terms["masked_mse"]), 4.0, rtol=1e-6)
+
+
+def _batch() -> SparseBatch:
+  rng = np.random.RandomState(0)
+  dense = ((rng.rand(6, N_COLS) < 0.35) * rng.randint(1, 6, (6, N_COLS))).astype(np.float32)
+  dense[np.arange(6), rng.randint(0, N_COLS, 6)] = 4.0
+  return to_sparse_batch(dense, np.arange(6), num_shards=2, n_padding_rows=2)   # 8 rows, 2 padding
+
+
+@pytest.mark.parametrize("tied,item_shards", [(False, 1), (True, 1), (False, 4), (True, 4)])
+def test_gram_terms_and_gradients_equal_dense(tied, item_shards):
+  batch = _batch()
+  model = DeepAE(n_cols=N_COLS, layers=(5, 3), activation="selu", tied=tied,
+                 item_shards=item_shards, last_layer_outputs=True)
+  params = model.init(jax.random.key(0), densify(batch, N_COLS), train=False)["params"]
+  keys = iter(jax.random.split(jax.random.key(1), 16))   # non-zero biases, padded parts included
+  params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), params)
+  if item_shards == 4:                       # 13 items padded to 16: zero rows / columns
+    assert params["encoder_0"]["kernel"].shape == (16, 5)
+  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
+
+  def loss(p, gram: bool):
+    out = model.apply({"params": p}, batch, train=False)
+    assert out["recon"].shape == (8, N_COLS)
+    if gram:
+      return losses.compute_loss(LOSS, out, batch, None, batch.mask, p, 0)
+    return losses.compute_loss(LOSS, out, target, observed, batch.mask, p, 0)
+
+  grad = lambda gram: jax.jit(jax.value_and_grad(lambda p: loss(p, gram), has_aux=True))
+  (dense_v, dense_t), dense_g = grad(False)(params)
+  (gram_v, gram_t), gram_g = grad(True)(params)
+  assert dense_v > 0
+  for k in LOSS:
+    np.testing.assert_allclose(float(gram_t[k]), float(dense_t[k]), rtol=2e-5)
+  np.testing.assert_allclose(float(gram_v), float(dense_v), rtol=2e-5)
+  for a, b in zip(jax.tree.leaves(gram_g), jax.tree.leaves(dense_g)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def _config(full_mse: str, *, sparse_input: bool, refeed_steps: int = 0):
+  c = tiny_config(code_dropout=0.2, refeed_steps=refeed_steps, batch_size=8, lr=2e-2)
+  c.model.sparse_input = sparse_input
+  c.loss = ml_collections.ConfigDict({"masked_mse": 1.0, "mse": 0.5})
+  c.loss_impl = ml_collections.ConfigDict({"full_mse": full_mse})
+  return c
+
+
+@pytest.mark.parametrize("sparse_input,refeed_steps", [(True, 0), (False, 0), (True, 1)])
+def test_train_steps_gram_equal_dense(sparse_input, refeed_steps):
+  inter = tiny_interactions(n_rows=24, n_cols=N_COLS, seed=3)
+  runs = {}
+  for impl in ("dense", "gram"):
+    config = _config(impl, sparse_input=sparse_input, refeed_steps=refeed_steps)
+    model, mesh, state, step = make_engine(config, inter)
+    assert step_lib.loss_impl(model, config) == impl
+    batch = mesh_lib.put_global(first_batch(inter, 8), mesh_lib.batch_sharding(mesh))
+    seen = []
+    for _ in range(4):
+      state, metrics = step(state, batch)
+      seen.append([float(metrics["loss/masked_mse"]), float(metrics["loss/mse"])])
+    runs[impl] = (np.array(seen), [np.asarray(x) for x in jax.tree.leaves(state.params)])
+  np.testing.assert_allclose(runs["gram"][0], runs["dense"][0], rtol=1e-4)
+  assert runs["dense"][0][-1, 0] < runs["dense"][0][0, 0]            # it trained
+  for a, b in zip(runs["gram"][1], runs["dense"][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gram_errors():
+  model = DeepAE(n_cols=N_COLS, layers=(5,), last_activation=True)
+  gram = ml_collections.ConfigDict({"full_mse": "gram"})
+  with pytest.raises(ConfigError, match="linear last layer"):
+    losses.full_mse_impl(gram, {"mse": 1.0}, last_width=model.last_layer_width, batch_size=8)
+  with pytest.raises(ConfigError, match="bce"):
+    losses.full_mse_impl(gram, {"bce": 1.0}, last_width=5, batch_size=8)
+  with pytest.raises(ConfigError, match="unknown value 'fast'"):
+    losses.full_mse_impl({"full_mse": "fast"}, {"mse": 1.0}, last_width=5, batch_size=8)
+  # The full MSE by the Gram trick refuses a non-linear last layer at trace time too.
+  batch = _batch()
+  nonlinear = DeepAE(n_cols=N_COLS, layers=(5,), last_activation=True, last_layer_outputs=True)
+  variables = nonlinear.init(jax.random.key(0), jnp.zeros((2, N_COLS)), train=False)
+  out = nonlinear.apply(variables, batch, train=False)
+  with pytest.raises(ConfigError, match="linear last layer"):
+    losses.compute_loss({"mse": 1.0}, out, batch, None, batch.mask, None, 0)
+  # A sparse target with a term that needs the dense output.
+  out = {"last_hidden": jnp.zeros((8, 2)), "last_kernel": jnp.zeros((2, N_COLS)),
+         "last_bias": jnp.zeros(N_COLS), "logits": jnp.zeros((8, N_COLS))}
+  with pytest.raises(ConfigError, match="multinomial"):
+    losses.compute_loss({"multinomial": 1.0}, out, batch, None, batch.mask, None, 0, n_cols=N_COLS)
+
+
+def test_auto_takes_gram_only_where_it_wins():
+  auto = {"full_mse": "auto"}
+  d = 64
+  big = int(np.ceil(losses.GRAM_CROSSOVER * d))
+  with_mse = {"masked_mse": 1.0, "mse": 1.0}
+  assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big) == "gram"
+  assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big - 1) == "dense"
+  assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big,
+                              refeed_steps=1) == "dense"
+  # Masked terms only read the output at the batch's entries: that path at any batch size.
+  assert losses.full_mse_impl(auto, {"masked_mse": 1.0}, last_width=d, batch_size=1) == "gram"
+  assert losses.full_mse_impl(auto, with_mse, last_width=None, batch_size=big) == "dense"
+  assert losses.full_mse_impl(None, with_mse, last_width=d, batch_size=big) == "dense"
+  assert losses.full_mse_impl({"full_mse": "dense"}, with_mse, last_width=d,
+                              batch_size=10 * big) == "dense"
