@@ -39,6 +39,7 @@ import numpy as np
 
 from jaxae import evaluate as eval_lib
 from jaxae.data.dataset import Dataset
+from jaxae.evaluation.context import row_codes
 from jaxae.errors import CheckpointError, ConfigError, DataError
 
 EMBEDDINGS = ("auto", "code", "decoder")
@@ -103,35 +104,7 @@ def decoder_vectors(model_config, params, n_cols: int) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------- code vectors
-@jax.jit
-def _place(table: jax.Array, codes: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
-  """``table[rows] = codes`` for the real rows of a batch (padding rows are dropped)."""
-  idx = jnp.where(mask > 0, rows, table.shape[0])
-  return table.at[idx].set(codes.astype(table.dtype), mode="drop")
-
-
-def code_vectors(ctx) -> jax.Array:
-  """The code layer of every row of ``ctx.dataset.train``: ``[n_rows, d]`` float32, on the device.
-
-  Batches of ``ctx.batch_size`` rows go through ``ctx.embed_fn``; each batch's codes are scattered
-  into the table by row index on the device, so the host never holds more than one input batch.
-  """
-  from jaxae.data.batching import full_batches  # pylint: disable=import-outside-toplevel
-  if ctx.embed_fn is None:
-    raise ConfigError("this model gives no code layer (EvalContext.embed_fn is None)")
-  train = ctx.dataset.train
-  table = None
-  for batch in full_batches(train, ctx.batch_size, num_shards=ctx.num_shards,
-                            process_index=jax.process_index(),
-                            process_count=jax.process_count()):
-    dev = ctx.put_fn(batch)
-    codes = ctx.embed_fn(dev)
-    if table is None:
-      table = jnp.zeros((train.shape[0], codes.shape[-1]), jnp.float32)
-    table = _place(table, codes, dev.rows, dev.mask)
-  if table is None:
-    raise DataError("the training matrix has no rows to embed")
-  return table
+code_vectors = row_codes   # the code layer of every row (jaxae.evaluation.context.row_codes)
 
 
 # ------------------------------------------------------------------------------ neighbours

@@ -135,3 +135,37 @@ def split_batches(ctx: EvalContext, es: EvalSplit, rows: np.ndarray):
   return full_batches(es.inputs, ctx.batch_size, num_shards=ctx.num_shards, targets=es.targets,
                       row_subset=rows, process_index=jax.process_index(),
                       process_count=jax.process_count())
+
+
+@jax.jit
+def _place(table: jax.Array, codes: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
+  """``table[rows] = codes`` for the real rows of a batch (padding rows are dropped)."""
+  idx = jnp.where(mask > 0, rows, table.shape[0])
+  return table.at[idx].set(codes.astype(table.dtype), mode="drop")
+
+
+def row_codes(ctx: "EvalContext") -> jax.Array:
+  """The code layer of every row of ``ctx.dataset.train``: ``[n_rows, d]`` float32, on the device.
+
+  Batches of ``ctx.batch_size`` rows go through ``ctx.embed_fn``; each batch's codes are scattered
+  into the table by row index on the device, so the host never holds more than one input batch.
+  Used for song embeddings (Melon seed B) and for the export of item embeddings.
+  """
+  if ctx.embed_fn is None:
+    raise ConfigError("this model gives no code layer (EvalContext.embed_fn is None)")
+  if ctx.batch_size <= 0 or ctx.batch_size % ctx.num_shards:
+    raise ConfigError(f"config.eval.batch_size ({ctx.batch_size}) must be a positive multiple of "
+                      f"the data-axis size ({ctx.num_shards})")
+  train = ctx.dataset.train
+  table = None
+  for batch in full_batches(train, ctx.batch_size, num_shards=ctx.num_shards,
+                            process_index=jax.process_index(),
+                            process_count=jax.process_count()):
+    dev = ctx.put_fn(batch)
+    codes = ctx.embed_fn(dev)
+    if table is None:
+      table = jnp.zeros((train.shape[0], codes.shape[-1]), jnp.float32)
+    table = _place(table, codes, dev.rows, dev.mask)
+  if table is None:
+    raise DataError("the training matrix has no rows to embed")
+  return table

@@ -61,7 +61,7 @@ import numpy as np
 
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, DataError
-from jaxae.evaluation.context import EvalContext, Evaluator, config_value, full_batches
+from jaxae.evaluation.context import EvalContext, Evaluator, config_value, row_codes
 from jaxae.recommend import Recommender, get_recommender
 from jaxae.recommend.hybrid import model_top_k
 from jaxae.recommend.popular import PlaylistArrays, playlist_arrays
@@ -304,32 +304,12 @@ def read_results(path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------- evaluator
-@jax.jit
-def _place(table: jax.Array, codes: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
-  """table[rows] = codes for the real rows of a batch (padding rows dropped)."""
-  idx = jnp.where(mask > 0, rows, table.shape[0])
-  return table.at[idx].set(codes.astype(table.dtype), mode="drop")
-
-
 def song_embeddings(ctx: EvalContext) -> jax.Array:
   """The model's code layer for every row of ``ctx.dataset.train`` ([n_rows, d], on the device)."""
   if ctx.embed_fn is None:
     raise ConfigError("the melon evaluator's recommender needs song embeddings, but this model "
                       "gives no code layer (EvalContext.embed_fn is None)")
-  if ctx.batch_size <= 0 or ctx.batch_size % ctx.num_shards:
-    raise ConfigError(f"config.eval.batch_size ({ctx.batch_size}) must be a positive multiple of "
-                      f"the data-axis size ({ctx.num_shards})")
-  train = ctx.dataset.train
-  table = None
-  for batch in full_batches(train, ctx.batch_size, num_shards=ctx.num_shards):
-    dev = ctx.put_fn(batch)
-    codes = ctx.embed_fn(dev)
-    if table is None:
-      table = jnp.zeros((train.shape[0], codes.shape[-1]), jnp.float32)
-    table = _place(table, codes, dev.rows, dev.mask)
-  if table is None:
-    raise DataError("the song matrix has no rows to embed")
-  return table
+  return row_codes(ctx)
 
 
 def _extra(dataset: Dataset, key: str, required: bool = True):
