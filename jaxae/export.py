@@ -97,6 +97,8 @@ def decoder_vectors(model_config, params, n_cols: int) -> jax.Array:
     raise ConfigError(f"model {name!r} has no decoder embedding to export; models with one: "
                       f"{', '.join(sorted(DECODER_VECTORS))}")
   vectors = DECODER_VECTORS[name](model_config, params)
+  if vectors.ndim == 2 and vectors.shape[0] > n_cols and not bool(jnp.any(vectors[n_cols:])):
+    vectors = vectors[:n_cols]   # zero items padding the item dimension for a mesh's model axis
   if vectors.ndim != 2 or vectors.shape[0] != n_cols:
     raise CheckpointError(f"{name}: the output layer gives vectors of shape "
                           f"{tuple(vectors.shape)}, expected [{n_cols}, d] (one per column)")

@@ -6,7 +6,8 @@ With 30 items a model axis of 4 pads the item dimension to 32 (zero rows / colum
 not; both must give the losses, parameters (the first 30 items) and scores of the 1-device run, the
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
 compiled step must not all-gather anything item-sized. The slow test runs the whole training loop
-(`train_and_evaluate`, checkpoint, `load_for_eval`) on a 2 x 4 mesh against an 8 x 1 mesh.
+(`train_and_evaluate`, checkpoint, `load_for_eval`, exported item vectors) on a 2 x 4 mesh against
+an 8 x 1 mesh.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _CHILD = textwrap.dedent("""
     import ml_collections
     import numpy as np
     from jax.sharding import PartitionSpec as P
+    from jaxae import export
     from jaxae.data.batching import BatchIterator
     from jaxae.models import build_model
     from jaxae.training import checkpoint as ckpt_lib
@@ -122,10 +124,12 @@ _CHILD = textwrap.dedent("""
         c.mesh.data, c.mesh.model = data, model_axis
         wd = tempfile.mkdtemp()
         final = loop.train_and_evaluate(c, wd, dataset=ds)
-        _, params, _ = ckpt_lib.load_for_eval(wd)
+        saved_config, params, _ = ckpt_lib.load_for_eval(wd)
+        vectors = export.decoder_vectors(saved_config.model, params, N)
         out[f"loop{data}x{model_axis}"] = {
             "rmse": final["rmse"], "loss": final["loss"],
-            "kernel_shape": list(params["encoder_0"]["kernel"].shape)}
+            "kernel_shape": list(params["encoder_0"]["kernel"].shape),
+            "vectors": np.asarray(vectors).tolist()}
     print("RESULT" + json.dumps(out))
 """)
 
@@ -173,6 +177,8 @@ def test_training_loop_on_a_model_axis():
   assert sharded["kernel_shape"] == [32, 6] and data_only["kernel_shape"] == [30, 6]
   np.testing.assert_allclose(sharded["rmse"], data_only["rmse"], rtol=1e-5)
   np.testing.assert_allclose(sharded["loss"], data_only["loss"], rtol=1e-5)
+  # The exported item vectors drop the padding: the same [30, 6] as the unsharded run's.
+  np.testing.assert_allclose(sharded["vectors"], data_only["vectors"], rtol=1e-4, atol=1e-6)
 
 
 def test_item_rule_and_errors():
