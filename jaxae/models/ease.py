@@ -275,6 +275,11 @@ def _blocked_ease(x: Any, l2: float, block_size: int) -> jax.Array:
     logging.info("ease blocked solver (%d items, %d x %d tiles of %d): %s done at %.1fs", n, tiles,
                  tiles, tile, name, time.time() - t0)
 
+  def drain() -> None:
+    # One sync per block column: at most one column's tile ops are queued ahead of the device, so
+    # their outputs (and the donated tiles they replace) never pile up in memory.
+    jax.block_until_ready([a for row in t for a in row if a is not None])
+
   t = _gram_tiles(x, l2, tiles, tile)
   phase("sparse X^T X + tiles")
   rng = range(tiles)
@@ -286,6 +291,7 @@ def _blocked_ease(x: Any, l2: float, block_size: int) -> jax.Array:
     for j in range(k + 1, tiles):
       for i in range(j, tiles):
         t[i][j] = _tile_sub_abt(t[i][j], t[i][k], t[j][k])
+    drain()
   phase("Cholesky")
   # 2. M = L^-1 in place, column blocks left to right, rows top to bottom:
   #    M[j, j] = L[j, j]^-1;  M[i, j] = -L[i, i]^-1 sum_{k=j}^{i-1} L[i, k] M[k, j].
@@ -297,6 +303,7 @@ def _blocked_ease(x: Any, l2: float, block_size: int) -> jax.Array:
       for k in range(j + 1, i):
         acc = _tile_add_ab(acc, t[i][k], t[k][j])
       t[i][j] = _tile_neg_solve_left(t[i][i], acc)
+    drain()
   phase("L^-1")
   # 3. P = M^T M in place (lower tiles): P[i, j] = sum_{k >= i} M[k, i]^T M[k, j], same order.
   for j in rng:
@@ -305,6 +312,7 @@ def _blocked_ease(x: Any, l2: float, block_size: int) -> jax.Array:
       for k in range(i + 1, tiles):
         acc = _tile_add_atb(acc, t[k][i], t[k][j])
       t[i][j] = acc
+    drain()
   phase("P = L^-T L^-1")
   # 4. B = -P / diag(P) (columns), zero diagonal, written tile by tile into one [n, n] array.
   diag = jnp.concatenate([jnp.diagonal(t[j][j]) for j in rng])[:n]
@@ -319,6 +327,7 @@ def _blocked_ease(x: Any, l2: float, block_size: int) -> jax.Array:
         if i > j:
           b = _write_b_tile(b, p, diag[r0:r1], c0, r0, transpose=True)
       t[i][j] = None                        # frees the tile
+    b.block_until_ready()
   return _zero_diagonal(b)
 
 
