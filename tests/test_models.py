@@ -235,6 +235,31 @@ def test_code_dropout_only_on_code_layer_and_only_in_train():
   assert not np.allclose(np.asarray(tr["recon"]), np.asarray(ev["recon"]))
 
 
+def test_deep_ae_input_dropout_on_the_input_only_in_train():
+  x = jnp.asarray(random_rows(9, b=6))
+  sparse = to_sparse_batch(np.asarray(x), np.arange(6), num_shards=1)
+  model = build_model(model_config("deep_ae", input_dropout=0.5), N_COLS, N_ROWS)
+  plain = build_model(model_config("deep_ae"), N_COLS, N_ROWS)
+  p = init(model, x)
+  for inp in (x, sparse):                 # eval: the plain model
+    np.testing.assert_allclose(np.asarray(model.apply({"params": p}, inp, train=False)["recon"]),
+                               np.asarray(plain.apply({"params": p}, inp, train=False)["recon"]),
+                               rtol=1e-6)
+  tr, inter = model.apply({"params": p}, x, train=True, rngs={"dropout": jax.random.key(3)},
+                          capture_intermediates=True, mutable=["intermediates"])
+  dropped = np.asarray(inter["intermediates"]["input_drop"]["__call__"][0])
+  xs = np.asarray(x)
+  zero = (dropped == 0) & (xs != 0)
+  assert zero.any() and (~zero & (xs != 0)).any()
+  np.testing.assert_allclose(dropped[~zero], 2.0 * xs[~zero], rtol=1e-6)
+  # Train mode = the plain model (no code dropout here) on the dropped input.
+  np.testing.assert_allclose(np.asarray(tr["recon"]),
+                             np.asarray(plain.apply({"params": p}, jnp.asarray(dropped),
+                                                    train=False)["recon"]), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ConfigError, match="input_dropout"):
+    build_model(model_config("deep_ae", input_dropout=1.5), N_COLS, N_ROWS)
+
+
 def test_bfloat16_close_to_float32():
   x = jnp.asarray(random_rows(9))
   f32 = build_model(model_config("deep_ae", layers=[32, 16]), N_COLS, N_ROWS)

@@ -14,7 +14,8 @@ params pytree, e.g. ``{"B": B}`` for EASE) instead of init + training; scoring i
 
 Keys per model (``name`` always; the engine also reads ``sparse_input``):
 
-  deep_ae:  layers, activation, tied, code_dropout, last_activation, sparse_input, dtype
+  deep_ae:  layers, activation, tied, code_dropout, last_activation, sparse_input, dtype; optional
+            input_dropout (denoising of the input entries at train time)
   autorec:  hidden; optional sparse_input, dtype, and encoder ("sigmoid") / decoder ("identity"),
             which the paper fixes
   cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
@@ -115,10 +116,11 @@ def _check_sparse_input(cfg) -> None:
 def _build_deep_ae(cfg, n_cols: int, n_rows: int) -> DeepAE:
   del n_rows
   _check_keys(cfg, "deep_ae", ("layers", "activation", "tied", "code_dropout", "last_activation",
-                               "sparse_input", "dtype"))
+                               "sparse_input", "dtype"), ("input_dropout",))
   _check_sparse_input(cfg)
   return DeepAE(n_cols=n_cols, layers=_sizes(cfg, "layers"), activation=_activation(cfg),
                 tied=_bool(cfg, "tied"), code_dropout=_prob(cfg, "code_dropout"),
+                input_dropout=_prob(cfg, "input_dropout") if "input_dropout" in cfg else 0.0,
                 last_activation=_bool(cfg, "last_activation"), dtype=_dtype(cfg))
 
 

@@ -43,6 +43,8 @@ class DeepAE(nn.Module):
     activation: name in ``layers.ACTIVATIONS``.
     tied: constrained decoder (shares the transposed encoder kernels).
     code_dropout: drop probability on the code layer at train time.
+    input_dropout: drop probability of input entries at train time (denoising, as Mult-DAE; not in
+      the paper, which drops the code only); 0 = off.
     last_activation: apply ``activation`` on the output layer too.
     dtype: compute dtype name ("float32" | "bfloat16"); parameters and outputs stay float32.
     item_shards: pad the item dimension to a multiple of this (the mesh's model axis).
@@ -54,6 +56,7 @@ class DeepAE(nn.Module):
   activation: str = "selu"
   tied: bool = False
   code_dropout: float = 0.0
+  input_dropout: float = 0.0
   last_activation: bool = False
   dtype: str = "float32"
   item_shards: int = 1
@@ -106,6 +109,7 @@ class DeepAE(nn.Module):
           for j in range(len(rev) - 1)
       ]
     self.code_drop = nn.Dropout(rate=self.code_dropout)
+    self.input_drop = L.InputDropout(self.input_dropout)
 
   def encode(self, x: jax.Array | SparseBatch) -> jax.Array:
     """The code layer (before code dropout), in the compute dtype."""
@@ -142,6 +146,8 @@ class DeepAE(nn.Module):
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
     del rows  # not a per-row model
+    if train and self.input_dropout > 0:
+      x = self.input_drop(x, deterministic=False)
     code = self.encode(x)
     out = {"code": code.astype(jnp.float32)}
     z = self.code_drop(code, deterministic=not train)
