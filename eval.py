@@ -1,6 +1,6 @@
 r"""Evaluates a trained run from its workdir, or scores a Melon results file.
 
-  python eval.py --workdir=DIR [--step=N] [--split=val|test]
+  python eval.py --workdir=DIR [--step=N | --best] [--split=val|test]
   python eval.py melon --answers=answers.json --results=results.json [--question_types=types.json]
 
 The first form loads the checkpoint (the latest, or ``--step``), rebuilds the data from the saved
@@ -16,6 +16,9 @@ from absl import logging
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (what train.py wrote).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default: the latest.")
+_BEST = flags.DEFINE_bool(
+    "best", False, "Evaluate the kept checkpoint with the best validation config.eval.metric "
+    "(what train.py kept as the best) instead of the latest.")
 _SPLIT = flags.DEFINE_enum("split", "val", ["val", "test"], "Which split to evaluate.")
 _ANSWERS = flags.DEFINE_string("answers", None, "melon: the answers JSON (id, songs, tags).")
 _RESULTS = flags.DEFINE_string("results", None, "melon: the results JSON to score.")
@@ -30,7 +33,8 @@ _COMMANDS = ("melon",)
 
 def _evaluate() -> None:
   from jaxae import evaluate  # pylint: disable=import-outside-toplevel
-  record = evaluate.evaluate_workdir(_WORKDIR.value, _STEP.value, _SPLIT.value)
+  step = evaluate.best_step(_WORKDIR.value) if _BEST.value else _STEP.value
+  record = evaluate.evaluate_workdir(_WORKDIR.value, step, _SPLIT.value)
   print(evaluate.format_table(record))
 
 
@@ -61,6 +65,8 @@ def main(argv):
                          f"{', '.join(_COMMANDS)})")
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required (or use the subcommand: eval.py melon ...)")
+  if _BEST.value and _STEP.value is not None:
+    raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
   cli.run(_evaluate)
 
 

@@ -218,6 +218,36 @@ def metrics_filename(split: str, step: int) -> str:
   return f"metrics_{split}_step{int(step)}.json"
 
 
+def best_step(workdir: str | os.PathLike) -> int:
+  """The kept checkpoint step with the best validation ``config.eval.metric`` of the run.
+
+  Raises CheckpointError when no kept checkpoint holds that metric (a run trained without
+  validation, e.g. ``data.val_fraction=0``: evaluate its latest step instead).
+  """
+  from jaxae.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+
+  probe = ckpt_lib.Checkpointer(workdir, read_only=True)
+  try:
+    latest = probe.latest_step()
+    if latest is None:
+      raise CheckpointError(f"{workdir}: no checkpoints")
+    config = probe.restore_json(latest)["config"]
+  finally:
+    probe.close()
+  metric = str(config.get("eval", {}).get("metric", ""))
+  mode = str(config.get("eval", {}).get("metric_mode", "max"))
+  ckpt = ckpt_lib.Checkpointer(workdir, read_only=True, metric=metric or None, mode=mode)
+  try:
+    with_metric = [s for s in ckpt.all_steps()
+                   if (ckpt.manager.metrics(s) or {}).get(metric) is not None]
+    if not with_metric:
+      raise CheckpointError(f"{workdir}: no kept checkpoint has a validation {metric!r} (trained "
+                            f"without validation?); evaluate the latest step instead of --best")
+    return int(ckpt.best_step())
+  finally:
+    ckpt.close()
+
+
 def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split: str = "val", *,
                      dataset: Dataset | None = None, write: bool = True) -> dict[str, Any]:
   """Scores the checkpoint of ``workdir`` at ``step`` (default: latest) on ``split``.

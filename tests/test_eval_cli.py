@@ -115,6 +115,27 @@ def test_eval_test_split_at_an_earlier_step(trained):
   assert rec["metrics"]["rmse"] != val["metrics"]["rmse"]
 
 
+def test_best_picks_the_best_validation_checkpoint(trained, tmp_path):
+  workdir, _ = trained
+  steps = saved_steps(workdir)
+  rmse = {s: evaluate.evaluate_workdir(workdir, s, "val", write=False)["metrics"]["rmse"]
+          for s in steps}
+  assert evaluate.best_step(workdir) == min(steps, key=rmse.get)
+  proc = run_cli(f"--workdir={workdir}", "--best", "--split=test", cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr
+  assert read_json(os.path.join(workdir, "metrics.json"))["step"] == min(steps, key=rmse.get)
+  proc = run_cli(f"--workdir={workdir}", "--best", f"--step={steps[0]}", cwd=str(tmp_path))
+  assert proc.returncode != 0 and "--best and --step" in proc.stderr
+  # A run trained without validation (val_fraction=0) has no best: one clear error.
+  c = tiny_config()
+  c.data.val_fraction = 0.0
+  no_val = str(tmp_path / "no_val")
+  train_and_evaluate(c, no_val)
+  with pytest.raises(CheckpointError, match="no kept checkpoint has a validation 'rmse'"):
+    evaluate.best_step(no_val)
+  assert evaluate.evaluate_workdir(no_val, None, "test", write=False)["metrics"]["rmse"] > 0
+
+
 def test_missing_step_and_bad_split(trained):
   workdir, _ = trained
   with pytest.raises(CheckpointError, match="no checkpoint at step 3"):

@@ -93,6 +93,21 @@ def test_end_to_end_outputs_and_resume(tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_no_validation_split_trains_without_validation(tmp_path, capsys):
+  """The final fit on all training data (data.val_fraction=0): evaluators configured, no val split."""
+  ds = tiny_dataset()
+  ds = Dataset(train=ds.train, val=None, test=ds.val, info=ds.info)
+  wd = tmp_path / "final"
+  out = loop.train_and_evaluate(rated_config(epochs=2), wd, dataset=ds)
+  err = capsys.readouterr().err
+  assert "no validation split" in err and "not among the metrics" not in err
+  assert out["step"] == 6 and "rmse" not in out
+  assert not [r for r in _records(wd) if r["split"] == "val"]
+  ckpt = ckpt_lib.Checkpointer(wd, read_only=True)
+  assert ckpt.latest_step() == 6
+  ckpt.close()
+
+
 def test_closed_form_model_is_fitted_evaluated_and_saved(tmp_path):
   ds = tiny_dataset(seed=1)
   config = rated_config(epochs=1)

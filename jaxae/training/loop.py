@@ -295,8 +295,14 @@ class _Run:
         self.model, self.n_cols, self.sparse_input, jax.random.PRNGKey(0))), self.mesh, self.n_cols)
     self.info = dataset_info(dataset)
     self.metric = str(config.eval.metric)
+    # No validation split (e.g. data.val_fraction=0: the final fit on all of the training data,
+    # with the epochs a validation run chose): train without validation; eval.py scores the test.
     self.evaluators = (build_evaluators(config.eval, dataset, "val")
-                       if list(config.eval.evaluators) else [])
+                       if list(config.eval.evaluators) and dataset.val is not None else [])
+    self.no_val = bool(list(config.eval.evaluators)) and dataset.val is None
+    if self.no_val:
+      self.warn("the data have no validation split: training without validation, keeping the "
+                "last checkpoints (score the test split with eval.py --split=test)")
     self.writer = log_lib.MetricsWriter(workdir, enabled=self.is_main)
     self.ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.train.keep_checkpoints),
                                       metric=self.metric, mode=str(config.eval.metric_mode))
@@ -539,7 +545,7 @@ def _train(run: _Run) -> dict[str, float]:
         run.log(f"epoch {done}/{epochs} validation: " +
                 ", ".join(f"{k}={v:.6g}" for k, v in val.items()))
       record.update(val)
-      if run.metric not in record and not warned_metric:
+      if run.metric not in record and not warned_metric and not run.no_val:
         warned_metric = True
         run.warn(f"config.eval.metric {run.metric!r} is not among the metrics of this run "
                  f"({', '.join(sorted(record))}); only the last checkpoints are kept, not the best")
