@@ -21,6 +21,7 @@ def get_config():
   c.model.l2 = 500.0
   c.model.solver = "blocked"         # "cholesky" | "blocked" (tiled in-place inverse, ~1.5 n^2 floats)
   c.model.block_size = 2048
+  c.model.sparse_input = True        # scoring gathers rows of B: nnz x items, not batch x items^2
 
   c.eval = base.topn_eval(20)
   return c

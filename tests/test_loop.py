@@ -113,6 +113,11 @@ def test_closed_form_model_is_fitted_evaluated_and_saved(tmp_path):
   config = rated_config(epochs=1)
   config.model = ml_collections.ConfigDict(dict(name="ease", l2=5.0))
   first = loop.train_and_evaluate(config, tmp_path, dataset=ds)
+  # Scoring from the rows of B at the nonzeros (sparse_input) gives the dense product's metrics.
+  sparse_config = rated_config(epochs=1)
+  sparse_config.model = ml_collections.ConfigDict(dict(name="ease", l2=5.0, sparse_input=True))
+  sparse = loop.train_and_evaluate(sparse_config, tmp_path / "sparse", dataset=ds)
+  assert sparse["rmse"] == pytest.approx(first["rmse"], rel=1e-5)
   assert first["step"] == 0 and np.isfinite(first["rmse"])
   _, params, info = ckpt_lib.load_for_eval(tmp_path)
   b = np.asarray(params["B"])

@@ -20,7 +20,9 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             which the paper fixes
   cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
-  ease:     l2; optional max_bytes (device memory budget; absent/None = the device's free memory),
+  ease:     l2; optional sparse_input (score from the rows of B at the inputs' nonzeros: nnz x items
+            work instead of the dense [batch, items] x [items, items] product), max_bytes (device
+            memory budget; absent/None = the device's free memory),
             solver ("cholesky" | "blocked"; absent = "cholesky"), block_size (the blocked solver's
             tile size; absent = 2048)
 
@@ -160,7 +162,8 @@ def _mult_builder(cls, name: str):
 
 def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   del n_rows
-  _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size"))
+  _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size", "sparse_input"))
+  _check_sparse_input(cfg)
   l2 = cfg["l2"]
   if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
     raise ConfigError(f"config.model.l2: expected a number >= 0, got {l2!r}")
