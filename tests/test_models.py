@@ -71,7 +71,7 @@ def init(model, x, rows=None, seed=0):
 
 GRADIENT_MODELS = ["deep_ae", "autorec", "cdae", "mult_dae", "mult_vae"]
 EXPECTED_KEYS = {
-    "deep_ae": {"recon", "code"},
+    "deep_ae": {"recon", "logits", "code"},    # logits: the linear output layer
     "autorec": {"recon", "code"},
     "cdae": {"recon", "logits", "code"},
     "mult_dae": {"recon", "logits", "code"},
