@@ -110,7 +110,8 @@ def best_val(records: list[dict[str, Any]], metric: str, mode: str) -> dict[str,
 
 def override_flag(key: str, value: Any) -> str:
   """The ``train.py`` flag that sets ``key`` to ``value`` (tuples as ``(a,b)``), shell-quoted."""
-  text = repr(value).replace(" ", "") if isinstance(value, (tuple, list)) else str(value)
+  # Sequences as tuples (what config fields such as model.layers hold; sweep.jsonl stores lists).
+  text = repr(tuple(value)).replace(" ", "") if isinstance(value, (tuple, list)) else str(value)
   return shlex.quote(f"--config.{key}={text}")
 
 

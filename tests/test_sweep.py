@@ -59,6 +59,7 @@ def test_combinations_and_best_val():
   assert sweep.best_val(recs, "rmse", "max")["best"] == 0.95
   assert sweep.best_val(recs, "recall@20", "max")["best"] is None
   assert sweep.override_flag("model.layers", (600, 64)) == "'--config.model.layers=(600,64)'"
+  assert sweep.override_flag("model.layers", [500]) == "'--config.model.layers=(500,)'"
   assert sweep.override_flag("loss.l2", 0.01) == "--config.loss.l2=0.01"
 
 
