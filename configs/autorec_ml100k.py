@@ -6,8 +6,10 @@ masked MSE + L2 on the weights. Validation = 10% of u1.base held out (no tuning 
   python train.py --config=configs/autorec_ml100k.py --config.data.path=../shared/data/ml-100k/u.data
   python eval.py --workdir=workdirs/autorec_ml100k --split=test
 
-Without a path it trains on embedded synthetic ratings. U-AutoRec: --config.data.orientation=user.
-The RMSE it reaches is recorded in docs/results.md with the command that produced it.
+Result (docs/results.md has the sweeps and commands): validation RMSE 0.9031; refit on all of
+u1.base (--config.data.val_fraction=0) then u1.test RMSE 0.9045; u1..u5 (--config.data.split=uK)
+mean 0.8962, standard deviation 0.0046. U-AutoRec: --config.data.orientation=user
+--config.loss.l2=0.004 (u1.test RMSE 0.9672). Without a path it trains on embedded synthetic ratings.
 """
 
 from ml_collections import config_dict
@@ -31,15 +33,17 @@ def get_config():
   c.model.dtype = "float32"
 
   c.loss.masked_mse = 1.0
-  c.loss.l2 = 1e-3                  # weight of sum ||W||^2 / 2 relative to the per-rating mean
+  c.loss.l2 = 4e-3                  # weight of sum ||W||^2 / 2 relative to the per-rating mean
 
+  # lr, l2, batch, schedule and epochs: chosen by the validation sweeps in docs/results.md.
   c.optim.name = "adam"
-  c.optim.lr = 1e-3
+  c.optim.lr = 3e-3
+  c.optim.schedule = "cosine"
 
-  c.train.batch_size = 64
-  c.train.epochs = 100
+  c.train.batch_size = 256
+  c.train.epochs = 200
   c.train.eval_every_epochs = 10
-  c.train.checkpoint_every_epochs = 10
+  c.train.checkpoint_every_epochs = 50
 
   c.eval.evaluators = ("rating",)
   c.eval.metric = "rmse"
