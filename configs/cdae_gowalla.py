@@ -4,9 +4,10 @@ Input corruption q = 0.5, a per-user node in the 50-unit sigmoid hidden layer, s
 Validation = 10% of each user's train.txt items; test = test.txt.
 
   python train.py --config=configs/cdae_gowalla.py --config.data.path=../shared/data/gowalla
-  python eval.py --workdir=workdirs/cdae_gowalla --split=test
+  python eval.py --workdir=workdirs/cdae_gowalla --best --split=test
 
-Recall@20 / NDCG@20 (LightGCN definitions) are recorded in docs/results.md with their commands.
+Result (docs/results.md): 10 epochs (--config.train.epochs=10), best validation at epoch 5, test
+Recall@20 0.0406 / NDCG@20 0.0313 (LightGCN definitions).
 """
 
 from configs import base

@@ -9,7 +9,9 @@ vector, which implicit data has no use for.
   python train.py --config=configs/deep_ae_gowalla.py --config.data.path=../shared/data/gowalla
   python eval.py --workdir=workdirs/deep_ae_gowalla --split=test
 
-Recall@20 / NDCG@20 (LightGCN definitions) are recorded in docs/results.md with their commands.
+Not yet trained on the real Gowalla files (docs/results.md says why and lists the command); it trains
+on the embedded synthetic implicit data in the test suite. Recall@20 / NDCG@20 (LightGCN
+definitions) go to docs/results.md with their commands.
 """
 
 from configs import base
