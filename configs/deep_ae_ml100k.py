@@ -29,14 +29,6 @@ def get_config():
   c.model.input_dropout = 0.0
   c.model.last_activation = False
 
-  c.loss.masked_mse = 1.0
-  c.loss.l2 = 4e-3
-
-  c.optim.name = "adam"
-  c.optim.lr = 3e-3
-  c.optim.schedule = "cosine"
-
-  c.train.batch_size = 256
-  c.train.epochs = 200
+  # Loss (masked MSE + l2 4e-3), optimizer, schedule, batch and epochs: autorec_ml100k's.
   c.train.refeed_steps = 0
   return c
