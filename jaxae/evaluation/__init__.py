@@ -40,5 +40,19 @@ def build_evaluators(eval_config, dataset: Dataset, split: str) -> list[Evaluato
   return out
 
 
+def split_available(names, dataset: Dataset, split: str) -> bool:
+  """Whether every evaluator in ``names`` finds its data for ``split`` in ``dataset`` (its
+  ``has_split``; a factory without one scores ``dataset.<split>``). An unknown name counts as
+  available, so that :func:`build_evaluators` reports it."""
+  for name in names:
+    factory = EVALUATORS.get(name)
+    if factory is None:
+      continue
+    check = getattr(factory, "has_split", None)
+    if not (check(dataset, split) if check else getattr(dataset, split, None) is not None):
+      return False
+  return True
+
+
 __all__ = ["EVALUATORS", "EvalContext", "Evaluator", "build_evaluators", "config_value",
-           "get_split", "RatingEvaluator", "TopNEvaluator"]
+           "get_split", "split_available", "RatingEvaluator", "TopNEvaluator"]

@@ -65,6 +65,12 @@ class Evaluator(abc.ABC):
 
   name: str = ""
 
+  @classmethod
+  def has_split(cls, dataset: Dataset, split: str) -> bool:
+    """Whether ``dataset`` holds what this evaluator scores on ``split`` (default: the EvalSplit
+    ``dataset.val`` / ``dataset.test``)."""
+    return getattr(dataset, split, None) is not None
+
   @abc.abstractmethod
   def run(self, ctx: EvalContext) -> dict[str, float]:
     """Scores ``ctx.split`` and returns its metrics."""

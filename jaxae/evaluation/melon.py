@@ -368,6 +368,10 @@ class MelonEvaluator(Evaluator):
   config_keys = ("recommender", "recommender_args", "empty_answers", "baselines")
   last_results: list | None = None   # results records of the last run (Kakao submission format)
 
+  @classmethod
+  def has_split(cls, dataset: Dataset, split: str) -> bool:
+    return f"{split}_questions" in dataset.extras
+
   def __init__(self, eval_config, dataset: Dataset, split: str):
     if split not in ("val", "test"):
       raise ConfigError(f"evaluation split must be 'val' or 'test', got {split!r}")

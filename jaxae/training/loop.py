@@ -44,7 +44,7 @@ from jaxae import models
 from jaxae.data.batching import BatchIterator, prefetch
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, JaxaeError
-from jaxae.evaluation import EvalContext, build_evaluators
+from jaxae.evaluation import EvalContext, build_evaluators, split_available
 from jaxae.training import checkpoint as ckpt_lib
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
@@ -297,9 +297,10 @@ class _Run:
     self.metric = str(config.eval.metric)
     # No validation split (e.g. data.val_fraction=0: the final fit on all of the training data,
     # with the epochs a validation run chose): train without validation; eval.py scores the test.
+    names = list(config.eval.evaluators)
+    self.no_val = bool(names) and not split_available(names, dataset, "val")
     self.evaluators = (build_evaluators(config.eval, dataset, "val")
-                       if list(config.eval.evaluators) and dataset.val is not None else [])
-    self.no_val = bool(list(config.eval.evaluators)) and dataset.val is None
+                       if names and not self.no_val else [])
     if self.no_val:
       self.warn("the data have no validation split: training without validation, keeping the "
                 "last checkpoints (score the test split with eval.py --split=test)")
