@@ -226,23 +226,20 @@ def best_step(workdir: str | os.PathLike) -> int:
   """
   from jaxae.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
 
-  probe = ckpt_lib.Checkpointer(workdir, read_only=True)
+  ckpt = ckpt_lib.Checkpointer(workdir, read_only=True)
   try:
-    latest = probe.latest_step()
+    latest = ckpt.latest_step()
     if latest is None:
       raise CheckpointError(f"{workdir}: no checkpoints")
-    config = probe.restore_json(latest)["config"]
-  finally:
-    probe.close()
-  metric = str(config.get("eval", {}).get("metric", ""))
-  mode = str(config.get("eval", {}).get("metric_mode", "max"))
-  ckpt = ckpt_lib.Checkpointer(workdir, read_only=True, metric=metric or None, mode=mode)
-  try:
-    with_metric = [s for s in ckpt.all_steps()
-                   if (ckpt.manager.metrics(s) or {}).get(metric) is not None]
-    if not with_metric:
-      raise CheckpointError(f"{workdir}: no kept checkpoint has a validation {metric!r} (trained "
-                            f"without validation?); evaluate the latest step instead of --best")
+    eval_config = ckpt.restore_json(latest)["config"].get("eval", {})
+    # The run's own ranking rule (Checkpointer.best_step), read from its saved config.
+    ckpt.metric = str(eval_config.get("metric", "")) or None
+    ckpt.mode = str(eval_config.get("metric_mode", "max"))
+    if not any((ckpt.manager.metrics(s) or {}).get(ckpt.metric) is not None
+               for s in ckpt.all_steps()):
+      raise CheckpointError(f"{workdir}: no kept checkpoint has a validation {ckpt.metric!r} "
+                            f"(trained without validation?); evaluate the latest step instead of "
+                            f"--best")
     return int(ckpt.best_step())
   finally:
     ckpt.close()

@@ -117,16 +117,8 @@ def override_flag(key: str, value: Any) -> str:
 
 def read_results(path: str) -> dict[str, dict[str, Any]]:
   """``sweep.jsonl`` keyed by run name (the last record of each)."""
-  out: dict[str, dict[str, Any]] = {}
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as fh:
-      for line in fh:
-        try:
-          rec = json.loads(line)
-        except json.JSONDecodeError:
-          continue                            # a torn last line of an interrupted sweep
-        out[rec["name"]] = rec
-  return out
+  from jaxae.training import logging as log_lib  # pylint: disable=import-outside-toplevel
+  return {rec["name"]: rec for rec in log_lib.read_metrics(path)}   # skips a torn last line
 
 
 def sweep(config, grid: list[tuple[str, list[Any]]], workdir: str, *,
