@@ -151,15 +151,13 @@ class DeepAE(nn.Module):
     code = self.encode(x)
     out = {"code": code.astype(jnp.float32)}
     z = self.code_drop(code, deterministic=not train)
-    if not self.last_layer_outputs:
+    if self.last_layer_outputs:
+      out["recon"], (hidden, kernel, bias) = self.decode(z, with_last=True)
+      out.update(last_hidden=hidden.astype(jnp.float32), last_kernel=kernel, last_bias=bias)
+      if self.last_activation:   # only the masked terms can use it (losses.sparse_predictions)
+        out["last_act"] = L.get_activation(self.activation)
+    else:
       out["recon"] = self.decode(z)
-      if not self.last_activation:     # a linear output layer: its values are logits too
-        out["logits"] = out["recon"]     # (the multinomial / BCE losses of implicit data)
-      return out
-    out["recon"], (hidden, kernel, bias) = self.decode(z, with_last=True)
-    if not self.last_activation:
-      out["logits"] = out["recon"]
-    out.update(last_hidden=hidden.astype(jnp.float32), last_kernel=kernel, last_bias=bias)
-    if self.last_activation:   # only the masked terms can use it (jaxae.losses.sparse_predictions)
-      out["last_act"] = L.get_activation(self.activation)
+    if not self.last_activation:     # a linear output layer: its values are logits too
+      out["logits"] = out["recon"]     # (the multinomial / BCE losses of implicit data)
     return out
