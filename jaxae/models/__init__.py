@@ -25,6 +25,10 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             memory budget; absent/None = the device's free memory),
             solver ("cholesky" | "blocked"; absent = "cholesky"), block_size (the blocked solver's
             tile size; absent = 2048)
+  bspm:     factor_dim, idl_beta, blur_time, blur_steps, sharpen_time, sharpen_steps,
+            sharpen_solver ("euler" | "rk4"), merge ("early" | "late"), block_size (filter rows per
+            device step), svd_solver ("arpack" | "randomized"), svd_oversample, svd_power_iters;
+            optional sparse_input, max_bytes (as ease; GF-CF is bspm without sharpening)
 
 An optional key that is absent means: sparse_input False, dtype "float32".
 """
@@ -37,6 +41,7 @@ import flax.linen as nn
 
 from jaxae.errors import ConfigError
 from jaxae.models import layers as L
+from jaxae.models import bspm as bspm_lib
 from jaxae.models.autorec import AutoRec
 from jaxae.models.cdae import CDAE, OUTPUTS
 from jaxae.models.deep_ae import DeepAE
@@ -44,9 +49,11 @@ from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.mult_vae import MultDAE, MultVAE
 
+BSPM = bspm_lib.BSPM
+
 __all__ = [
     "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
-    "MultDAE", "MultVAE", "fit_ease",
+    "MultDAE", "MultVAE", "BSPM", "fit_ease",
 ]
 
 _GRADIENT_OPTIONAL = ("sparse_input", "dtype")
@@ -180,6 +187,42 @@ def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   return EASE(n_cols=n_cols)
 
 
+def _nonneg(cfg, key: str, integer: bool = False) -> float | int:
+  v = cfg[key]
+  ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+  if isinstance(v, bool) or not ok or not 0 <= v < 2**31 or v != v:
+    kind = "an integer" if integer else "a number"
+    raise ConfigError(f"config.model.{key}: expected {kind} >= 0, got {v!r}")
+  return v
+
+
+def _choice(cfg, key: str, choices: tuple[str, ...]) -> str:
+  v = cfg[key]
+  if v not in choices:
+    raise ConfigError(f"config.model.{key}: unknown value {v!r}; known: {', '.join(choices)}")
+  return v
+
+
+def _build_bspm(cfg, n_cols: int, n_rows: int) -> nn.Module:
+  _check_keys(cfg, "bspm", bspm_lib.KEYS, ("max_bytes", "sparse_input"))
+  _check_sparse_input(cfg)
+  for key in ("idl_beta", "blur_time", "sharpen_time"):
+    _nonneg(cfg, key)
+  for key in ("factor_dim", "blur_steps", "sharpen_steps", "svd_oversample", "svd_power_iters"):
+    _nonneg(cfg, key, integer=True)
+  _pos_int(cfg, "block_size")
+  _choice(cfg, "sharpen_solver", bspm_lib.SOLVERS)
+  _choice(cfg, "merge", bspm_lib.MERGES)
+  _choice(cfg, "svd_solver", bspm_lib.SVD_SOLVERS)
+  if n_rows > 0 and cfg["factor_dim"] >= min(n_rows, n_cols):
+    raise ConfigError(f"config.model.factor_dim={cfg['factor_dim']} must be smaller than "
+                      f"min(rows, items) = {min(n_rows, n_cols)}")
+  mb = cfg["max_bytes"] if "max_bytes" in cfg else None
+  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
+    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  return BSPM(n_cols=n_cols)
+
+
 MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "deep_ae": _build_deep_ae,
     "autorec": _build_autorec,
@@ -187,10 +230,14 @@ MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "mult_dae": _mult_builder(MultDAE, "mult_dae"),
     "mult_vae": _mult_builder(MultVAE, "mult_vae"),
     "ease": _build_ease,
+    "bspm": _build_bspm,
 }
 
 # Closed-form (non-gradient) models: name -> fit(model_config, train) -> params pytree.
-CLOSED_FORM: dict[str, Callable[[Any, Any], dict]] = {"ease": fit_ease_from_config}
+CLOSED_FORM: dict[str, Callable[[Any, Any], dict]] = {
+    "ease": fit_ease_from_config,
+    "bspm": bspm_lib.fit_bspm_from_config,
+}
 
 
 def _name(model_config) -> str:
