@@ -14,6 +14,8 @@ padding rows. Padding rows contribute nothing and are not counted in any normali
   kl           the model's per-row ``kl``, mean over real rows; its weight is annealed by
                :func:`kl_weight` (``config.loss_anneal``)
   l2           sum over weight matrices (params named "kernel" or "embedding") of ||W||^2 / 2
+  kernel_l2    the model's ``kernel_l2`` (half the summed squares of a kernelized model's kernel
+               values, :class:`~jaxae.models.kernel_ae.KernelAE`: Muller et al.'s sparsity term)
 
 The Gram trick (``config.loss_impl.full_mse``, :func:`full_mse_impl`): when the last layer is linear,
 ``recon = z W + b`` with ``z`` [B, d], and the target is the sparse batch ``x``, then per row
@@ -107,6 +109,12 @@ def l2(outputs, target, observed, row_mask, params=None) -> Array:
   return total
 
 
+def kernel_l2(outputs, target, observed, row_mask, params=None) -> Array:
+  """The model's ``kernel_l2`` output (a parameter term: it does not depend on the batch)."""
+  del target, observed, row_mask, params
+  return _need(outputs, "kernel_l2", "kernel_l2")
+
+
 LOSSES: dict[str, TermFn] = {
     "masked_mse": masked_mse,
     "mse": mse,
@@ -114,6 +122,7 @@ LOSSES: dict[str, TermFn] = {
     "multinomial": multinomial,
     "kl": kl,
     "l2": l2,
+    "kernel_l2": kernel_l2,
 }
 
 

@@ -218,8 +218,8 @@ def _optim(**kw) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({**tiny_config().optim.to_dict(), **kw})
 
 
-@pytest.mark.parametrize("name", optim_lib.OPTIMIZERS)
-def test_every_optimizer_makes_finite_updates(name):
+@pytest.mark.parametrize("name", [o for o in optim_lib.OPTIMIZERS if o != "lbfgs"])
+def test_every_optimizer_makes_finite_updates(name):   # lbfgs: tests/test_kernel_ae.py
   tx = optim_lib.make_optimizer(_optim(name=name, weight_decay=0.01), 10, 2)
   p = {"w": jnp.ones((3,))}
   updates, _ = tx.update({"w": jnp.full((3,), 0.5)}, tx.init(p), p)
@@ -227,8 +227,8 @@ def test_every_optimizer_makes_finite_updates(name):
 
 
 def test_unknown_optimizer_and_schedule_name_the_key_and_known_values():
-  with pytest.raises(ConfigError, match=r"config\.optim\.name.*'lbfgs'.*adam.*rmsprop"):
-    optim_lib.make_optimizer(_optim(name="lbfgs"), 10, 2)
+  with pytest.raises(ConfigError, match=r"config\.optim\.name.*'bfgs'.*adam.*rmsprop.*lbfgs"):
+    optim_lib.make_optimizer(_optim(name="bfgs"), 10, 2)
   with pytest.raises(ConfigError, match=r"config\.optim\.schedule.*'step'.*multistep"):
     optim_lib.make_optimizer(_optim(schedule="step"), 10, 2)
 

@@ -20,6 +20,7 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             which the paper fixes
   cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
+  kernel_ae: hidden (list of hidden sizes), kernel_dim, activation; optional sparse_input, dtype
   ease:     l2; optional sparse_input (score from the rows of B at the inputs' nonzeros: nnz x items
             work instead of the dense [batch, items] x [items, items] product), max_bytes (device
             memory budget; absent/None = the device's free memory),
@@ -46,6 +47,7 @@ from jaxae.models.autorec import AutoRec
 from jaxae.models.cdae import CDAE, OUTPUTS
 from jaxae.models.deep_ae import DeepAE
 from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
+from jaxae.models.kernel_ae import KernelAE
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.mult_vae import MultDAE, MultVAE
 
@@ -53,7 +55,7 @@ BSPM = bspm_lib.BSPM
 
 __all__ = [
     "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
-    "MultDAE", "MultVAE", "BSPM", "fit_ease",
+    "MultDAE", "MultVAE", "BSPM", "KernelAE", "fit_ease",
 ]
 
 _GRADIENT_OPTIONAL = ("sparse_input", "dtype")
@@ -167,6 +169,14 @@ def _mult_builder(cls, name: str):
   return build
 
 
+def _build_kernel_ae(cfg, n_cols: int, n_rows: int) -> KernelAE:
+  del n_rows
+  _check_keys(cfg, "kernel_ae", ("hidden", "kernel_dim", "activation"), _GRADIENT_OPTIONAL)
+  _check_sparse_input(cfg)
+  return KernelAE(n_cols=n_cols, hidden=_sizes(cfg, "hidden"), kernel_dim=_pos_int(cfg, "kernel_dim"),
+                  activation=_activation(cfg), dtype=_dtype(cfg))
+
+
 def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   del n_rows
   _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size", "sparse_input"))
@@ -231,6 +241,7 @@ MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "mult_vae": _mult_builder(MultVAE, "mult_vae"),
     "ease": _build_ease,
     "bspm": _build_bspm,
+    "kernel_ae": _build_kernel_ae,
 }
 
 # Closed-form (non-gradient) models: name -> fit(model_config, train) -> params pytree.

@@ -222,3 +222,44 @@ class TiedDense(nn.Module):
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
     y = jnp.dot(z.astype(self.dtype), kernel.astype(self.dtype).T)
     return add_bias(y, bias.astype(self.dtype))
+
+
+def local_kernel(u: Array, v: Array) -> Array:
+  """Muller et al. 2018's compact-support kernel ``max(0, 1 - ||u_i - v_j||^2)`` between the
+  [in, d] input vectors ``u`` and the [out, d] output vectors ``v``: an [in, out] matrix whose zeros
+  cut connections (a learned sparsity pattern)."""
+  d2 = (jnp.sum(jnp.square(u), axis=1)[:, None] + jnp.sum(jnp.square(v), axis=1)[None, :]
+        - 2.0 * jnp.dot(u, v.T, precision=jax.lax.Precision.HIGHEST))
+  return jnp.maximum(0.0, 1.0 - d2)
+
+
+class KernelDense(nn.Module):
+  """A kernelized dense layer (Muller et al. 2018, "Kernelized Synaptic Weight Matrices"; GLocal-K's
+  local kernel): ``x @ (kernel * local_kernel(u, v)) + bias``.
+
+  Parameters: ``kernel`` [in, out] (L2-penalized by the "l2" loss term like every kernel), ``u``
+  [in, kernel_dim], ``v`` [out, kernel_dim], ``bias`` [out]; all drawn as in the authors' code:
+  truncated normal with standard deviation 1e-3 (so every connection starts open, kernel ~ 1), bias
+  zero. ``__call__`` returns ``(y, sum(local_kernel^2) / 2)``: the second value is the layer's share
+  of the "kernel_l2" loss term. ``x`` may be a SparseBatch (embedding-bag over the nonzeros).
+  """
+
+  in_features: int
+  features: int
+  kernel_dim: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array | SparseBatch) -> tuple[Array, Array]:
+    init = nn.initializers.truncated_normal(stddev=1e-3)
+    w = self.param("kernel", init, (self.in_features, self.features), jnp.float32)
+    u = self.param("u", init, (self.in_features, self.kernel_dim), jnp.float32)
+    v = self.param("v", init, (self.features, self.kernel_dim), jnp.float32)
+    bias = self.param("bias", zeros, (self.features,), jnp.float32)
+    k = local_kernel(u, v)
+    w_eff = w * k
+    if isinstance(x, SparseBatch):
+      y = embedding_bag(x, w_eff, self.dtype)
+    else:
+      y = jnp.dot(x.astype(self.dtype), w_eff.astype(self.dtype))
+    return add_bias(y, bias.astype(self.dtype)), 0.5 * jnp.sum(jnp.square(k))

@@ -75,6 +75,7 @@ SECTION_KEYS = {
 # Keys a section may have or lack (absent = off).
 OPTIONAL_SECTION_KEYS = {
     "train": ("checkpoint_every_steps",),
+    "optim": optim_lib.OPTIONAL_OPTIM_KEYS,
 }
 
 

@@ -17,7 +17,9 @@ from jaxae.errors import ConfigError
 
 OPTIM_KEYS = ("name", "lr", "momentum", "weight_decay", "clip_norm", "schedule", "milestones",
               "decay_factor", "warmup_epochs")
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "adagrad", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "adagrad", "rmsprop", "lbfgs")
+# Keys an optim section may have or lack: memory_size is L-BFGS's (required when name is "lbfgs").
+OPTIONAL_OPTIM_KEYS = ("memory_size",)
 SCHEDULES = ("constant", "multistep", "cosine", "warmup_cosine")
 
 
@@ -84,6 +86,13 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
                    updates_per_step: int = 1) -> optax.GradientTransformation:
   """Gradient clipping (``clip_norm``) -> weight decay -> the named optimizer with its schedule.
 
+  ``lbfgs`` (``optax.lbfgs``: ``memory_size`` past updates, a zoom line search that satisfies the
+  strong Wolfe conditions, ``lr`` scaling the direction before the search, so 1.0 is plain L-BFGS)
+  is meant for full-batch training (``train.batch_size`` >= the number of rows): its update needs the
+  loss value and the loss as a function of the params, which the train step passes
+  (:func:`needs_value_fn`); it takes no schedule, weight decay or clipping (they would make the line
+  search's objective differ from the gradient's).
+
   ``adamw`` decays weights the decoupled way (its own ``weight_decay``); every other optimizer gets
   ``optax.add_decayed_weights`` before it, i.e. ``weight_decay * param`` added to the gradient as
   PyTorch's ``weight_decay`` argument does. ``momentum`` is SGD with (heavy-ball) momentum.
@@ -91,6 +100,10 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
   name = _get(optim_config, "name")
   if name not in OPTIMIZERS:
     raise ConfigError(f"config.optim.name: unknown optimizer {name!r}; known: {list(OPTIMIZERS)}")
+  if name == "lbfgs":
+    return _lbfgs(optim_config)
+  if "memory_size" in optim_config:
+    raise ConfigError(f"config.optim.memory_size is L-BFGS's; optimizer {name!r} has none")
   schedule = make_schedule(optim_config, steps_per_epoch, epochs, updates_per_step)
   weight_decay = _number(optim_config, "weight_decay")
   momentum = _number(optim_config, "momentum")
@@ -118,3 +131,24 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
     chain.append(optax.add_decayed_weights(weight_decay))
   chain.append(base)
   return optax.chain(*chain)
+
+
+def needs_value_fn(optim_config) -> bool:
+  """True when the optimizer's update needs ``value``, ``grad`` and ``value_fn`` (L-BFGS)."""
+  return optim_config.get("name") == "lbfgs"
+
+
+def _lbfgs(optim_config) -> optax.GradientTransformationExtraArgs:
+  lr = _number(optim_config, "lr", strict=True)
+  if "memory_size" not in optim_config:
+    raise ConfigError("config.optim.memory_size is missing (L-BFGS keeps that many past updates)")
+  memory = optim_config["memory_size"]
+  if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
+    raise ConfigError(f"config.optim.memory_size must be a positive integer, got {memory!r}")
+  if _get(optim_config, "schedule") != "constant":
+    raise ConfigError(f"config.optim.schedule: lbfgs takes its step from a line search; use "
+                      f"'constant', got {optim_config['schedule']!r}")
+  if _number(optim_config, "weight_decay") > 0 or _get(optim_config, "clip_norm") is not None:
+    raise ConfigError("config.optim: lbfgs takes no weight_decay or clip_norm (put an l2 term in "
+                      "config.loss instead)")
+  return optax.lbfgs(learning_rate=lr, memory_size=int(memory))

@@ -25,9 +25,10 @@ class TrainState(struct.PyTreeNode):
   rng: jax.Array
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
-  def apply_gradients(self, grads: Any) -> "TrainState":
-    """One optimizer update of ``params`` (does not advance ``step``)."""
-    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+  def apply_gradients(self, grads: Any, **extra_args) -> "TrainState":
+    """One optimizer update of ``params`` (does not advance ``step``); ``extra_args`` go to the
+    transformation's update (L-BFGS: ``value``, ``grad``, ``value_fn``)."""
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params, **extra_args)
     return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
 
 

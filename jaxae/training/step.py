@@ -15,6 +15,10 @@ update. The optional noise is Gaussian with stddev ``refeed_noise`` added to the
 (which, as in their code, is also the target); DeepRecommender used dropout noise (``noise_prob``)
 there instead.
 
+L-BFGS (``config.optim.name = "lbfgs"``, full-batch): its update also gets the loss value and the
+loss of this batch as a function of the params (same dropout key), which its line search evaluates
+inside the same jit; it takes no re-feeding and no model axis.
+
 Large catalogs: the state may be split over the mesh's "model" axis (``state_sharding``, from
 ``mesh.state_shardings``); dense [B, n] targets and outputs are then constrained to (data, model)
 and XLA's SPMD partitioner does the rest. With ``config.loss_impl.full_mse`` resolving to "gram"
@@ -40,6 +44,7 @@ from jaxae import losses
 from jaxae.data.sparse import SparseBatch, densify, observed_mask
 from jaxae.errors import ConfigError
 from jaxae.training import mesh as mesh_lib
+from jaxae.training import optim as optim_lib
 from jaxae.training.state import TrainState
 
 # Per-pass key: fold_in(fold_in(state.rng, state.step), pass); pass 0 is the normal pass.
@@ -116,6 +121,13 @@ def train_step_fn(model, config, n_cols: int, mesh=None
     raise ConfigError(f"config.train.refeed_steps must be >= 0, got {refeed_steps}")
   if refeed_noise < 0:
     raise ConfigError(f"config.train.refeed_noise must be >= 0, got {refeed_noise}")
+  with_value_fn = optim_lib.needs_value_fn(config.optim)
+  if with_value_fn and refeed_steps:
+    raise ConfigError("config.train.refeed_steps must be 0 with optim.name='lbfgs' (its line search "
+                      "needs one fixed objective per step)")
+  if with_value_fn and mesh is not None and mesh_lib.model_size(mesh) > 1:
+    raise ConfigError("config.mesh.model must be 1 with optim.name='lbfgs' (its memory of past "
+                      "updates is not laid out for an item-sharded state)")
   gram = loss_impl(model, config) == "gram"
   if gram:
     model = model.clone(last_layer_outputs=True)
@@ -131,12 +143,21 @@ def train_step_fn(model, config, n_cols: int, mesh=None
       target = mesh_lib.constrain_items(densify(batch, n_cols), mesh)
       observed = mesh_lib.constrain_items(observed_mask(batch, n_cols), mesh)
       x = _model_input(batch, target, sparse_input)
+    pass_key = jax.random.fold_in(step_key, 0)
     (loss, (terms, recon)), grads = grad_fn(state.params, x, target, observed, batch.mask,
-                                            batch.rows, jax.random.fold_in(step_key, 0),
-                                            state.step)
+                                            batch.rows, pass_key, state.step)
     grad_norm = optax.tree.norm(grads)
     is_finite = _finite(loss, grad_norm)
-    new_state = _apply_if_finite(is_finite, state, grads)
+    if with_value_fn:     # L-BFGS: its line search evaluates this batch's loss at other params
+      def value_fn(params):
+        return loss_fn(params, x, target, observed, batch.mask, batch.rows, pass_key,
+                       state.step)[0]
+      new_state = jax.lax.cond(
+          is_finite,
+          lambda s, g: s.apply_gradients(g, value=loss, grad=g, value_fn=value_fn),
+          lambda s, g: s, state, grads)
+    else:
+      new_state = _apply_if_finite(is_finite, state, grads)
     metrics = {"loss": loss, "grad_norm": grad_norm}
     metrics.update({f"loss/{k}": v for k, v in terms.items()})
 

@@ -1,0 +1,43 @@
+r"""The kernelized autoencoder (Muller et al. 2018, "Sparse FC" in GLocal-K's tables) on MovieLens-100K,
+canonical u1 split, rating prediction, trained full-batch with L-BFGS as the paper does.
+
+Rows = items (item-based, as I-AutoRec), features = users; two kernelized hidden layers of 500
+sigmoid units and a kernelized identity output layer, kernel vectors of 5 dimensions. The paper's
+objective ``1/2 sum (r - r^)^2 + lambda_2 ||W||^2 + lambda_s ||K||^2`` with GLocal-K's ML-100K values
+lambda_2 = 20, lambda_s = 0.006 is written per rating (``jaxae/models/kernel_ae.py``): over u1.base's
+80,000 ratings, l2 = 4 * 20 / 80000 and kernel_l2 = 4 * 0.006 / 80000. One epoch is one full-batch
+L-BFGS iteration. Validation = 10% of u1.base held out (no tuning on u1.test).
+
+  python train.py --config=configs/kernel_ae_ml100k.py --config.data.path=../shared/data/ml-100k/u.data
+  python eval.py --workdir=workdirs/kernel_ae_ml100k --split=test
+
+Result: see docs/results.md (ML-100K table) for the validation and test RMSE with their commands.
+Without a path it trains on embedded synthetic ratings.
+"""
+
+from configs import autorec_ml100k
+
+
+def get_config():
+  c = autorec_ml100k.get_config()    # data section: u1, item rows, 10% validation carve
+  del c.model["hidden"]
+  c.model.name = "kernel_ae"
+  c.model.hidden = (500, 500)
+  c.model.kernel_dim = 5
+  c.model.activation = "sigmoid"
+  c.model.sparse_input = False       # full batch: the dense [items, users] matrix is 6 MB
+
+  c.loss.masked_mse = 1.0
+  c.loss.l2 = 4 * 20.0 / 80000       # lambda_2 = 20 (GLocal-K, ML-100K)
+  c.loss.kernel_l2 = 4 * 0.006 / 80000   # lambda_s = 0.006
+
+  c.optim.name = "lbfgs"
+  c.optim.lr = 1.0                   # the line search's step as is
+  c.optim.memory_size = 10
+  c.optim.schedule = "constant"
+
+  c.train.batch_size = 2048          # >= the 1,682 item rows: one full batch per epoch
+  c.train.epochs = 1500              # L-BFGS iterations
+  c.train.eval_every_epochs = 50
+  c.train.checkpoint_every_epochs = 250
+  return c
