@@ -177,6 +177,13 @@ def _build_kernel_ae(cfg, n_cols: int, n_rows: int) -> KernelAE:
                   activation=_activation(cfg), dtype=_dtype(cfg))
 
 
+def _check_max_bytes(cfg) -> None:
+  """The closed-form models' optional device-memory budget: a positive int, or None / absent."""
+  mb = cfg["max_bytes"] if "max_bytes" in cfg else None
+  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
+    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+
+
 def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   del n_rows
   _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size", "sparse_input"))
@@ -184,9 +191,7 @@ def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   l2 = cfg["l2"]
   if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
     raise ConfigError(f"config.model.l2: expected a number >= 0, got {l2!r}")
-  mb = cfg["max_bytes"] if "max_bytes" in cfg else None
-  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
-    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  _check_max_bytes(cfg)
   solver = cfg["solver"] if "solver" in cfg else None
   if solver is not None and solver not in EASE_SOLVERS:
     raise ConfigError(f"config.model.solver: unknown EASE solver {solver!r}; known: "
@@ -227,9 +232,7 @@ def _build_bspm(cfg, n_cols: int, n_rows: int) -> nn.Module:
   if n_rows > 0 and cfg["factor_dim"] >= min(n_rows, n_cols):
     raise ConfigError(f"config.model.factor_dim={cfg['factor_dim']} must be smaller than "
                       f"min(rows, items) = {min(n_rows, n_cols)}")
-  mb = cfg["max_bytes"] if "max_bytes" in cfg else None
-  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
-    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  _check_max_bytes(cfg)
   return BSPM(n_cols=n_cols)
 
 
