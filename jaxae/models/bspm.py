@@ -238,10 +238,15 @@ def fit_bspm(x: Any, *, factor_dim: int, idl_beta: float, blur_time: float, blur
           int(sharpen_steps), sharpen_solver, merge)
   f = jnp.zeros((n, n), jnp.float32)
   size = min(int(block_size), n)
+  starts = range(0, n, size)
+  report_every = max(1, -(-len(starts) // 10))       # a progress line per ~10% (one sync each)
   with jax.default_matmul_precision("highest"):
-    for start in range(0, n, size):      # one jitted call per block; the last one is cut back
+    for b, start in enumerate(starts):   # one jitted call per block; the last one is cut back
       f = _filter_block(f, norm.arrays(), left, right, start=start, size=size, n_rows=norm.n_rows,
                         n_items=n, spec=spec)
+      if (b + 1) % report_every == 0 and b + 1 < len(starts):
+        f.block_until_ready()
+        logging.info("bspm: filter rows %d / %d (%.1fs)", start + size, n, time.time() - t0)
   if not bool(jnp.isfinite(f).all()):
     raise JaxaeError("bspm: the filter has non-finite entries (check the interaction values)")
   logging.info("bspm: %dx%d filter from %d nonzeros in %.1fs", n, n, norm.nnz, time.time() - t0)
