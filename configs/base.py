@@ -61,8 +61,9 @@ def get_base() -> ml_collections.ConfigDict:
 
 
 def lightgcn_data() -> ml_collections.ConfigDict:
-  """The LightGCN/NGCF implicit-feedback data section (Gowalla & co.): 10% of each user's training
-  items held out for validation, test.txt as the test split. Set ``path`` to the data folder."""
+  """The LightGCN/NGCF implicit-feedback data section (Gowalla & co.): 10% of the training entries
+  held out at random for validation (``splits.holdout``: users with few items may have none there),
+  test.txt as the test split. Set ``path`` to the data folder."""
   return ml_collections.ConfigDict(dict(
       name="lightgcn",
       path=config_dict.placeholder(str),   # None: embedded synthetic implicit data
