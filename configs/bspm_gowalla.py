@@ -2,7 +2,7 @@ r"""BSPM (Choi et al. 2023, BSPM-EM) on the LightGCN Gowalla split: a closed-for
 the degree-normalized matrix (``jaxae/models/bspm.py``): blur ``x P~``, plus 0.2 x the ideal
 low-pass filter of the top 448 singular vectors, then one RK4 step of the sharpening process over
 time 2.5. The settings are the paper's for Gowalla (its README / released configs); on this
-split's validation carve they were compared with the GF-CF special case (docs/results.md).
+split's validation carve they beat the GF-CF special case (Recall@20 0.2123 vs 0.2024).
 The 40,981^2 float32 filter is 6.7 GB; the fit runs the process on the identity's rows on the
 device, 128 rows per step (``jaxae.models.bspm.memory_needed``: about 8 GB in all here).
 
@@ -11,7 +11,9 @@ device, 128 rows per step (``jaxae.models.bspm.memory_needed``: about 8 GB in al
 
 GF-CF (Shen et al. 2021) is the same model without sharpening: --config.model.sharpen_time=0
 --config.model.factor_dim=256 --config.model.idl_beta=0.3.
-Result: see docs/results.md (Gowalla table) for the validation and test figures with their commands.
+Result (docs/results.md): refit on all of train.txt (--config.data.val_fraction=0), test Recall@20
+0.1921 / NDCG@20 0.1597 (LightGCN definitions; published BSPM 0.1920 / 0.1597), a 14.5-minute fit
+and 12.9 GB RSS on the 2-core CPU.
 """
 
 from configs import base
