@@ -110,6 +110,15 @@ def test_lbfgs_memory_size_belongs_to_lbfgs():
     optim.make_optimizer(c.optim, 1, 1)
 
 
+def test_lbfgs_on_mini_batches_warns(tmp_path, capsys):
+  c = _lbfgs_config()
+  c.train.epochs = 1
+  c.train.batch_size = 8                           # 3 batches of the 24 rows
+  loop.train_and_evaluate(c, tmp_path, dataset=tiny_dataset())
+  err = capsys.readouterr().err
+  assert "optim.name='lbfgs' with 3 batches per epoch" in err and "batch_size >= 24" in err
+
+
 def test_lbfgs_refuses_refeeding(tmp_path):
   c = _lbfgs_config()
   c.train.refeed_steps = 1

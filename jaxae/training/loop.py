@@ -430,6 +430,10 @@ def _train(run: _Run) -> dict[str, float]:
   steps_per_epoch = batches.steps_per_epoch()
   if steps_per_epoch < 1:
     raise ConfigError("the training matrix has no rows to train on")
+  if optim_lib.needs_value_fn(config.optim) and steps_per_epoch > 1:
+    run.warn(f"optim.name='lbfgs' with {steps_per_epoch} batches per epoch: each step's line search "
+             f"sees one mini-batch (L-BFGS is meant for full batches: set train.batch_size >= "
+             f"{run.dataset.train.matrix.shape[0]}, the number of training rows)")
   total_steps = epochs * steps_per_epoch
   tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, epochs, updates_per_step)
   schedule = optim_lib.make_schedule(config.optim, steps_per_epoch, epochs, updates_per_step)
