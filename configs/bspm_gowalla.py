@@ -9,8 +9,7 @@ device, 128 rows per step (``jaxae.models.bspm.memory_needed``: about 8 GB in al
   python train.py --config=configs/bspm_gowalla.py --config.data.path=../shared/data/gowalla
   python eval.py --workdir=workdirs/bspm_gowalla --split=test
 
-GF-CF (Shen et al. 2021) is the same model without sharpening: --config.model.sharpen_time=0
---config.model.factor_dim=256 --config.model.idl_beta=0.3.
+GF-CF (Shen et al. 2021) is the same model without sharpening: configs/gfcf_gowalla.py.
 Result (docs/results.md): refit on all of train.txt (--config.data.val_fraction=0), test Recall@20
 0.1921 / NDCG@20 0.1597 (LightGCN definitions; published BSPM 0.1920 / 0.1597), a 14.5-minute fit
 and 12.9 GB RSS on the 2-core CPU.
