@@ -42,14 +42,13 @@ def build_evaluators(eval_config, dataset: Dataset, split: str) -> list[Evaluato
 
 def split_available(names, dataset: Dataset, split: str) -> bool:
   """Whether every evaluator in ``names`` finds its data for ``split`` in ``dataset`` (its
-  ``has_split``; a factory without one scores ``dataset.<split>``). An unknown name counts as
-  available, so that :func:`build_evaluators` reports it."""
+  ``has_split``; a factory without one gets :meth:`Evaluator.has_split`'s default). An unknown name
+  counts as available, so that :func:`build_evaluators` reports it."""
   for name in names:
     factory = EVALUATORS.get(name)
     if factory is None:
       continue
-    check = getattr(factory, "has_split", None)
-    if not (check(dataset, split) if check else getattr(dataset, split, None) is not None):
+    if not getattr(factory, "has_split", Evaluator.has_split)(dataset, split):
       return False
   return True
 

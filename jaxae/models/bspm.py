@@ -217,14 +217,10 @@ def fit_bspm(x: Any, *, factor_dim: int, idl_beta: float, blur_time: float, blur
   t0 = time.time()
   norm = NormalizedMatrix(x)
   n = norm.n_items
-  need = memory_needed(n, norm.nnz, factor_dim, block_size)
-  budget = ease_lib.available_bytes() if max_bytes is None else int(max_bytes)
-  if budget is not None and need > budget:
-    raise ConfigError(
-        f"config.model: bspm on {n} items ({norm.nnz} nonzeros) needs about {need} bytes "
-        f"({need / 2**30:.2f} GiB) for its {n}x{n} float32 filter and block_size={block_size} "
-        f"rows of work, more than the {budget} bytes ({budget / 2**30:.2f} GiB) available; lower "
-        f"model.block_size or raise model.max_bytes")
+  ease_lib.check_budget(memory_needed(n, norm.nnz, factor_dim, block_size), max_bytes,
+                        f"bspm on {n} items ({norm.nnz} nonzeros)",
+                        f"its {n}x{n} float32 filter and block_size={block_size} rows of work",
+                        "lower model.block_size or raise model.max_bytes")
   left = right = None
   if factor_dim > 0:
     s, vt = top_right_singular_vectors(norm, factor_dim, solver=svd_solver,

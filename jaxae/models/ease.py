@@ -101,19 +101,26 @@ def available_bytes() -> int | None:
     return None
 
 
+def check_budget(need: int, max_bytes: int | None, subject: str, purpose: str, remedy: str) -> None:
+  """Raises ConfigError when ``need`` bytes exceed the budget (``max_bytes``, or the device's free
+  memory when None): ``config.model: <subject> needs about <need> bytes ... for <purpose>, more than
+  the <budget> bytes available; <remedy>``. Shared by the closed-form models."""
+  budget = available_bytes() if max_bytes is None else int(max_bytes)
+  if budget is not None and need > budget:
+    raise ConfigError(
+        f"config.model: {subject} needs about {need} bytes ({need / 2**30:.2f} GiB) for {purpose}, "
+        f"more than the {budget} bytes ({budget / 2**30:.2f} GiB) available; {remedy}")
+
+
 def check_memory(n_items: int, max_bytes: int | None = None, solver: str = DEFAULT_SOLVER,
                  block_size: int = DEFAULT_BLOCK_SIZE) -> None:
   """Raises ConfigError stating the bytes EASE would need when they exceed the budget."""
-  budget = available_bytes() if max_bytes is None else int(max_bytes)
-  need = memory_needed(n_items, solver, block_size)
-  if budget is not None and need > budget:
-    hint = (" or use model.solver='blocked' (about 1.5 n^2 floats instead of 5 n^2)"
-            if solver == "cholesky" else "")
-    raise ConfigError(
-        f"config.model: ease on {n_items} items needs about {need} bytes "
-        f"({need / 2**30:.2f} GiB) for its {n_items}x{n_items} float32 matrices with the {solver} "
-        f"solver, more than the {budget} bytes ({budget / 2**30:.2f} GiB) available; reduce the "
-        f"item count (e.g. a higher minimum item count), raise model.max_bytes{hint}")
+  hint = (" or use model.solver='blocked' (about 1.5 n^2 floats instead of 5 n^2)"
+          if solver == "cholesky" else "")
+  check_budget(memory_needed(n_items, solver, block_size), max_bytes, f"ease on {n_items} items",
+               f"its {n_items}x{n_items} float32 matrices with the {solver} solver",
+               f"reduce the item count (e.g. a higher minimum item count), raise "
+               f"model.max_bytes{hint}")
 
 
 # --------------------------------------------------------------------------- Gram matrix

@@ -60,15 +60,17 @@ def _if_finite(ok: jax.Array, new: TrainState, old: TrainState) -> TrainState:
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
-def _apply_if_finite(ok: jax.Array, state: TrainState, grads) -> TrainState:
-  """``state.apply_gradients(grads)`` when ``ok`` (a device bool), else ``state`` unchanged.
+def _apply_if_finite(ok: jax.Array, state: TrainState, grads, **extra_args) -> TrainState:
+  """``state.apply_gradients(grads, **extra_args)`` when ``ok`` (a device bool), else ``state``
+  unchanged (``extra_args``: L-BFGS's ``value``, ``grad``, ``value_fn``).
 
   The same result as :func:`_if_finite` over the applied state, but as a ``lax.cond``: XLA then
   updates the donated params and optimizer state in place, where the ``jnp.where`` form makes it
   copy the optimizer state (and read it twice) on every update (2 copies of the big kernels' momentum
   per step for SGD, 4 for Adam, in the compiled step's HLO).
   """
-  return jax.lax.cond(ok, lambda s, g: s.apply_gradients(g), lambda s, g: s, state, grads)
+  return jax.lax.cond(ok, lambda s, g: s.apply_gradients(g, **extra_args), lambda s, g: s,
+                      state, grads)
 
 
 def _finite(loss: jax.Array, grad_norm: jax.Array) -> jax.Array:
@@ -148,16 +150,13 @@ def train_step_fn(model, config, n_cols: int, mesh=None
                                             batch.rows, pass_key, state.step)
     grad_norm = optax.tree.norm(grads)
     is_finite = _finite(loss, grad_norm)
+    extra = {}
     if with_value_fn:     # L-BFGS: its line search evaluates this batch's loss at other params
       def value_fn(params):
         return loss_fn(params, x, target, observed, batch.mask, batch.rows, pass_key,
                        state.step)[0]
-      new_state = jax.lax.cond(
-          is_finite,
-          lambda s, g: s.apply_gradients(g, value=loss, grad=g, value_fn=value_fn),
-          lambda s, g: s, state, grads)
-    else:
-      new_state = _apply_if_finite(is_finite, state, grads)
+      extra = dict(value=loss, grad=grads, value_fn=value_fn)
+    new_state = _apply_if_finite(is_finite, state, grads, **extra)
     metrics = {"loss": loss, "grad_norm": grad_norm}
     metrics.update({f"loss/{k}": v for k, v in terms.items()})
 
