@@ -47,6 +47,10 @@ def get_base() -> ml_collections.ConfigDict:
       checkpoint_every_epochs=1,
       checkpoint_every_steps=0,    # also every N steps (mid-epoch; 0 = off): a kill loses less
       keep_checkpoints=2,          # the last N, plus the best by eval.metric
+      # Fine-tuning: a workdir whose saved params initialize a fresh run (every one must exist
+      # here with the same shape; the others start fresh); init_step: its step (None = latest).
+      init_from=config_dict.placeholder(str),
+      init_step=config_dict.placeholder(int),
       prefetch=2,                  # host batches prepared ahead in a background thread
       shuffle=True,
   ))

@@ -27,6 +27,7 @@ def get_config():
   c.model.hidden = (500, 500)
   c.model.kernel_dim = 5
   c.model.activation = "sigmoid"
+  c.model.weight_init = "small"      # kernels N(0, 1e-3), zero biases ("glorot": the authors')
   c.model.sparse_input = False       # full batch: the dense [items, users] matrix is 6 MB
 
   c.loss.masked_mse = 1.0
@@ -36,6 +37,7 @@ def get_config():
   c.optim.name = "lbfgs"
   c.optim.lr = 1.0                   # the line search's step as is
   c.optim.memory_size = 10
+  c.optim.restart_every = 0          # keep the curvature pairs (GLocal-K's code restarts every 5)
   c.optim.schedule = "constant"
 
   c.train.batch_size = 2048          # >= the 1,682 item rows: one full batch per epoch

@@ -178,10 +178,11 @@ def eval_batch_size(run: LoadedRun) -> int:
 
 def make_context(run: LoadedRun, dataset: Dataset, split: str):
   """The :class:`~jaxae.evaluation.EvalContext` of ``run`` on ``dataset`` (jitted score / embed)."""
-  from jaxae.evaluation import EvalContext  # pylint: disable=import-outside-toplevel
+  from jaxae.evaluation import EvalContext, check_all_rows  # pylint: disable=import-outside-toplevel
   from jaxae.training import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
 
+  check_all_rows(run.model, dataset.n_rows, run.config.eval)
   sparse_input = bool(run.config.model.get("sparse_input", False))
   score_fn, embed_fn = step_lib.make_eval_fns(run.model, run.mesh, n_cols=dataset.n_cols,
                                               sparse_input=sparse_input)

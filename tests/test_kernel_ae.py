@@ -163,3 +163,68 @@ def test_engine_lbfgs_equals_optax_lbfgs_by_hand(tmp_path):
   assert losses_seen[-1] < 0.5 * losses_seen[0]                  # L-BFGS makes progress here
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-3, atol=2e-5)
+
+
+def test_lbfgs_restart_every_equals_fresh_optimizer_each_chunk():
+  """restart_every=k: the same updates as a fresh optax.lbfgs for each chunk of k iterations (a
+  loop of scipy L-BFGS-B calls with maxiter=k, as GLocal-K's authors train)."""
+  def f(p):
+    return jnp.sum((p["x"] - jnp.arange(5.0)) ** 2 * jnp.arange(1.0, 6.0)) + 0.01 * jnp.sum(
+        p["x"] ** 4)
+
+  c = _lbfgs_config(memory_size=4, restart_every=3)
+  tx = optim.make_optimizer(c.optim, 1, 1)
+  p, st = {"x": jnp.zeros(5)}, None
+  q = dict(p)
+  st = tx.init(p)
+  ref = optax.lbfgs(memory_size=4)
+  for i in range(8):
+    v, g = jax.value_and_grad(f)(p)
+    u, st = tx.update(g, st, p, value=v, grad=g, value_fn=f)
+    p = optax.apply_updates(p, u)
+    if i % 3 == 0:
+      rst = ref.init(q)
+    v, g = jax.value_and_grad(f)(q)
+    u, rst = ref.update(g, rst, q, value=v, grad=g, value_fn=f)
+    q = optax.apply_updates(q, u)
+    np.testing.assert_allclose(np.asarray(p["x"]), np.asarray(q["x"]), rtol=1e-6, atol=1e-7)
+  plain = optax.lbfgs(memory_size=4)          # ... and restarting changes the path
+  r, rs = {"x": jnp.zeros(5)}, None
+  rs = plain.init(r)
+  for _ in range(8):
+    v, g = jax.value_and_grad(f)(r)
+    u, rs = plain.update(g, rs, r, value=v, grad=g, value_fn=f)
+    r = optax.apply_updates(r, u)
+  assert np.abs(np.asarray(r["x"]) - np.asarray(p["x"])).max() > 1e-6
+
+
+@pytest.mark.parametrize("edit,message", [
+    (dict(restart_every=-1), r"restart_every must be an integer >= 0"),
+    (dict(restart_every=2.5), r"restart_every must be an integer >= 0"),
+    (dict(name="adam", restart_every=5), r"restart_every is L-BFGS's; optimizer 'adam' has none"),
+])
+def test_lbfgs_restart_every_errors(edit, message):
+  c = _lbfgs_config(**edit)
+  if edit.get("name") == "adam":
+    del c.optim["memory_size"]
+  with pytest.raises(ConfigError, match=message):
+    optim.make_optimizer(c.optim, 1, 1)
+
+
+@pytest.mark.parametrize("weight_init", ["glorot", "small"])
+def test_weight_init(weight_init):
+  """"glorot": the authors' TensorFlow default (Glorot-uniform kernel, bias uniform in
+  +-sqrt(3 / out)); "small": kernel N(0, 1e-3), zero bias. u, v are small in both."""
+  model = build_model(ConfigDict(dict(KAE, weight_init=weight_init)), 40, 4)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 40)), train=False)["params"]
+  w, b = np.asarray(params["layer_0"]["kernel"]), np.asarray(params["layer_0"]["bias"])
+  if weight_init == "glorot":
+    limit = np.sqrt(6 / (40 + 7))
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.8 * limit
+    assert np.abs(w).mean() == pytest.approx(limit / 2, rel=0.15)
+    assert np.abs(b).max() <= np.sqrt(3 / 7) and np.abs(b).max() > 0.1
+  else:
+    assert np.abs(w).max() < 3e-3 and not b.any()
+  assert np.abs(np.asarray(params["layer_0"]["u"])).max() < 3e-3
+  with pytest.raises(ConfigError, match=r"config.model.weight_init: unknown value 'he'"):
+    build_model(ConfigDict(dict(KAE, weight_init="he")), 40, 4)

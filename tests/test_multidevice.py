@@ -34,9 +34,17 @@ _CHILD = textwrap.dedent("""
     sparse_input = sys.argv[1] == "sparse"
     assert len(jax.devices()) == 8, jax.devices()
     inter = tiny_interactions(n_rows=40, n_cols=12, seed=5)   # 40 rows / 16: last batch padded
+    B, epochs = 16, 1
     if sys.argv[1] == "lbfgs":      # L-BFGS: the line search runs on the sharded batch too
       config = tiny_config(optim="lbfgs", lr=1.0, batch_size=16)
       config.optim.memory_size = 4
+    elif sys.argv[1] == "glocal_k":  # every row in one sharded batch, scattered into the matrix
+      B, epochs = 48, 3
+      config = tiny_config(optim="lbfgs", lr=1.0, batch_size=B)
+      config.optim.memory_size = 4
+      config.model = type(config.model)(dict(name="glocal_k", hidden=[7, 5], kernel_dim=3,
+                                             activation="sigmoid", gk_size=3, dot_scale=0.5))
+      config.loss.kernel_l2 = 1e-3
     else:
       config = tiny_config(code_dropout=0.3, refeed_steps=1, refeed_noise=0.1, batch_size=16)
     config.model.sparse_input = sparse_input
@@ -45,14 +53,14 @@ _CHILD = textwrap.dedent("""
       mesh = mesh_lib.make_mesh(config.mesh, devices=devices)
       _, mesh, state, step = make_engine(config, inter, mesh)
       shards = mesh_lib.data_size(mesh)
-      it = BatchIterator(inter, 16, num_shards=shards, seed=0)
+      it = BatchIterator(inter, B, num_shards=shards, seed=0)
       init = [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(state.params)]
       losses = []
-      for host_batch in it.epoch(0):
+      for host_batch in (b for e in range(epochs) for b in it.epoch(e)):
         batch = mesh_lib.put_global(host_batch, mesh_lib.batch_sharding(mesh))
         # Each device holds its own rows and their nonzeros (one [1, N] shard of cols each).
         assert [s.data.shape[0] for s in batch.cols.addressable_shards] == [1] * shards
-        assert [s.data.shape[0] for s in batch.rows.addressable_shards] == [16 // shards] * shards
+        assert [s.data.shape[0] for s in batch.rows.addressable_shards] == [B // shards] * shards
         state, metrics = step(state, batch)
         losses.append(float(metrics["loss"]))
         losses.append(float(metrics.get("refeed_loss", 0.0)))
@@ -65,7 +73,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("kind", ["dense", "sparse", "lbfgs"])
+@pytest.mark.parametrize("kind", ["dense", "sparse", "lbfgs", "glocal_k"])
 def test_eight_devices_match_one_device(kind):
   env = dict(os.environ)
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"

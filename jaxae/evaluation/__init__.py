@@ -40,6 +40,32 @@ def build_evaluators(eval_config, dataset: Dataset, split: str) -> list[Evaluato
   return out
 
 
+# Evaluators that score a model whose every call must hold all rows (models.needs_all_rows): they
+# feed every row of the matrix, in batches of config.eval.batch_size.
+ALL_ROWS_EVALUATORS = ("rating",)
+
+
+def check_all_rows(model, n_rows: int, eval_config, train_batch_size: int | None = None) -> None:
+  """For a model that must see every row at once (GLocal-K): the batch sizes must cover all
+  ``n_rows`` rows and the evaluators must be ones that feed all rows; else a ConfigError."""
+  from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
+  if not needs_all_rows(model):
+    return
+  sizes = [("train.batch_size", train_batch_size)] if train_batch_size is not None else []
+  sizes.append(("eval.batch_size", int(config_value(eval_config, "batch_size"))))
+  for key, size in sizes:
+    if size < n_rows:
+      raise ConfigError(f"config.{key} = {size}: this model ({type(model).__name__}) reads the whole "
+                        f"matrix at every call, so a batch must hold all {n_rows} rows; set "
+                        f"{key} >= {n_rows}")
+  names = list(config_value(eval_config, "evaluators"))
+  other = [n for n in names if n not in ALL_ROWS_EVALUATORS]
+  if other:
+    raise ConfigError(f"config.eval.evaluators: {', '.join(map(repr, other))} cannot score "
+                      f"{type(model).__name__}, which reads the whole matrix at every call; use "
+                      f"{', '.join(ALL_ROWS_EVALUATORS)}")
+
+
 def split_available(names, dataset: Dataset, split: str) -> bool:
   """Whether every evaluator in ``names`` finds its data for ``split`` in ``dataset`` (its
   ``has_split``; a factory without one gets :meth:`Evaluator.has_split`'s default). An unknown name
@@ -53,5 +79,5 @@ def split_available(names, dataset: Dataset, split: str) -> bool:
   return True
 
 
-__all__ = ["EVALUATORS", "EvalContext", "Evaluator", "build_evaluators", "config_value",
+__all__ = ["EVALUATORS", "ALL_ROWS_EVALUATORS", "check_all_rows", "EvalContext", "Evaluator", "build_evaluators", "config_value",
            "get_split", "split_available", "RatingEvaluator", "TopNEvaluator"]

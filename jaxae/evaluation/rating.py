@@ -19,6 +19,7 @@ import numpy as np
 from jaxae.data.dataset import Dataset
 from jaxae.data.sparse import SparseBatch
 from jaxae.errors import DataError
+from jaxae.models import needs_all_rows
 from jaxae.evaluation.context import (EvalContext, Evaluator, eval_rows, get_split,
                                       real_entries, split_batches)
 
@@ -97,8 +98,11 @@ class RatingEvaluator(Evaluator):
     rr = rating_range(ctx.dataset)
     lo, hi = (-np.inf, np.inf) if rr is None else rr
     lo, hi = jnp.float32(lo), jnp.float32(hi)
+    # A model that reads the whole matrix at every call (GLocal-K) gets every row; rows without
+    # targets add nothing to the sums.
+    fed = np.arange(es.inputs.shape[0], dtype=np.int64) if needs_all_rows(ctx.model) else rows
     sums = []                                     # per-batch device arrays: no host sync
-    for inputs, targets in split_batches(ctx, es, rows):
+    for inputs, targets in split_batches(ctx, es, fed):
       scores = ctx.score_fn(ctx.put_fn(inputs))
       sums.append(_batch_sums(scores, ctx.put_fn(targets), lo, hi))
     sse, sae = np.asarray(jax.device_get(jnp.stack(sums)), np.float64).sum(axis=0)  # one transfer

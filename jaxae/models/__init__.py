@@ -20,7 +20,11 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             which the paper fixes
   cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
-  kernel_ae: hidden (list of hidden sizes), kernel_dim, activation; optional sparse_input, dtype
+  kernel_ae: hidden (list of hidden sizes), kernel_dim, activation; optional sparse_input, dtype,
+            weight_init ("glorot", the authors' | "small"; absent = "glorot")
+  glocal_k: kernel_ae's keys plus gk_size (side of the global convolution kernel), dot_scale; a
+            call must hold every row (``needs_all_rows``); its kernel layers load from a kernel_ae
+            checkpoint (config.train.init_from)
   ease:     l2; optional sparse_input (score from the rows of B at the inputs' nonzeros: nnz x items
             work instead of the dense [batch, items] x [items, items] product), max_bytes (device
             memory budget; absent/None = the device's free memory),
@@ -47,6 +51,7 @@ from jaxae.models.autorec import AutoRec
 from jaxae.models.cdae import CDAE, OUTPUTS
 from jaxae.models.deep_ae import DeepAE
 from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
+from jaxae.models.glocal_k import GLocalK
 from jaxae.models.kernel_ae import KernelAE
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.mult_vae import MultDAE, MultVAE
@@ -55,7 +60,7 @@ BSPM = bspm_lib.BSPM
 
 __all__ = [
     "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
-    "MultDAE", "MultVAE", "BSPM", "KernelAE", "fit_ease",
+    "MultDAE", "MultVAE", "BSPM", "KernelAE", "GLocalK", "fit_ease", "needs_all_rows",
 ]
 
 _GRADIENT_OPTIONAL = ("sparse_input", "dtype")
@@ -169,12 +174,40 @@ def _mult_builder(cls, name: str):
   return build
 
 
+def _weight_init(cfg) -> str:
+  if "weight_init" not in cfg:
+    return "glorot"
+  return _choice(cfg, "weight_init", L.KERNEL_WEIGHT_INITS)
+
+
 def _build_kernel_ae(cfg, n_cols: int, n_rows: int) -> KernelAE:
   del n_rows
-  _check_keys(cfg, "kernel_ae", ("hidden", "kernel_dim", "activation"), _GRADIENT_OPTIONAL)
+  _check_keys(cfg, "kernel_ae", ("hidden", "kernel_dim", "activation"),
+              _GRADIENT_OPTIONAL + ("weight_init",))
   _check_sparse_input(cfg)
   return KernelAE(n_cols=n_cols, hidden=_sizes(cfg, "hidden"), kernel_dim=_pos_int(cfg, "kernel_dim"),
-                  activation=_activation(cfg), dtype=_dtype(cfg))
+                  activation=_activation(cfg), dtype=_dtype(cfg), weight_init=_weight_init(cfg))
+
+
+def _build_glocal_k(cfg, n_cols: int, n_rows: int) -> GLocalK:
+  _check_keys(cfg, "glocal_k", ("hidden", "kernel_dim", "activation", "gk_size", "dot_scale"),
+              _GRADIENT_OPTIONAL + ("weight_init",))
+  _check_sparse_input(cfg)
+  if n_rows <= 0:
+    raise ConfigError(f"glocal_k needs the number of rows (its global kernel has one weight "
+                      f"vector per row), got n_rows={n_rows}")
+  ds = cfg["dot_scale"]
+  if isinstance(ds, bool) or not isinstance(ds, (int, float)) or not 0 < ds < float("inf"):
+    raise ConfigError(f"config.model.dot_scale: expected a finite number > 0, got {ds!r}")
+  return GLocalK(n_cols=n_cols, n_rows=n_rows, hidden=_sizes(cfg, "hidden"),
+                 kernel_dim=_pos_int(cfg, "kernel_dim"), gk_size=_pos_int(cfg, "gk_size"),
+                 dot_scale=float(ds), activation=_activation(cfg), dtype=_dtype(cfg),
+                 weight_init=_weight_init(cfg))
+
+
+def needs_all_rows(model) -> bool:
+  """Whether every call of ``model`` must hold all rows of the matrix (GLocal-K's global kernel)."""
+  return bool(getattr(model, "needs_all_rows", False))
 
 
 def _check_max_bytes(cfg) -> None:
@@ -245,6 +278,7 @@ MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "ease": _build_ease,
     "bspm": _build_bspm,
     "kernel_ae": _build_kernel_ae,
+    "glocal_k": _build_glocal_k,
 }
 
 # Closed-form (non-gradient) models: name -> fit(model_config, train) -> params pytree.

@@ -7,10 +7,11 @@ layers, identity output.
 
 Outputs: ``"recon"``, ``"code"`` (the last hidden layer) and ``"kernel_l2"`` (half the sum of the
 squared kernel values over all layers: the paper's sparsity regularizer, the "kernel_l2" loss term).
-The paper's objective ``1/2 sum_observed (r - r^)^2 + lambda_2 sum ||W||^2 + lambda_s sum K^2`` is, up
-to the constant factor ``2 / n_observed``, ``masked_mse + l2 * (1/2 sum ||W||^2) + kernel_l2 *
-kernel_l2`` with loss weights ``l2 = 4 lambda_2 / n_observed`` and ``kernel_l2 = 4 lambda_s /
-n_observed``. It is trained full-batch with L-BFGS (``config.optim.name = "lbfgs"``).
+The authors' code minimizes ``1/2 sum_observed (r - r^)^2 + lambda_2 / 2 sum ||W||^2 + lambda_s / 2
+sum K^2`` (TensorFlow's ``l2_loss`` and ``l2_regularizer`` both halve); times ``2 / n_observed`` that
+is ``masked_mse + l2 * (1/2 sum ||W||^2) + kernel_l2 * kernel_l2`` with loss weights
+``l2 = 2 lambda_2 / n_observed`` and ``kernel_l2 = 2 lambda_s / n_observed``. It is trained
+full-batch with L-BFGS (``config.optim.name = "lbfgs"``).
 """
 
 from __future__ import annotations
@@ -27,36 +28,52 @@ from jaxae.models import layers as L
 
 class KernelAE(nn.Module):
   """Attributes: ``n_cols``, ``hidden`` (sizes of the hidden layers), ``kernel_dim`` (dimension of
-  the kernel's unit vectors), ``activation`` (of the hidden layers), ``dtype`` (compute dtype)."""
+  the kernel's unit vectors), ``activation`` (of the hidden layers), ``dtype`` (compute dtype),
+  ``weight_init`` ("glorot" | "small": :class:`~jaxae.models.layers.KernelDense`)."""
 
   n_cols: int
   hidden: tuple[int, ...]
   kernel_dim: int
   activation: str = "sigmoid"
   dtype: str = "float32"
+  weight_init: str = "glorot"
 
   trainable: ClassVar[bool] = True
 
   def setup(self):
-    cdt = L.get_dtype(self.dtype)
-    sizes = (self.n_cols,) + tuple(self.hidden) + (self.n_cols,)
-    self.kernel_layers = [
-        L.KernelDense(sizes[i], sizes[i + 1], self.kernel_dim, dtype=cdt, name=f"layer_{i}")
-        for i in range(len(sizes) - 1)
-    ]
+    self.kernel_layers = kernel_stack(self.n_cols, self.hidden, self.kernel_dim, self.dtype,
+                                      self.weight_init)
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
     del rows, train  # no per-row parameters, no dropout
-    act = L.get_activation(self.activation)
-    h = x
-    code = None
-    reg = jnp.zeros((), jnp.float32)
-    last = len(self.kernel_layers) - 1
-    for i, layer in enumerate(self.kernel_layers):
-      h, k2 = layer(h)
-      reg = reg + k2
-      if i < last:
-        h = act(h)
-        code = h
-    return {"recon": h.astype(jnp.float32), "code": code.astype(jnp.float32), "kernel_l2": reg}
+    recon, code, reg = local_pass(self.kernel_layers, x, self.activation)
+    return {"recon": recon, "code": code, "kernel_l2": reg}
+
+
+def kernel_stack(n_cols: int, hidden: tuple[int, ...], kernel_dim: int, dtype: str,
+                 weight_init: str) -> list[L.KernelDense]:
+  """The layers ``n_cols -> hidden... -> n_cols`` named ``layer_0, layer_1, ...`` (call in setup;
+  GLocal-K reuses them under the same names, so a kernel_ae checkpoint initializes it)."""
+  cdt = L.get_dtype(dtype)
+  sizes = (n_cols,) + tuple(hidden) + (n_cols,)
+  return [L.KernelDense(sizes[i], sizes[i + 1], kernel_dim, dtype=cdt, weight_init=weight_init,
+                        name=f"layer_{i}") for i in range(len(sizes) - 1)]
+
+
+def local_pass(layers, x: jax.Array | SparseBatch, activation: str
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(recon, code, kernel_l2)`` of ``x`` through the kernel layers: ``activation`` on the hidden
+  layers, identity output; ``code`` is the last hidden layer."""
+  act = L.get_activation(activation)
+  h = x
+  code = None
+  reg = jnp.zeros((), jnp.float32)
+  last = len(layers) - 1
+  for i, layer in enumerate(layers):
+    h, k2 = layer(h)
+    reg = reg + k2
+    if i < last:
+      h = act(h)
+      code = h
+  return h.astype(jnp.float32), code.astype(jnp.float32), reg

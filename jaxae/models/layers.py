@@ -224,6 +224,9 @@ class TiedDense(nn.Module):
     return add_bias(y, bias.astype(self.dtype))
 
 
+KERNEL_WEIGHT_INITS = ("glorot", "small")
+
+
 def local_kernel(u: Array, v: Array) -> Array:
   """Muller et al. 2018's compact-support kernel ``max(0, 1 - ||u_i - v_j||^2)`` between the
   [in, d] input vectors ``u`` and the [out, d] output vectors ``v``: an [in, out] matrix whose zeros
@@ -238,9 +241,12 @@ class KernelDense(nn.Module):
   local kernel): ``x @ (kernel * local_kernel(u, v)) + bias``.
 
   Parameters: ``kernel`` [in, out] (L2-penalized by the "l2" loss term like every kernel), ``u``
-  [in, kernel_dim], ``v`` [out, kernel_dim], ``bias`` [out]; all drawn as in the authors' code:
-  truncated normal with standard deviation 1e-3 (so every connection starts open, kernel ~ 1), bias
-  zero. ``__call__`` returns ``(y, sum(local_kernel^2) / 2)``: the second value is the layer's share
+  [in, kernel_dim], ``v`` [out, kernel_dim], ``bias`` [out]. ``u`` and ``v`` are truncated normal
+  with standard deviation 1e-3 (every connection starts open, kernel ~ 1), as in the authors' code.
+  ``weight_init`` draws ``kernel`` and ``bias``: "glorot" is the authors' (TensorFlow's default for
+  ``tf.get_variable``: Glorot-uniform kernel, and for the 1-D bias the same rule with fan-in = fan-out
+  = out, i.e. uniform in +-sqrt(3 / out)); "small" is truncated normal 1e-3 for the kernel and a zero
+  bias. ``__call__`` returns ``(y, sum(local_kernel^2) / 2)``: the second value is the layer's share
   of the "kernel_l2" loss term. ``x`` may be a SparseBatch (embedding-bag over the nonzeros).
   """
 
@@ -248,14 +254,23 @@ class KernelDense(nn.Module):
   features: int
   kernel_dim: int
   dtype: Any = jnp.float32
+  weight_init: str = "glorot"
 
   @nn.compact
   def __call__(self, x: Array | SparseBatch) -> tuple[Array, Array]:
-    init = nn.initializers.truncated_normal(stddev=1e-3)
-    w = self.param("kernel", init, (self.in_features, self.features), jnp.float32)
-    u = self.param("u", init, (self.in_features, self.kernel_dim), jnp.float32)
-    v = self.param("v", init, (self.features, self.kernel_dim), jnp.float32)
-    bias = self.param("bias", zeros, (self.features,), jnp.float32)
+    small = nn.initializers.truncated_normal(stddev=1e-3)
+    if self.weight_init == "glorot":
+      w_init = nn.initializers.glorot_uniform()
+      limit = (3.0 / self.features) ** 0.5
+      b_init = lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -limit, limit)
+    elif self.weight_init == "small":
+      w_init, b_init = small, zeros
+    else:
+      raise ValueError(f"unknown weight_init {self.weight_init!r}; known: {KERNEL_WEIGHT_INITS}")
+    w = self.param("kernel", w_init, (self.in_features, self.features), jnp.float32)
+    u = self.param("u", small, (self.in_features, self.kernel_dim), jnp.float32)
+    v = self.param("v", small, (self.features, self.kernel_dim), jnp.float32)
+    bias = self.param("bias", b_init, (self.features,), jnp.float32)
     k = local_kernel(u, v)
     w_eff = w * k
     if isinstance(x, SparseBatch):

@@ -470,6 +470,76 @@ def check_free_space(workdir: str | os.PathLike, state) -> int:
   return need
 
 
+def _subtree(tree, keep: set[str], prefix: str = "params") -> dict:
+  """The part of the nested dict ``tree`` whose leaves' dotted names are in ``keep``."""
+  out = {}
+  for k, v in tree.items():
+    name = f"{prefix}.{k}"
+    if isinstance(v, dict) or hasattr(v, "items"):
+      sub = _subtree(v, keep, name)
+      if sub:
+        out[k] = sub
+    elif name in keep:
+      out[k] = v
+  return out
+
+
+def _merge(tree, loaded) -> dict:
+  return {k: (_merge(v, loaded[k]) if hasattr(v, "items") else loaded[k]) if k in loaded else v
+          for k, v in tree.items()}
+
+
+def init_params_from(workdir: str | os.PathLike, step: int | None, params, *, n_rows: int,
+                     n_cols: int) -> tuple[Any, int, list[str], list[str]]:
+  """``params`` with the arrays another run saved (``config.train.init_from``: fine-tuning).
+
+  Every parameter saved at ``step`` (None = the latest) of ``workdir`` must exist in ``params``
+  with the same shape and is loaded into it (each keeps the sharding of the array it replaces);
+  parameters of ``params`` the checkpoint lacks keep their fresh values. The saved matrix must have
+  ``n_rows`` x ``n_cols``.
+
+  Returns:
+    ``(params, step, loaded names, fresh names)``.
+
+  Raises:
+    CheckpointError: no such workdir / step, other data, or a saved parameter this model lacks or
+      holds in another shape (CheckpointMismatchError).
+  """
+  ckpt = Checkpointer(workdir, read_only=True)
+  try:
+    step = ckpt._step(step)
+    info = ckpt.restore_json(step)["dataset_info"]
+    where = f"config.train.init_from: {ckpt.directory}/{step}"
+    if (info.get("n_rows"), info.get("n_cols")) != (n_rows, n_cols):
+      raise CheckpointMismatchError(
+          f"{where} was trained on a {info.get('n_rows')} x {info.get('n_cols')} matrix, this "
+          f"run's is {n_rows} x {n_cols}")
+    saved = {k: v for k, v in ckpt.saved_shapes(step).items() if k.startswith("params.")}
+    want = tree_shapes({"params": params})
+    for name, shape in sorted(saved.items()):
+      if name not in want:
+        raise CheckpointMismatchError(f"{where} holds {name!r}, which this model does not have")
+      if tuple(shape) != tuple(want[name]):
+        raise CheckpointMismatchError(f"{where}: {name!r} has shape {tuple(shape)} there but "
+                                      f"{tuple(want[name])} in this model")
+    subset = _subtree(params, set(saved))
+    item = {"params": jax.tree.map(_abstract_leaf, subset)}
+    restore_args = jax.tree.map(
+        lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape, dtype=x.dtype),
+        item)
+    path = os.path.join(ckpt.directory, str(step), "state")
+    try:
+      with ocp.PyTreeCheckpointer() as checkpointer:
+        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+            item=item, restore_args=restore_args, partial_restore=True))
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
+      raise CheckpointError(f"{path}: cannot restore the parameters ({_first_line(e)})") from None
+  finally:
+    ckpt.close()
+  fresh = sorted(set(want) - set(saved))
+  return _merge(params, restored["params"]), step, sorted(saved), fresh
+
+
 def restore_latest(workdir: str | os.PathLike, target_state):
   """The latest state saved in ``workdir`` restored into ``target_state``'s shapes, or None."""
   if not os.path.isdir(checkpoint_dir(workdir)):

@@ -44,7 +44,7 @@ from jaxae import models
 from jaxae.data.batching import BatchIterator, prefetch
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, JaxaeError
-from jaxae.evaluation import EvalContext, build_evaluators, split_available
+from jaxae.evaluation import EvalContext, build_evaluators, check_all_rows, split_available
 from jaxae.training import checkpoint as ckpt_lib
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
@@ -74,7 +74,7 @@ SECTION_KEYS = {
 }
 # Keys a section may have or lack (absent = off).
 OPTIONAL_SECTION_KEYS = {
-    "train": ("checkpoint_every_steps",),
+    "train": ("checkpoint_every_steps", "init_from", "init_step"),
     "optim": optim_lib.OPTIONAL_OPTIM_KEYS,
 }
 
@@ -221,6 +221,13 @@ def check_config(config) -> None:
   if isinstance(t.refeed_noise, bool) or not isinstance(t.refeed_noise, (int, float)) or (
       t.refeed_noise < 0):
     raise ConfigError(f"config.train.refeed_noise must be a number >= 0, got {t.refeed_noise!r}")
+  init_from = t.get("init_from")
+  if init_from is not None and (not isinstance(init_from, str) or not init_from):
+    raise ConfigError(f"config.train.init_from must be a workdir path or None, got {init_from!r}")
+  if t.get("init_step") is not None:
+    if init_from is None:
+      raise ConfigError("config.train.init_step is set but config.train.init_from is not")
+    _int(t, "train", "init_step", 0)
   if not isinstance(t.shuffle, bool):
     raise ConfigError(f"config.train.shuffle must be true/false, got {t.shuffle!r}")
   e = config.eval
@@ -291,6 +298,7 @@ class _Run:
     # With mesh.model > 1 the item dimension is split over the model axis (padded if need be).
     self.model = mesh_lib.shard_items(models.build_model(config.model, self.n_cols, self.n_rows),
                                       self.mesh, self.n_cols)
+    check_all_rows(self.model, self.n_rows, config.eval, int(config.train.batch_size))
     self.sparse_input = bool(config.model.get("sparse_input", False))
     self.param_sharding = mesh_lib.param_shardings(jax.eval_shape(lambda: state_lib.init_params(
         self.model, self.n_cols, self.sparse_input, jax.random.PRNGKey(0))), self.mesh, self.n_cols)
@@ -417,6 +425,17 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
   return final
 
 
+def _init_from(run: _Run, state, tx, state_sharding):
+  """A fresh state whose params come (where the other run has them) from ``train.init_from``."""
+  tc = run.config.train
+  params, step, loaded, fresh = ckpt_lib.init_params_from(
+      tc.init_from, tc.get("init_step"), state.params, n_rows=run.n_rows, n_cols=run.n_cols)
+  run.log(f"initialized {len(loaded)} parameter arrays from {tc.init_from} (step {step})"
+          + (f"; fresh: {', '.join(n.removeprefix('params.') for n in fresh)}" if fresh else ""))
+  return jax.jit(lambda st, p: st.replace(params=p, opt_state=tx.init(p)),
+                 out_shardings=state_sharding)(state, params)
+
+
 def _train(run: _Run) -> dict[str, float]:
   config = run.config
   tc = config.train
@@ -453,6 +472,8 @@ def _train(run: _Run) -> dict[str, float]:
     state, step0, saved = restored
     last_metrics = saved["metrics"]
     run.log(f"resumed from {run.ckpt.directory} at step {step0}")
+  elif tc.get("init_from") is not None:
+    state = _init_from(run, state, tx, state_sharding)
   if run.is_main:
     ckpt_lib.check_free_space(run.workdir, state)   # room for one more checkpoint, before step 1
   step = int(jax.device_get(state.step))

@@ -9,8 +9,10 @@ once per epoch does in the Deep AE paper's code.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from jaxae.errors import ConfigError
@@ -18,8 +20,9 @@ from jaxae.errors import ConfigError
 OPTIM_KEYS = ("name", "lr", "momentum", "weight_decay", "clip_norm", "schedule", "milestones",
               "decay_factor", "warmup_epochs")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "adagrad", "rmsprop", "lbfgs")
-# Keys an optim section may have or lack: memory_size is L-BFGS's (required when name is "lbfgs").
-OPTIONAL_OPTIM_KEYS = ("memory_size",)
+# Keys an optim section may have or lack: memory_size is L-BFGS's (required when name is "lbfgs"),
+# restart_every too (optional; absent or 0 = never restart).
+OPTIONAL_OPTIM_KEYS = ("memory_size", "restart_every")
 SCHEDULES = ("constant", "multistep", "cosine", "warmup_cosine")
 
 
@@ -102,8 +105,9 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
     raise ConfigError(f"config.optim.name: unknown optimizer {name!r}; known: {list(OPTIMIZERS)}")
   if name == "lbfgs":
     return _lbfgs(optim_config)
-  if "memory_size" in optim_config:
-    raise ConfigError(f"config.optim.memory_size is L-BFGS's; optimizer {name!r} has none")
+  for key in ("memory_size", "restart_every"):
+    if key in optim_config:
+      raise ConfigError(f"config.optim.{key} is L-BFGS's; optimizer {name!r} has none")
   schedule = make_schedule(optim_config, steps_per_epoch, epochs, updates_per_step)
   weight_decay = _number(optim_config, "weight_decay")
   momentum = _number(optim_config, "momentum")
@@ -151,4 +155,33 @@ def _lbfgs(optim_config) -> optax.GradientTransformationExtraArgs:
   if _number(optim_config, "weight_decay") > 0 or _get(optim_config, "clip_norm") is not None:
     raise ConfigError("config.optim: lbfgs takes no weight_decay or clip_norm (put an l2 term in "
                       "config.loss instead)")
-  return optax.lbfgs(learning_rate=lr, memory_size=int(memory))
+  tx = optax.lbfgs(learning_rate=lr, memory_size=int(memory))
+  every = optim_config.get("restart_every") or 0
+  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    raise ConfigError(f"config.optim.restart_every must be an integer >= 0 (0 = never), got "
+                      f"{every!r}")
+  return restarting(tx, every) if every else tx
+
+
+class RestartState(NamedTuple):
+  count: jax.Array      # updates made so far
+  inner: Any            # the wrapped optimizer's state
+
+
+def restarting(tx: optax.GradientTransformationExtraArgs, every: int
+               ) -> optax.GradientTransformationExtraArgs:
+  """``tx`` whose state starts afresh (``tx.init`` at the current params) before every ``every``-th
+  update: L-BFGS that forgets its curvature pairs every ``every`` iterations, as a loop of
+  ``scipy.optimize.minimize(method="L-BFGS-B", options={"maxiter": every})`` calls does (how
+  GLocal-K's authors train)."""
+
+  def init_fn(params):
+    return RestartState(count=jnp.zeros((), jnp.int32), inner=tx.init(params))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    fresh = (state.count > 0) & (state.count % every == 0)
+    inner = jax.lax.cond(fresh, lambda s: tx.init(params), lambda s: s, state.inner)
+    updates, inner = tx.update(updates, inner, params, **extra_args)
+    return updates, RestartState(count=state.count + 1, inner=inner)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
