@@ -1,6 +1,6 @@
 r"""Evaluates a trained run from its workdir, or scores a Melon results file.
 
-  python eval.py --workdir=DIR [--step=N | --best] [--split=val|test]
+  python eval.py --workdir=DIR [--step=N | --best] [--split=val|test] [--ensemble=DIR2,DIR3]
   python eval.py melon --answers=answers.json --results=results.json [--question_types=types.json]
 
 The first form loads the checkpoint (the latest, or ``--step``), rebuilds the data from the saved
@@ -20,6 +20,10 @@ _BEST = flags.DEFINE_bool(
     "best", False, "Evaluate the kept checkpoint with the best validation config.eval.metric "
     "(what train.py kept as the best) instead of the latest.")
 _SPLIT = flags.DEFINE_enum("split", "val", ["val", "test"], "Which split to evaluate.")
+_ENSEMBLE = flags.DEFINE_list(
+    "ensemble", [], "Other workdirs trained on the same data: evaluate the mean of their scores "
+    "and --workdir's (each at --step, its --best step, or its latest); the metrics go to "
+    "DIR/metrics_<split>_step<N>_ensemble<K>.json.")
 _ANSWERS = flags.DEFINE_string("answers", None, "melon: the answers JSON (id, songs, tags).")
 _RESULTS = flags.DEFINE_string("results", None, "melon: the results JSON to score.")
 _QUESTION_TYPES = flags.DEFINE_string(
@@ -33,8 +37,12 @@ _COMMANDS = ("melon",)
 
 def _evaluate() -> None:
   from jaxae import evaluate  # pylint: disable=import-outside-toplevel
-  step = evaluate.best_step(_WORKDIR.value) if _BEST.value else _STEP.value
-  record = evaluate.evaluate_workdir(_WORKDIR.value, step, _SPLIT.value)
+  def pick(workdir):
+    return evaluate.best_step(workdir) if _BEST.value else _STEP.value
+
+  ensemble = tuple((w, pick(w)) for w in _ENSEMBLE.value)
+  record = evaluate.evaluate_workdir(_WORKDIR.value, pick(_WORKDIR.value), _SPLIT.value,
+                                     ensemble=ensemble)
   print(evaluate.format_table(record))
 
 

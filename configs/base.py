@@ -1,7 +1,8 @@
 """The sections every config has, with their shared defaults. Variants call `get_base()` and override.
 
 Sections (the config is the single source of truth: the library reads these keys and nothing else):
-  seed                     one integer; data order, init and dropout all derive from it
+  seed                     one integer; the data's splits / carves, and (unless train.seed is set)
+                           the batch order, init and dropout derive from it
   data                     set by each config: `name` picks the pipeline (jaxae.data.pipelines)
   model                    set by each config: `name` picks the model (jaxae.models)
   loss                     term name -> weight (jaxae.losses)
@@ -47,6 +48,7 @@ def get_base() -> ml_collections.ConfigDict:
       checkpoint_every_epochs=1,
       checkpoint_every_steps=0,    # also every N steps (mid-epoch; 0 = off): a kill loses less
       keep_checkpoints=2,          # the last N, plus the best by eval.metric
+      seed=config_dict.placeholder(int),   # init / dropout / batch order; None = config.seed
       # Fine-tuning: a workdir whose saved params initialize a fresh run (every one must exist
       # here with the same shape; the others start fresh); init_step: its step (None = latest).
       init_from=config_dict.placeholder(str),

@@ -27,21 +27,22 @@ def get_config():
   c.model.hidden = (500, 500)
   c.model.kernel_dim = 5
   c.model.activation = "sigmoid"
-  c.model.weight_init = "small"      # kernels N(0, 1e-3), zero biases ("glorot": the authors')
+  c.model.weight_init = "glorot"     # the authors' (TensorFlow's default); "small": N(0, 1e-3)
   c.model.sparse_input = False       # full batch: the dense [items, users] matrix is 6 MB
 
   c.loss.masked_mse = 1.0
-  c.loss.l2 = 4 * 20.0 / 80000       # lambda_2 = 20 (GLocal-K, ML-100K)
-  c.loss.kernel_l2 = 4 * 0.006 / 80000   # lambda_s = 0.006
+  c.loss.l2 = 2 * 20.0 / 80000       # lambda_2 = 20 (GLocal-K, ML-100K), per rating
+  c.loss.kernel_l2 = 2 * 0.006 / 80000   # lambda_s = 0.006
 
   c.optim.name = "lbfgs"
   c.optim.lr = 1.0                   # the line search's step as is
   c.optim.memory_size = 10
-  c.optim.restart_every = 0          # keep the curvature pairs (GLocal-K's code restarts every 5)
+  c.optim.restart_every = 5          # forget the curvature pairs every 5 iterations, as the
+                                     # authors' loop of 5-iteration scipy L-BFGS-B calls does
   c.optim.schedule = "constant"
 
   c.train.batch_size = 2048          # >= the 1,682 item rows: one full batch per epoch
-  c.train.epochs = 850               # L-BFGS iterations: the best on validation (docs/results.md)
-  c.train.eval_every_epochs = 50
-  c.train.checkpoint_every_epochs = 50
+  c.train.epochs = 270               # L-BFGS iterations: the best on validation (docs/results.md)
+  c.train.eval_every_epochs = 10
+  c.train.checkpoint_every_epochs = 10
   return c

@@ -246,8 +246,35 @@ def best_step(workdir: str | os.PathLike) -> int:
     ckpt.close()
 
 
+# Evaluators an ensemble can run: they only need the averaged scores (not embeddings or params).
+ENSEMBLE_EVALUATORS = ("rating", "topn")
+
+
+def ensemble_context(runs: list[LoadedRun], dataset: Dataset, split: str):
+  """One :class:`~jaxae.evaluation.EvalContext` whose scores are the mean of the ``runs``' scores
+  (every run checked against ``dataset`` by :func:`rebuild_dataset`)."""
+  from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
+  ctxs = [make_context(r, dataset, split) for r in runs]
+
+  def score(batch):
+    total = ctxs[0].score_fn(batch)
+    for c in ctxs[1:]:
+      total = total + c.score_fn(batch)
+    return total / len(ctxs)
+
+  # A member that reads the whole matrix decides how rows are fed (others score any rows alike).
+  model = next((r.model for r in runs if needs_all_rows(r.model)), runs[0].model)
+  return dataclasses.replace(ctxs[0], score_fn=score, embed_fn=None, params=None, model=model,
+                             batch_size=max(c.batch_size for c in ctxs))
+
+
+def ensemble_filename(split: str, step: int, size: int) -> str:
+  return f"metrics_{split}_step{int(step)}_ensemble{int(size)}.json"
+
+
 def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split: str = "val", *,
-                     dataset: Dataset | None = None, write: bool = True) -> dict[str, Any]:
+                     dataset: Dataset | None = None, write: bool = True,
+                     ensemble: tuple[tuple[str, int | None], ...] = ()) -> dict[str, Any]:
   """Scores the checkpoint of ``workdir`` at ``step`` (default: latest) on ``split``.
 
   Args:
@@ -257,6 +284,10 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
     dataset: the data, bypassing the rebuild from the saved config (still checked against the
       saved id maps), as ``train_and_evaluate(..., dataset=)`` takes it.
     write: write the metrics files (and ``results.json`` for Melon) into the workdir.
+    ensemble: other runs ``(workdir, step)`` (step None = latest) trained on the same data: the
+      scores evaluated are the mean of all the runs' scores (rating / topn evaluators). The record
+      lists the members; it is written to ``metrics_<split>_step<N>_ensemble<K>.json`` of
+      ``workdir`` only (``metrics.json`` stays the single model's).
 
   Returns:
     ``{"split", "step", "model", "dataset", "metrics": {name: float | None}}`` (what is written to
@@ -275,9 +306,20 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   if not evaluator_names:
     raise ConfigError(f"{run.workdir}: config.eval.evaluators of this run is empty: nothing to "
                       f"evaluate")
+  other = [n for n in evaluator_names if n not in ENSEMBLE_EVALUATORS]
+  if ensemble and other:
+    raise ConfigError(f"an ensemble averages scores: it runs {', '.join(ENSEMBLE_EVALUATORS)}, "
+                      f"not {', '.join(map(repr, other))}")
   dataset = rebuild_dataset(run, dataset)
   evaluators = build_evaluators(run.config.eval, dataset, split)
-  ctx = make_context(run, dataset, split)
+  members = []
+  if ensemble:
+    members = [load_checkpoint(w, s_) for w, s_ in ensemble]
+    for m in members:
+      rebuild_dataset(m, dataset)          # the same data (ids, shape, entries) as the first run
+    ctx = ensemble_context([run] + members, dataset, split)
+  else:
+    ctx = make_context(run, dataset, split)
   metrics: dict[str, Any] = {}
   results = None
   for ev in evaluators:
@@ -288,6 +330,13 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   record = {"split": split, "step": run.step, "model": run.model_name,
             "dataset": str(run.info.get("name", run.config.data.get("name", ""))),
             "metrics": metrics}
+  if members:
+    record["ensemble"] = [{"workdir": r.workdir, "step": r.step, "model": r.model_name}
+                          for r in [run] + members]
+    if write and jax.process_index() == 0:
+      _write_json(record, os.path.join(run.workdir, ensemble_filename(split, run.step,
+                                                                      len(members) + 1)))
+    return record
   if write and jax.process_index() == 0:
     _write_json(record, os.path.join(run.workdir, metrics_filename(split, run.step)))
     _write_json(record, os.path.join(run.workdir, METRICS_FILE))
@@ -318,7 +367,10 @@ def write_results(results: Any, path: str) -> None:
 def format_table(record: dict[str, Any]) -> str:
   """The metrics of an evaluation record as an aligned two-column table with a title line."""
   metrics = record["metrics"]
-  title = " ".join(f"{k}={v}" for k, v in record.items() if k != "metrics")
+  title = " ".join(f"{k}={v}" for k, v in record.items() if k not in ("metrics", "ensemble"))
+  if record.get("ensemble"):
+    title += f"\nmean scores of {len(record['ensemble'])} runs: " + ", ".join(
+        f"{m['workdir']}@{m['step']}" for m in record["ensemble"])
   if not metrics:
     return title + "\n(no metrics)"
   width = max(len(k) for k in metrics)
@@ -394,5 +446,5 @@ def melon_record(scores: dict[str, Any], results_path: str) -> dict[str, Any]:
 
 
 __all__ = ["LoadedRun", "load_checkpoint", "read_id_maps", "check_id_maps", "rebuild_dataset",
-           "make_context", "evaluate_workdir", "write_results", "format_table",
+           "make_context", "ensemble_context", "evaluate_workdir", "write_results", "format_table",
            "score_melon_files", "melon_record", "read_question_types", "metrics_filename"]

@@ -74,7 +74,7 @@ SECTION_KEYS = {
 }
 # Keys a section may have or lack (absent = off).
 OPTIONAL_SECTION_KEYS = {
-    "train": ("checkpoint_every_steps", "init_from", "init_step"),
+    "train": ("checkpoint_every_steps", "init_from", "init_step", "seed"),
     "optim": optim_lib.OPTIONAL_OPTIM_KEYS,
 }
 
@@ -221,6 +221,8 @@ def check_config(config) -> None:
   if isinstance(t.refeed_noise, bool) or not isinstance(t.refeed_noise, (int, float)) or (
       t.refeed_noise < 0):
     raise ConfigError(f"config.train.refeed_noise must be a number >= 0, got {t.refeed_noise!r}")
+  if t.get("seed") is not None:
+    _int(t, "train", "seed", 0)
   init_from = t.get("init_from")
   if init_from is not None and (not isinstance(init_from, str) or not init_from):
     raise ConfigError(f"config.train.init_from must be a workdir path or None, got {init_from!r}")
@@ -425,6 +427,14 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
   return final
 
 
+def train_seed(config) -> int:
+  """The seed of the initialization, dropout and batch order: ``config.train.seed``, or
+  ``config.seed`` when that is None / absent (the data's splits always use ``config.seed``, so runs
+  that differ only in ``train.seed`` see the same data: an ensemble's members)."""
+  s = config.train.get("seed")
+  return int(config.seed) if s is None else int(s)
+
+
 def _init_from(run: _Run, state, tx, state_sharding):
   """A fresh state whose params come (where the other run has them) from ``train.init_from``."""
   tc = run.config.train
@@ -444,7 +454,7 @@ def _train(run: _Run) -> dict[str, float]:
   log_every = int(tc.log_every_steps)
   updates_per_step = 1 + int(tc.refeed_steps)
   batches = BatchIterator(run.dataset.train, batch_size, num_shards=run.num_shards,
-                          shuffle=bool(tc.shuffle), seed=int(config.seed),
+                          shuffle=bool(tc.shuffle), seed=train_seed(config),
                           process_index=jax.process_index(), process_count=jax.process_count())
   steps_per_epoch = batches.steps_per_epoch()
   if steps_per_epoch < 1:
@@ -461,7 +471,7 @@ def _train(run: _Run) -> dict[str, float]:
 
   def create_state():
     return state_lib.create_train_state(run.model, tx, run.n_cols, run.sparse_input,
-                                        int(config.seed))
+                                        train_seed(config))
 
   # Params and optimizer state: replicated, or split over "model" by the item rule (mesh.py).
   state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
