@@ -268,7 +268,13 @@ class Checkpointer:
     step = self._step(step)
     saved = {k: v for k, v in self.saved_shapes(step).items() if k.startswith("params.")}
     _check_shapes({"params": abstract_params}, saved, self.directory, step)
-    item = {"params": jax.tree.map(lambda x: _abstract_leaf(x, sharding), abstract_params)}
+    return self.read_params(jax.tree.map(lambda x: _abstract_leaf(x, sharding), abstract_params),
+                            step)
+
+  def read_params(self, abstract_params, step: int):
+    """The arrays of ``abstract_params`` (a subtree of the saved params; abstract leaves with
+    shardings) read from ``step``; their names and shapes are the caller's to check."""
+    item = {"params": abstract_params}
     restore_args = jax.tree.map(
         lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape, dtype=x.dtype),
         item)
@@ -522,22 +528,11 @@ def init_params_from(workdir: str | os.PathLike, step: int | None, params, *, n_
       if tuple(shape) != tuple(want[name]):
         raise CheckpointMismatchError(f"{where}: {name!r} has shape {tuple(shape)} there but "
                                       f"{tuple(want[name])} in this model")
-    subset = _subtree(params, set(saved))
-    item = {"params": jax.tree.map(_abstract_leaf, subset)}
-    restore_args = jax.tree.map(
-        lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape, dtype=x.dtype),
-        item)
-    path = os.path.join(ckpt.directory, str(step), "state")
-    try:
-      with ocp.PyTreeCheckpointer() as checkpointer:
-        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-            item=item, restore_args=restore_args, partial_restore=True))
-    except (ValueError, KeyError, OSError, RuntimeError) as e:
-      raise CheckpointError(f"{path}: cannot restore the parameters ({_first_line(e)})") from None
+    loaded = ckpt.read_params(jax.tree.map(_abstract_leaf, _subtree(params, set(saved))), step)
   finally:
     ckpt.close()
   fresh = sorted(set(want) - set(saved))
-  return _merge(params, restored["params"]), step, sorted(saved), fresh
+  return _merge(params, loaded), step, sorted(saved), fresh
 
 
 def restore_latest(workdir: str | os.PathLike, target_state):
