@@ -28,7 +28,9 @@ def get_base() -> ml_collections.ConfigDict:
   # layer's input width; jaxae.losses.full_mse_impl, docs/benchmarks.md).
   c.loss_impl = ml_collections.ConfigDict(dict(full_mse="auto"))
   c.optim = ml_collections.ConfigDict(dict(
-      name="adam",                 # adam | adamw | sgd | momentum | adagrad | rmsprop
+      # adam | adamw | sgd | momentum | adagrad | rmsprop | lbfgs (full batch; a config using it
+      # adds memory_size and, optionally, restart_every: forget the curvature pairs every N steps)
+      name="adam",
       lr=1e-3,
       momentum=0.9,                # for momentum / rmsprop
       weight_decay=0.0,            # adamw: decoupled; others: L2 added to the gradient

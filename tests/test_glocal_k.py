@@ -249,6 +249,11 @@ def test_init_from_errors(pretrained, tmp_path):
   c.train.init_step = 1
   with pytest.raises(ConfigError, match=r"init_step is set but config.train.init_from is not"):
     loop.check_config(c)
+  c = _glk_config(epochs=1)
+  c.train.init_from = str(pre_dir)
+  c.model = ml_collections.ConfigDict(dict(name="ease", l2=1.0))
+  with pytest.raises(ConfigError, match=r"init_from: ease is fitted in closed form"):
+    loop.check_config(c)
 
 
 @pytest.mark.slow

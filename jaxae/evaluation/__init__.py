@@ -79,5 +79,6 @@ def split_available(names, dataset: Dataset, split: str) -> bool:
   return True
 
 
-__all__ = ["EVALUATORS", "ALL_ROWS_EVALUATORS", "check_all_rows", "EvalContext", "Evaluator", "build_evaluators", "config_value",
-           "get_split", "split_available", "RatingEvaluator", "TopNEvaluator"]
+__all__ = ["EVALUATORS", "ALL_ROWS_EVALUATORS", "check_all_rows", "EvalContext", "Evaluator",
+           "build_evaluators", "config_value", "get_split", "split_available", "RatingEvaluator",
+           "TopNEvaluator"]

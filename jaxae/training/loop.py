@@ -226,6 +226,9 @@ def check_config(config) -> None:
   init_from = t.get("init_from")
   if init_from is not None and (not isinstance(init_from, str) or not init_from):
     raise ConfigError(f"config.train.init_from must be a workdir path or None, got {init_from!r}")
+  if init_from is not None and not models.is_trainable(config.model):
+    raise ConfigError(f"config.train.init_from: {config.model.name} is fitted in closed form, "
+                      f"there is nothing to initialize")
   if t.get("init_step") is not None:
     if init_from is None:
       raise ConfigError("config.train.init_step is set but config.train.init_from is not")
