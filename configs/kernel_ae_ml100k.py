@@ -10,10 +10,13 @@ kernel_l2 = 2 * 0.006 / 80000. One epoch is one full-batch L-BFGS iteration. Val
 u1.base held out (no tuning on u1.test).
 
   M=../shared/data/ml-100k/u.data
-  python train.py --config=configs/kernel_ae_ml100k.py --config.data.path=$M
-  python eval.py --workdir=workdirs/kernel_ae_ml100k --split=test
-  # the 5-seed ensemble: train with --config.train.seed=0..4 (one workdir each), then
-  python eval.py --workdir=DIR0 --ensemble=DIR1,DIR2,DIR3,DIR4 --split=test
+  python train.py --config=configs/kernel_ae_ml100k.py --config.data.path=$M   # with validation
+  python train.py --config=configs/kernel_ae_ml100k.py --config.data.path=$M \
+    --config.data.val_fraction=0 --workdir=workdirs/kae_u1_s0       # the refit on all of u1.base
+  python eval.py --workdir=workdirs/kae_u1_s0 --split=test
+  # the 5-seed ensemble: the refit again with --config.train.seed=1..4 (workdirs kae_u1_s1..4), then
+  python eval.py --workdir=workdirs/kae_u1_s0 --split=test \
+    --ensemble=workdirs/kae_u1_s1,workdirs/kae_u1_s2,workdirs/kae_u1_s3,workdirs/kae_u1_s4
 
 Result (docs/results.md): 360 iterations = the lowest mean validation RMSE of 5 seeds (0.8981; their
 ensemble 0.8937). Refit on all of u1.base (--config.data.val_fraction=0): u1.test RMSE 0.8978 for
