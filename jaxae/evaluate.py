@@ -176,16 +176,27 @@ def eval_batch_size(run: LoadedRun) -> int:
   return -(-b // s) * s
 
 
-def make_context(run: LoadedRun, dataset: Dataset, split: str):
-  """The :class:`~jaxae.evaluation.EvalContext` of ``run`` on ``dataset`` (jitted score / embed)."""
-  from jaxae.evaluation import EvalContext, check_all_rows  # pylint: disable=import-outside-toplevel
+def make_context(run: LoadedRun, dataset: Dataset, split: str, fns_cache: list | None = None):
+  """The :class:`~jaxae.evaluation.EvalContext` of ``run`` on ``dataset`` (jitted score / embed).
+
+  ``fns_cache``: a list shared by several calls (an ensemble's members); runs with an equal model,
+  input kind and mesh then share one pair of jitted functions, so each is compiled once.
+  """
+  # pylint: disable-next=import-outside-toplevel
+  from jaxae.evaluation import EvalContext, check_all_rows
   from jaxae.training import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
 
   check_all_rows(run.model, dataset.n_rows, run.config.eval)
   sparse_input = bool(run.config.model.get("sparse_input", False))
-  score_fn, embed_fn = step_lib.make_eval_fns(run.model, run.mesh, n_cols=dataset.n_cols,
-                                              sparse_input=sparse_input)
+  key = (run.model, sparse_input, run.mesh)
+  fns = next((f for k, f in fns_cache or () if k == key), None)
+  if fns is None:
+    fns = step_lib.make_eval_fns(run.model, run.mesh, n_cols=dataset.n_cols,
+                                 sparse_input=sparse_input)
+    if fns_cache is not None:
+      fns_cache.append((key, fns))
+  score_fn, embed_fn = fns
   sharding = mesh_lib.batch_sharding(run.mesh)
   params = run.params
   return EvalContext(score_fn=lambda batch: score_fn(params, batch),
@@ -246,15 +257,12 @@ def best_step(workdir: str | os.PathLike) -> int:
     ckpt.close()
 
 
-# Evaluators an ensemble can run: they only need the averaged scores (not embeddings or params).
-ENSEMBLE_EVALUATORS = ("rating", "topn")
-
-
 def ensemble_context(runs: list[LoadedRun], dataset: Dataset, split: str):
   """One :class:`~jaxae.evaluation.EvalContext` whose scores are the mean of the ``runs``' scores
   (every run checked against ``dataset`` by :func:`rebuild_dataset`)."""
   from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
-  ctxs = [make_context(r, dataset, split) for r in runs]
+  cache: list = []
+  ctxs = [make_context(r, dataset, split, cache) for r in runs]
 
   def score(batch):
     total = ctxs[0].score_fn(batch)
@@ -297,7 +305,8 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
     ConfigError: a bad split, or a config that names no evaluator.
     CheckpointError: no such checkpoint, or data that changed since training.
   """
-  from jaxae.evaluation import build_evaluators  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from jaxae.evaluation import build_evaluators, evaluators_with
 
   if split not in SPLITS:
     raise ConfigError(f"--split must be one of {list(SPLITS)}, got {split!r}")
@@ -306,9 +315,10 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   if not evaluator_names:
     raise ConfigError(f"{run.workdir}: config.eval.evaluators of this run is empty: nothing to "
                       f"evaluate")
-  other = [n for n in evaluator_names if n not in ENSEMBLE_EVALUATORS]
+  able = evaluators_with("scores_only")
+  other = [n for n in evaluator_names if n not in able]
   if ensemble and other:
-    raise ConfigError(f"an ensemble averages scores: it runs {', '.join(ENSEMBLE_EVALUATORS)}, "
+    raise ConfigError(f"an ensemble averages scores: it runs {', '.join(able)}, "
                       f"not {', '.join(map(repr, other))}")
   dataset = rebuild_dataset(run, dataset)
   evaluators = build_evaluators(run.config.eval, dataset, split)

@@ -97,3 +97,12 @@ def test_ensemble_refuses_evaluators_that_need_more_than_scores(runs, monkeypatc
   with pytest.raises(ConfigError, match=r"an ensemble averages scores: it runs rating, topn, not "
                                         r"'melon'"):
     evaluate.evaluate_workdir(runs[0], None, "val", write=False, ensemble=((runs[1], None),))
+
+
+def test_members_of_one_model_share_the_jitted_scorer(runs):
+  """Runs of one config share one pair of jitted functions (compiled once for the ensemble)."""
+  members = [evaluate.load_checkpoint(w) for w in runs]
+  ds = evaluate.rebuild_dataset(members[0])
+  cache: list = []
+  ctxs = [evaluate.make_context(m, ds, "val", cache) for m in members]
+  assert len(cache) == 1 and len(ctxs) == 2

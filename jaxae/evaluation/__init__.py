@@ -40,9 +40,10 @@ def build_evaluators(eval_config, dataset: Dataset, split: str) -> list[Evaluato
   return out
 
 
-# Evaluators that score a model whose every call must hold all rows (models.needs_all_rows): they
-# feed every row of the matrix, in batches of config.eval.batch_size.
-ALL_ROWS_EVALUATORS = ("rating",)
+def evaluators_with(flag: str) -> tuple[str, ...]:
+  """The registered evaluator names whose class sets ``flag`` (``feeds_all_rows``,
+  ``scores_only``: :class:`Evaluator`)."""
+  return tuple(n for n, f in EVALUATORS.items() if getattr(f, flag, False))
 
 
 def check_all_rows(model, n_rows: int, eval_config, train_batch_size: int | None = None) -> None:
@@ -55,15 +56,16 @@ def check_all_rows(model, n_rows: int, eval_config, train_batch_size: int | None
   sizes.append(("eval.batch_size", int(config_value(eval_config, "batch_size"))))
   for key, size in sizes:
     if size < n_rows:
-      raise ConfigError(f"config.{key} = {size}: this model ({type(model).__name__}) reads the whole "
-                        f"matrix at every call, so a batch must hold all {n_rows} rows; set "
+      raise ConfigError(f"config.{key} = {size}: this model ({type(model).__name__}) reads the "
+                        f"whole matrix at every call, so a batch must hold all {n_rows} rows; set "
                         f"{key} >= {n_rows}")
   names = list(config_value(eval_config, "evaluators"))
-  other = [n for n in names if n not in ALL_ROWS_EVALUATORS]
+  able = evaluators_with("feeds_all_rows")
+  other = [n for n in names if n not in able]
   if other:
     raise ConfigError(f"config.eval.evaluators: {', '.join(map(repr, other))} cannot score "
                       f"{type(model).__name__}, which reads the whole matrix at every call; use "
-                      f"{', '.join(ALL_ROWS_EVALUATORS)}")
+                      f"{', '.join(able)}")
 
 
 def split_available(names, dataset: Dataset, split: str) -> bool:
@@ -79,6 +81,6 @@ def split_available(names, dataset: Dataset, split: str) -> bool:
   return True
 
 
-__all__ = ["EVALUATORS", "ALL_ROWS_EVALUATORS", "check_all_rows", "EvalContext", "Evaluator",
+__all__ = ["EVALUATORS", "evaluators_with", "check_all_rows", "EvalContext", "Evaluator",
            "build_evaluators", "config_value", "get_split", "split_available", "RatingEvaluator",
            "TopNEvaluator"]

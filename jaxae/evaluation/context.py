@@ -64,6 +64,11 @@ class Evaluator(abc.ABC):
   """One evaluation: ``run(ctx)`` returns flat metric name -> float (quality metrics + counts)."""
 
   name: str = ""
+  # What an evaluator can score, declared by each: ``feeds_all_rows``: run() gives every row to a
+  # model that reads the whole matrix at every call (models.needs_all_rows); ``scores_only``: run()
+  # reads nothing of the model but ``ctx.score_fn`` (so the mean scores of an ensemble will do).
+  feeds_all_rows: bool = False
+  scores_only: bool = False
 
   @classmethod
   def has_split(cls, dataset: Dataset, split: str) -> bool:

@@ -75,6 +75,8 @@ class RatingEvaluator(Evaluator):
   """RMSE / MAE on the held-out ratings of a split (``config.eval.evaluators: ["rating"]``)."""
 
   name = "rating"
+  feeds_all_rows = True
+  scores_only = True
 
   def __init__(self, eval_config, dataset: Dataset, split: str):
     del eval_config  # nothing to configure: the metric is fixed, the range comes from the data

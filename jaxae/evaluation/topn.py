@@ -103,6 +103,7 @@ class TopNEvaluator(Evaluator):
   """Recall@K / NDCG@K for K in ``config.eval.ks`` (``config.eval.evaluators: ["topn"]``)."""
 
   name = "topn"
+  scores_only = True
 
   def __init__(self, eval_config, dataset: Dataset, split: str):
     raw = config_value(eval_config, "ks")
