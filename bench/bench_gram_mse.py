@@ -7,6 +7,8 @@ times one jitted ``value_and_grad`` of ``masked_mse + mse`` with respect to ``(z
          (``jaxae.losses.masked_mse`` / ``mse``): about ``6 B n d`` flops plus several [B, n] passes
   gram   ``jaxae.losses.mse_gram`` / ``masked_mse_sparse``: the d x d Gram ``W W^T`` and the
          predictions at the nonzeros: about ``6 n d^2 + 6 nnz d`` flops, nothing of size [B, n]
+  entries the dense output, the terms from it at the nonzeros and its squared norm
+         (``jaxae.losses.mse_entries``): the dense path's flops without the dense target and mask
 
 for a grid of batch sizes ``B`` and widths ``d`` at ``n`` items (Gowalla's 40,981 by default) with
 ``--nnz`` nonzeros per row, and prints the milliseconds, the ratio dense / gram and, per ``d``, the
@@ -56,7 +58,7 @@ def synthetic_batch(batch: int, n_items: int, nnz_per_row: int, seed: int = 0) -
 
 
 def loss_and_grad_fns(n_items: int):
-  """The two jitted ``(z, w, b, batch) -> (loss, grads)`` functions (dense, gram)."""
+  """The three jitted ``(z, w, b, batch) -> (loss, grads)`` functions (dense, gram, entries)."""
 
   def dense_loss(z, w, b, batch):
     target = densify(batch, n_items)
@@ -69,8 +71,12 @@ def loss_and_grad_fns(n_items: int):
     return losses.compute_loss(LOSS, outputs, batch, None, batch.mask, None, 0,
                                n_cols=n_items)[0]
 
+  def entries_loss(z, w, b, batch):
+    outputs = {"recon": jnp.dot(z, w) + b}
+    return losses.compute_loss(LOSS, outputs, batch, None, batch.mask, None, 0)[0]
+
   grad = lambda f: jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
-  return grad(dense_loss), grad(gram_loss)
+  return grad(dense_loss), grad(gram_loss), grad(entries_loss)
 
 
 def _time(fn, args, repeats: int) -> float:
@@ -84,8 +90,9 @@ def _time(fn, args, repeats: int) -> float:
 
 
 def measure(n_items: int, widths, batches, nnz_per_row: int, repeats: int, seed: int = 0):
-  """Rows ``(d, B, dense_s, gram_s, max_abs_loss_diff)`` over the grid (same inputs for both)."""
-  dense_fn, gram_fn = loss_and_grad_fns(n_items)
+  """Rows ``(d, B, dense_s, gram_s, entries_s, max_abs_loss_diff)`` over the grid (same inputs
+  for all three; the loss difference is the largest of gram's and entries' from dense)."""
+  dense_fn, gram_fn, entries_fn = loss_and_grad_fns(n_items)
   rng = np.random.default_rng(seed)
   rows = []
   for d in widths:
@@ -97,19 +104,22 @@ def measure(n_items: int, widths, batches, nnz_per_row: int, repeats: int, seed:
       args = (z, w, b, batch)
       dense_s = _time(dense_fn, args, repeats)
       gram_s = _time(gram_fn, args, repeats)
-      diff = abs(float(dense_fn(*args)[0]) - float(gram_fn(*args)[0]))
-      rows.append((d, bsz, dense_s, gram_s, diff))
+      entries_s = _time(entries_fn, args, repeats)
+      ref = float(dense_fn(*args)[0])
+      diff = max(abs(ref - float(gram_fn(*args)[0])), abs(ref - float(entries_fn(*args)[0])))
+      rows.append((d, bsz, dense_s, gram_s, entries_s, diff))
   return rows
 
 
 def crossovers(rows) -> dict[int, int | None]:
-  """Per width d: the smallest batch from which the Gram path stays faster (None: never)."""
+  """Per width d: the smallest batch from which the Gram path stays faster than both others
+  (None: never)."""
   out: dict[int, int | None] = {}
   for d in sorted({r[0] for r in rows}):
     mine = sorted((r for r in rows if r[0] == d), key=lambda r: r[1])
     best = None
     for r in reversed(mine):
-      if r[3] < r[2]:
+      if r[3] < min(r[2], r[4]):
         best = r[1]
       else:
         break
@@ -133,14 +143,15 @@ def main(argv=None) -> None:
   print(f"Gram-trick full MSE vs dense: n={a.items} items, {a.nnz} nonzeros per row, "
         f"loss = masked_mse + mse, value_and_grad w.r.t. (z, W, b); device "
         f"{jax.devices()[0].device_kind} x{len(jax.devices())}; median of {a.repeats}")
-  print(f"{'d':>6} {'batch':>6} {'dense ms':>10} {'gram ms':>10} {'dense/gram':>11} "
-        f"{'|loss diff|':>12}")
+  print(f"{'d':>6} {'batch':>6} {'dense ms':>10} {'gram ms':>10} {'entries ms':>10} "
+        f"{'dense/gram':>11} {'dense/entries':>13} {'|loss diff|':>12}")
   rows = measure(a.items, widths, batches, a.nnz, a.repeats)
-  for d, bsz, ds, gs, diff in rows:
-    print(f"{d:>6} {bsz:>6} {ds * 1e3:>10.2f} {gs * 1e3:>10.2f} {ds / gs:>11.2f} {diff:>12.3g}")
+  for d, bsz, ds, gs, es, diff in rows:
+    print(f"{d:>6} {bsz:>6} {ds * 1e3:>10.2f} {gs * 1e3:>10.2f} {es * 1e3:>10.2f} "
+          f"{ds / gs:>11.2f} {ds / es:>13.2f} {diff:>12.3g}")
   for d, bsz in crossovers(rows).items():
     where = (f"the Gram path is faster from batch {bsz} on (B/d = {bsz / d:.2g})" if bsz
-             else "the dense path is faster over the whole grid")
+             else "a dense-output path (dense or entries) is faster over the whole grid")
     print(f"crossover d={d}: {where}")
 
 

@@ -114,13 +114,31 @@ def measure_cpu_peak(size: int = 2048, repeats: int = 5) -> float:
   return 2.0 * size ** 3 / best
 
 
+def measure_peak(dtype: str = "float32", size: int = 8192, repeats: int = 10) -> float:
+  """Matmul FLOP/s of ``jnp.dot`` on ``size``^3 random ``dtype`` operands on the default device
+  (median of ``repeats`` after a warm-up): the ceiling a step's matmuls can reach here."""
+  import statistics  # pylint: disable=import-outside-toplevel
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  dt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+  a = jax.random.normal(k1, (size, size), jnp.float32).astype(dt)
+  b = jax.random.normal(k2, (size, size), jnp.float32).astype(dt)
+  dot = jax.jit(jnp.dot)
+  dot(a, b).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    dot(a, b).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2.0 * size ** 3 / statistics.median(times)
+
+
 def device_peak(dtype: str = "float32") -> tuple[float | None, str]:
   """(peak FLOP/s, how it was obtained) for the default device and compute dtype."""
   dev = jax.devices()[0]
   if dev.platform == "cpu":
     peak = measure_cpu_peak()
     return peak, "f32 jnp.dot 2048^3 measured in this run"
-  kind = dev.device_kind
+  kind = dev.device_kind.removeprefix("NVIDIA ")      # jax says "NVIDIA H100 80GB HBM3"
   for name, peaks in GPU_PEAKS.items():
     if kind == name or kind.startswith(name):
       key = "bfloat16" if dtype == "bfloat16" else "float32"

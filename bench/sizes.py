@@ -48,6 +48,8 @@ SYNTHETIC: dict[str, SyntheticSpec] = {
     "netflix": SyntheticSpec(480_189, 17_770, 100_480_507, True, "Netflix-like"),
     # Melon seed A's CF AE: 115k playlists x 277k songs, ~46 songs per playlist.
     "melon_cf": SyntheticSpec(115_071, 277_218, 5_285_871, False, "Melon-like CF AE"),
+    # Full-catalog evaluation at scale: a million users over the Melon song catalog.
+    "melon_1m": SyntheticSpec(1_000_000, 277_218, 45_935_000, False, "1M users x Melon catalog"),
     # Melon seed B's song-as-user AE: 600k songs x 25k features.
     "song_as_user": SyntheticSpec(600_000, 25_000, 5_000_000, False, "Melon-like song-as-user"),
     # --smoke: a tiny matrix that runs end to end in seconds (CI).

@@ -22,10 +22,12 @@ def get_base() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.loss_anneal = ml_collections.ConfigDict(dict(total_steps=0, beta_cap=1.0))
-  # full_mse: "dense" (the model's [batch, items] output) | "gram" (with a linear last layer: the
-  # MSE terms from the d x d Gram of its kernel and the batch's nonzeros, no dense output) | "auto"
-  # (gram where it is faster: an "mse" term, no re-feeding, batch >= the crossover times the last
-  # layer's input width; jaxae.losses.full_mse_impl, docs/benchmarks.md).
+  # full_mse: "dense" (the model's [batch, items] output and dense target) | "entries" (the dense
+  # output, the target read from the batch's nonzeros: no [batch, items] target or mask) | "gram"
+  # (with a linear last layer: the MSE terms from the d x d Gram of its kernel and the batch's
+  # nonzeros, no dense output) | "auto" (gram where it is faster: an "mse" term, no re-feeding,
+  # batch >= the crossover times the last layer's input width; else entries for MSE terms;
+  # jaxae.losses.full_mse_impl, docs/benchmarks.md).
   c.loss_impl = ml_collections.ConfigDict(dict(full_mse="auto"))
   c.optim = ml_collections.ConfigDict(dict(
       # adam | adamw | sgd | momentum | adagrad | rmsprop | lbfgs (full batch; a config using it
@@ -63,6 +65,9 @@ def get_base() -> ml_collections.ConfigDict:
       metric="loss",               # which metric picks the best checkpoint
       metric_mode="min",
       batch_size=1024,
+      # topn: how the top K of a row is found: 0 = jax.lax.top_k over the whole row; N = the top K
+      # of each block of N columns, then of those (exact, same result; faster on some devices)
+      topk_block=0,
   ))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   return c

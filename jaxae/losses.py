@@ -23,8 +23,15 @@ The Gram trick (``config.loss_impl.full_mse``, :func:`full_mse_impl`): when the 
 need only the d x d Gram ``W W^T``, the fourth only the predictions at x's nonzeros (gathered
 columns of W), so neither the [B, n] output nor the dense target is built. ``masked_mse`` uses the
 same gathered predictions. :func:`compute_loss` takes this path when ``target`` is a
-:class:`SparseBatch` (then ``observed`` is unused); the model must return ``last_hidden``,
+:class:`SparseBatch` (then ``observed`` is unused) and the model returns ``last_hidden``,
 ``last_kernel`` [d, n] and ``last_bias`` [n] (n may be padded with zero columns).
+
+The entries path (``full_mse = "entries"``): the model's dense [B, n] output, but no dense target
+or observed mask: the same identity with ``||recon||^2`` summed from the output itself and the
+predictions gathered from it at x's nonzeros. It is the dense path's arithmetic without its two
+[B, n] float32 arrays (the target and the mask, written and read on every step).
+:func:`compute_loss` takes it when ``target`` is a SparseBatch and the model returns only
+``recon``.
 """
 
 from __future__ import annotations
@@ -127,7 +134,7 @@ LOSSES: dict[str, TermFn] = {
 
 
 # --------------------------------------------------------------------------- Gram trick
-FULL_MSE_IMPLS = ("dense", "gram", "auto")
+FULL_MSE_IMPLS = ("dense", "entries", "gram", "auto")
 # "auto" takes the Gram path when batch_size >= GRAM_CROSSOVER * d (d = the last layer's input
 # width). Measured by bench/bench_gram_mse.py at 40,981 items (docs/benchmarks.md, "Gram-trick full
 # MSE"): the Gram path is faster from B/d = 0.5 at d = 256 and from B/d = 1.5 at d = 1024.
@@ -158,7 +165,14 @@ def _entry_rows(batch: SparseBatch) -> tuple[Array, Array]:
 def sparse_predictions(outputs: Mapping[str, Array], batch: SparseBatch, term: str = "mse"
                        ) -> Array:
   """[S, N] predictions ``z_row . W[:, col] + b[col]`` at the batch's stored entries (gathered
-  columns of the last kernel; padding entries give the prediction of column 0, masked later)."""
+  columns of the last kernel; padding entries give the prediction of column 0, masked later).
+  A model that returns only ``recon`` (the entries path): the output gathered at those entries."""
+  if "last_kernel" not in outputs and "recon" in outputs:
+    recon = outputs["recon"]
+    s, _ = batch.cols.shape
+    rs = recon.reshape(s, batch.batch_size // s, recon.shape[-1])
+    gather = jax.vmap(lambda r, seg, cols: r[seg, cols])
+    return gather(rs, batch.seg, batch.cols).astype(jnp.float32)
   z, w, b = _last_layer(outputs, term)
   s, _ = batch.cols.shape
   zs = z.reshape(s, batch.batch_size // s, z.shape[-1])
@@ -198,6 +212,13 @@ def mse_gram(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
   wb = jnp.dot(w, b, precision=_HI)                                       # [d]
   out_sq = (jnp.sum(jnp.dot(z, gram, precision=_HI) * z, axis=-1)
             + 2.0 * jnp.dot(z, wb, precision=_HI) + jnp.dot(b, b, precision=_HI))      # [B]
+  return _mse_from_out_sq(out_sq, pred, batch, row_mask, n_cols)
+
+
+def _mse_from_out_sq(out_sq: Array, pred: Array, batch: SparseBatch, row_mask: Array,
+                     n_cols: int) -> Array:
+  """:func:`mse` from each row's ``||recon||^2`` [B] and the predictions at its entries:
+  ``(||recon||^2 - 2 x.recon + ||x||^2) / n`` per row, mean over real rows."""
   rows, real = _entry_rows(batch)
   vals = jnp.where(real, batch.vals.astype(jnp.float32), 0.0)
   b_size = row_mask.shape[0]
@@ -205,6 +226,15 @@ def mse_gram(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
   x_sq = jax.ops.segment_sum(jnp.square(vals).ravel(), rows.ravel(), num_segments=b_size)
   per_row = (out_sq - 2.0 * cross + x_sq) / float(n_cols)
   return _row_mean(per_row, row_mask)
+
+
+def mse_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
+                pred=None) -> Array:
+  """:func:`mse` from the dense output and the sparse batch: no dense target (module docstring)."""
+  del params
+  recon = _need(outputs, "recon", "mse")[:, :n_cols]
+  pred = sparse_predictions(outputs, batch, "mse") if pred is None else pred
+  return _mse_from_out_sq(jnp.sum(jnp.square(recon), axis=-1), pred, batch, row_mask, n_cols)
 
 
 def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size: int,
@@ -233,6 +263,12 @@ def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size:
                       f"{', '.join(FULL_MSE_IMPLS)}")
   terms = list(check_loss_config(loss_config, {"total_steps": 0, "beta_cap": 1.0}))
   dense_only = [t for t in terms if t not in SPARSE_TERMS]
+  if impl == "entries":
+    if dense_only:
+      raise ConfigError(f"config.loss_impl.full_mse='entries': loss term(s) "
+                        f"{', '.join(dense_only)} need the dense target; the entries path computes "
+                        f"{', '.join(SPARSE_TERMS)}")
+    return "entries"
   if impl == "gram":
     if last_width is None:
       raise ConfigError("config.loss_impl.full_mse='gram' needs a model with a linear last layer "
@@ -251,6 +287,9 @@ def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size:
   if ((unset or impl == "auto") and "masked_mse" in terms and "mse" not in terms
       and not dense_only and (last_width is not None or entry_width is not None)):
     return "gram"
+  # A full mse on the dense output: its target and mask need not be dense (the entries path).
+  if impl == "auto" and not dense_only and "mse" in terms:
+    return "entries"
   return "dense"
 
 
@@ -318,17 +357,18 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
   total = jnp.zeros((), jnp.float32)
   terms: dict[str, Array] = {}
   sparse = isinstance(target, SparseBatch)
-  if sparse:        # the Gram path: predictions at the stored entries, shared by the MSE terms
+  gram = sparse and "last_kernel" in outputs
+  if sparse:        # Gram / entries path: predictions at the stored entries, shared by the MSEs
     bad = [t for t in weights if t not in SPARSE_TERMS]
     if bad:
-      raise ConfigError(f"config.loss.{bad[0]}: needs the dense output; the Gram path (sparse "
-                        f"target) computes only {', '.join(SPARSE_TERMS)}")
+      raise ConfigError(f"config.loss.{bad[0]}: needs the dense target; the Gram / entries paths "
+                        f"(sparse target) compute only {', '.join(SPARSE_TERMS)}")
     n_cols = int(outputs["recon"].shape[-1]) if n_cols is None else int(n_cols)
     pred = (sparse_predictions(outputs, target)
             if any(t in weights for t in ("masked_mse", "mse")) else None)
   for name, weight in weights.items():
     if sparse and name in ("masked_mse", "mse"):
-      term = masked_mse_sparse if name == "masked_mse" else mse_gram
+      term = masked_mse_sparse if name == "masked_mse" else (mse_gram if gram else mse_entries)
       value = term(outputs, target, row_mask, params, n_cols=n_cols, pred=pred)
     else:
       value = LOSSES[name](outputs, target, observed, row_mask, params)

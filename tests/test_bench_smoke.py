@@ -36,6 +36,31 @@ def test_smoke_table_prints(config):
     assert float(value) > 0, row[0]
 
 
+def _module(module: str, *args: str) -> str:
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+def test_topk_bench_checks_the_variants():
+  out = _module("bench.topk", "--rows=16", "--cols=700", "--k=20", "--blocks=0,64,256",
+                "--repeats=1")
+  rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in
+          ("lax", "64", "256")]
+  assert [r[0] for r in rows] == ["lax", "64", "256"], out
+  assert rows[0][-1] == "reference" and all(r[-2:] == ["same", "indices"] for r in rows[1:]), out
+
+
+def test_step_parts_prints_every_part():
+  out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
+  for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",
+               "input gradient g @ W^T", "weight gradient z^T @ g", "decoder forward + backward",
+               "Adam update alone"):
+    assert name in out, f"{name!r} missing from:\n{out}"
+
+
 def test_smoke_rejects_unknown_size():
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-m", "bench.run", "--config=configs/deeprec_netflix.py",

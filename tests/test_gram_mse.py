@@ -1,6 +1,6 @@
-"""The Gram-trick MSE terms (``config.loss_impl.full_mse``) against the dense terms: a hand-worked
-row, loss values and gradients on Deep AE outputs (untied / tied, padded item dimension), whole train
-steps, the "auto" rule and the errors."""
+"""The Gram-trick and entries MSE terms (``config.loss_impl.full_mse``) against the dense terms: a
+hand-worked row, loss values and gradients on Deep AE outputs (untied / tied, padded item dimension,
+non-linear output for entries), whole train steps, the "auto" rule and the errors."""
 
 from __future__ import annotations
 
@@ -74,6 +74,48 @@ def test_gram_terms_and_gradients_equal_dense(tied, item_shards):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("tied,item_shards,last_activation",
+                         [(False, 1, False), (True, 4, False), (False, 1, True)])
+def test_entries_terms_and_gradients_equal_dense(tied, item_shards, last_activation):
+  """The entries path (dense output, sparse target) gives the dense terms and gradients."""
+  batch = _batch()
+  model = DeepAE(n_cols=N_COLS, layers=(5, 3), activation="selu", tied=tied,
+                 item_shards=item_shards, last_activation=last_activation)
+  params = model.init(jax.random.key(0), densify(batch, N_COLS), train=False)["params"]
+  keys = iter(jax.random.split(jax.random.key(2), 16))
+  params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), params)
+  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
+
+  def loss(p, entries: bool):
+    out = model.apply({"params": p}, batch, train=False)
+    assert "last_kernel" not in out
+    if entries:
+      return losses.compute_loss(LOSS, out, batch, None, batch.mask, p, 0)
+    return losses.compute_loss(LOSS, out, target, observed, batch.mask, p, 0)
+
+  grad = lambda entries: jax.jit(jax.value_and_grad(lambda p: loss(p, entries), has_aux=True))
+  (dense_v, dense_t), dense_g = grad(False)(params)
+  (ent_v, ent_t), ent_g = grad(True)(params)
+  assert dense_t["mse"] > 0 and dense_t["masked_mse"] > 0
+  for k in LOSS:
+    np.testing.assert_allclose(float(ent_t[k]), float(dense_t[k]), rtol=2e-5)
+  np.testing.assert_allclose(float(ent_v), float(dense_v), rtol=2e-5)
+  for a, b in zip(jax.tree.leaves(ent_g), jax.tree.leaves(dense_g)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_entries_hand_worked_row():
+  # recon = [1, 3], the row stores x[0] = 3 only (as test_hand_worked_row): mse 6.5, masked 4.
+  batch = SparseBatch(rows=jnp.array([0]), mask=jnp.array([1.0]), lengths=jnp.array([1]),
+                      cols=jnp.array([[0, 0]]), vals=jnp.array([[3.0, 0.0]]),
+                      seg=jnp.array([[0, 0]]))
+  _, terms = losses.compute_loss({"masked_mse": 1.0, "mse": 1.0},
+                                 {"recon": jnp.array([[1.0, 3.0]])}, batch, None, batch.mask,
+                                 None, 0)
+  np.testing.assert_allclose(float(terms["mse"]), 6.5, rtol=1e-6)
+  np.testing.assert_allclose(float(terms["masked_mse"]), 4.0, rtol=1e-6)
+
+
 def _config(full_mse: str, *, sparse_input: bool, refeed_steps: int = 0):
   c = tiny_config(code_dropout=0.2, refeed_steps=refeed_steps, batch_size=8, lr=2e-2)
   c.model.sparse_input = sparse_input
@@ -83,10 +125,10 @@ def _config(full_mse: str, *, sparse_input: bool, refeed_steps: int = 0):
 
 
 @pytest.mark.parametrize("sparse_input,refeed_steps", [(True, 0), (False, 0), (True, 1)])
-def test_train_steps_gram_equal_dense(sparse_input, refeed_steps):
+def test_train_steps_gram_and_entries_equal_dense(sparse_input, refeed_steps):
   inter = tiny_interactions(n_rows=24, n_cols=N_COLS, seed=3)
   runs = {}
-  for impl in ("dense", "gram"):
+  for impl in ("dense", "gram", "entries"):
     config = _config(impl, sparse_input=sparse_input, refeed_steps=refeed_steps)
     model, mesh, state, step = make_engine(config, inter)
     assert step_lib.loss_impl(model, config) == impl
@@ -96,10 +138,11 @@ def test_train_steps_gram_equal_dense(sparse_input, refeed_steps):
       state, metrics = step(state, batch)
       seen.append([float(metrics["loss/masked_mse"]), float(metrics["loss/mse"])])
     runs[impl] = (np.array(seen), [np.asarray(x) for x in jax.tree.leaves(state.params)])
-  np.testing.assert_allclose(runs["gram"][0], runs["dense"][0], rtol=1e-4)
   assert runs["dense"][0][-1, 0] < runs["dense"][0][0, 0]            # it trained
-  for a, b in zip(runs["gram"][1], runs["dense"][1]):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  for impl in ("gram", "entries"):
+    np.testing.assert_allclose(runs[impl][0], runs["dense"][0], rtol=1e-4)
+    for a, b in zip(runs[impl][1], runs["dense"][1]):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_gram_errors():
@@ -109,6 +152,10 @@ def test_gram_errors():
     losses.full_mse_impl(gram, {"mse": 1.0}, last_width=model.last_layer_width, batch_size=8)
   with pytest.raises(ConfigError, match="bce"):
     losses.full_mse_impl(gram, {"bce": 1.0}, last_width=5, batch_size=8)
+  with pytest.raises(ConfigError, match="'entries': loss term\\(s\\) multinomial need the dense "
+                     "target"):
+    losses.full_mse_impl({"full_mse": "entries"}, {"mse": 1.0, "multinomial": 1.0},
+                         last_width=5, batch_size=8)
   with pytest.raises(ConfigError, match="unknown value 'fast'"):
     losses.full_mse_impl({"full_mse": "fast"}, {"mse": 1.0}, last_width=5, batch_size=8)
   # The full MSE by the Gram trick refuses a non-linear last layer at trace time too.
@@ -125,18 +172,24 @@ def test_gram_errors():
     losses.compute_loss({"multinomial": 1.0}, out, batch, None, batch.mask, None, 0, n_cols=N_COLS)
 
 
-def test_auto_takes_gram_only_where_it_wins():
+def test_auto_takes_gram_where_it_wins_else_entries():
   auto = {"full_mse": "auto"}
   d = 64
   big = int(np.ceil(losses.GRAM_CROSSOVER * d))
   with_mse = {"masked_mse": 1.0, "mse": 1.0}
   assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big) == "gram"
-  assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big - 1) == "dense"
+  # Below the crossover (or with re-feeding) the output stays dense, the target does not.
+  assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big - 1) == "entries"
   assert losses.full_mse_impl(auto, with_mse, last_width=d, batch_size=big,
-                              refeed_steps=1) == "dense"
+                              refeed_steps=1) == "entries"
+  assert losses.full_mse_impl(auto, {"mse": 1.0, "bce": 1.0}, last_width=d,
+                              batch_size=1) == "dense"
+  assert losses.full_mse_impl(auto, {"multinomial": 1.0}, last_width=d, batch_size=1) == "dense"
+  assert losses.full_mse_impl({"full_mse": "entries"}, with_mse, last_width=d,
+                              batch_size=10 * big) == "entries"
   # Masked terms only read the output at the batch's entries: that path at any batch size.
   assert losses.full_mse_impl(auto, {"masked_mse": 1.0}, last_width=d, batch_size=1) == "gram"
-  assert losses.full_mse_impl(auto, with_mse, last_width=None, batch_size=big) == "dense"
+  assert losses.full_mse_impl(auto, with_mse, last_width=None, batch_size=big) == "entries"
   assert losses.full_mse_impl(None, with_mse, last_width=d, batch_size=big) == "dense"
   assert losses.full_mse_impl({"full_mse": "dense"}, with_mse, last_width=d,
                               batch_size=10 * big) == "dense"

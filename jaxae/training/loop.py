@@ -58,7 +58,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # Keys of config.eval that belong to one evaluator (read by it). An evaluator class may also declare
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
-    "topn": ("ks",),
+    "topn": ("ks", "topk_block"),
     "melon": ("recommender", "recommender_args", "empty_answers", "baselines"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
@@ -495,7 +495,11 @@ def _train(run: _Run) -> dict[str, float]:
                       f"{total_steps} steps of this config ({epochs} epochs x {steps_per_epoch})")
   train_step = step_lib.make_train_step(run.model, config, run.n_cols, run.mesh,
                                         state_sharding=state_sharding)
-  if step_lib.loss_impl(run.model, config) == "gram":
+  impl = step_lib.loss_impl(run.model, config)
+  if impl == "entries":
+    run.log("loss: from the dense output at the batch's entries and its squared norm, no dense "
+            "[batch, items] target or mask (config.loss_impl.full_mse)")
+  if impl == "gram":
     run.log("loss: from the last layer at the batch's entries"
             + (" and the d x d Gram of its kernel" if "mse" in config.loss else "")
             + ", no dense [batch, items] target or output (config.loss_impl.full_mse)"

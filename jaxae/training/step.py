@@ -23,7 +23,9 @@ Large catalogs: the state may be split over the mesh's "model" axis (``state_sha
 ``mesh.state_shardings``); dense [B, n] targets and outputs are then constrained to (data, model)
 and XLA's SPMD partitioner does the rest. With ``config.loss_impl.full_mse`` resolving to "gram"
 (``losses.full_mse_impl``) the normal pass never builds the dense target or output: the loss comes
-from the last layer's input, kernel and bias and the sparse batch (re-fed passes stay dense).
+from the last layer's input, kernel and bias and the sparse batch (re-fed passes stay dense); with
+"entries" the output is dense but the target is not (the loss reads the output at the batch's
+entries and its squared norm).
 
 NaN / Inf guard: every update is applied only when its loss and gradient norm are finite; otherwise
 that update is refused inside the jit (a ``lax.cond`` keeps the previous params and optimizer
@@ -99,7 +101,8 @@ def make_loss_fn(model, loss_config, anneal=None, mesh=None) -> Callable:
 
 
 def loss_impl(model, config) -> str:
-  """"dense" or "gram": how this config's loss is computed (``losses.full_mse_impl``)."""
+  """"dense", "entries" or "gram": how this config's loss is computed
+  (``losses.full_mse_impl``)."""
   return losses.full_mse_impl(config.get("loss_impl"), config.loss,
                               last_width=getattr(model, "last_layer_width", None),
                               batch_size=int(config.train.batch_size),
@@ -130,7 +133,9 @@ def train_step_fn(model, config, n_cols: int, mesh=None
   if with_value_fn and mesh is not None and mesh_lib.model_size(mesh) > 1:
     raise ConfigError("config.mesh.model must be 1 with optim.name='lbfgs' (its memory of past "
                       "updates is not laid out for an item-sharded state)")
-  gram = loss_impl(model, config) == "gram"
+  impl = loss_impl(model, config)
+  gram = impl == "gram"
+  sparse_target = impl in ("gram", "entries")
   if gram:
     model = model.clone(last_layer_outputs=True)
   loss_fn = make_loss_fn(model, config.loss, config.get("loss_anneal"), mesh)
@@ -138,7 +143,7 @@ def train_step_fn(model, config, n_cols: int, mesh=None
 
   def step(state: TrainState, batch: SparseBatch):
     step_key = jax.random.fold_in(state.rng, state.step)
-    if gram:              # no dense target: the loss reads the sparse batch
+    if sparse_target:     # no dense target: the loss reads the sparse batch
       target, observed = batch, None
       x = batch if sparse_input else mesh_lib.constrain_items(densify(batch, n_cols), mesh)
     else:
