@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The GPU runs of docs/benchmarks.md ("On a GPU"), in the order the figures there were taken.
+#
+#   bash bench/gpu.sh targets   # fast-path equality tests on the GPU, top-K variants, the issue-7
+#                               # GPU targets (Melon CF AE bf16/f32, 1M users' top-100)
+#   bash bench/gpu.sh entries   # the entries loss path against the dense target (step parts, Melon)
+#   bash bench/gpu.sh cublas    # the Melon step with XLA's Triton GEMMs off; song-as-user, f32
+#   bash bench/gpu.sh suite     # where the Melon step's time goes (bench.step_parts), the other
+#                               # sizes: Netflix-like, song-as-user, encoder scaling
+#
+# Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
+# tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
+# (PYTHONPATH may point at extra site folders); nothing is installed here.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-gpu_out}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+PY="${PYTHON:-python3}"
+part="${1:-targets}"
+
+run() {   # run NAME TIMEOUT_S CMD...: logs to $OUT/NAME.log, keeps going on failure
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name: $*" | tee "$OUT/$name.log"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >>"$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: rc=$rc, $((SECONDS - t0)) s" | tee -a "$OUT/$name.log"
+}
+
+melon=(-m bench.run --config=configs/melon_cf_ae.py --config.train.batch_size=1024
+       --config.eval.batch_size=4096)
+
+if [ "$part" = targets ]; then
+  { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    "$PY" -c "import jax, flax, optax, orbax.checkpoint as o, numpy, scipy; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__); print(jax.devices())"
+  } 2>&1 | tee "$OUT/env.log"
+  run topk 60 "$PY" -m bench.topk --rows=4096 --cols=277218 --k=100 \
+      --blocks=0,1024,2048,4096,8192,16384
+  # The 1M-user evaluation uses the fastest exact top-K variant just measured (TOPK_BLOCK wins).
+  best=$(awk '$NF == "reference" || $NF == "indices" {print $1, $4}' "$OUT/topk.log" \
+         | sort -k2 -g | head -1 | cut -d' ' -f1)
+  [ "$best" = lax ] && best=0
+  block="${TOPK_BLOCK:-${best:-0}}"
+  run melon_cf_bf16 150 "$PY" "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 \
+      --steps=112 --repeats=3
+  run melon_1m_bf16 180 "$PY" "${melon[@]}" --size=melon_1m --config.model.dtype=bfloat16 \
+      --eval_rows=1000000 --steps=5 --repeats=1 --eval_repeats=1 --config.eval.topk_block="$block"
+  # The fast paths' equality tests, on the GPU (f32 matmuls at full precision: the tests compare
+  # paths at float32 tolerances, which TF32 would not meet).
+  run tests 150 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
+      tests/test_fast_paths.py tests/test_gram_mse.py tests/test_eval_topn.py tests/test_step.py
+  run melon_cf_f32 100 "$PY" "${melon[@]}" --size=melon_cf --steps=112 --repeats=3
+elif [ "$part" = entries ]; then
+  # The loss read at the batch's entries (the "auto" default since it was measured) against the
+  # dense target, on the Melon CF AE target shape; the equality tests of both paths on the GPU.
+  run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
+  run melon_cf_bf16 150 "$PY" "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 \
+      --steps=112 --repeats=3
+  run melon_cf_bf16_dense 150 "$PY" "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 \
+      --steps=112 --repeats=3 --config.loss_impl.full_mse=dense
+  run tests 120 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
+      tests/test_gram_mse.py
+elif [ "$part" = cublas ]; then
+  # The same Melon step with XLA's Triton GEMMs off (cuBLAS for every product), and the sizes
+  # whose default loss path became "entries" re-run (song-as-user, Melon f32).
+  run step_parts_cublas 150 env XLA_FLAGS=--xla_gpu_enable_triton_gemm=false "$PY" \
+      -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
+  run melon_cf_bf16_cublas 150 env XLA_FLAGS=--xla_gpu_enable_triton_gemm=false "$PY" \
+      "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 --steps=112 --repeats=3
+  run song_as_user_bf16 150 "$PY" -m bench.run --config=configs/song_as_user.py \
+      --size=song_as_user --steps=50 --config.model.dtype=bfloat16
+  run melon_cf_f32 150 "$PY" "${melon[@]}" --size=melon_cf --steps=112 --repeats=3
+elif [ "$part" = suite ]; then
+  run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
+  run netflix_f32 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
+      --scale=0.2 --steps=50
+  run netflix_bf16 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
+      --scale=0.2 --steps=50 --config.model.dtype=bfloat16
+  run song_as_user_bf16 200 "$PY" -m bench.run --config=configs/song_as_user.py \
+      --size=song_as_user --steps=50 --config.model.dtype=bfloat16
+  run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
+else
+  echo "usage: bash bench/gpu.sh targets|entries|cublas|suite" >&2
+  exit 2
+fi
+
+echo
+echo "########## summary ($part)"
+for f in "$OUT"/*.log; do
+  echo "--- $(basename "$f" .log)"
+  case "$f" in
+    */env.log) cat "$f" ;;
+    */tests.log) tail -3 "$f" ;;
+    */step_parts*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -9 ;;
+    *) awk '/^jaxae bench:|^top-[0-9]+ of|^encoder-side step|rc=/{p=1} p' "$f" \
+         | grep -v '^[IWE][0-9][0-9][0-9][0-9] ' | cut -c1-220 ;;
+  esac
+done
