@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU runs of docs/benchmarks.md ("On a GPU"), in the order the figures there were taken.
 #
-#   bash bench/gpu.sh targets   # fast-path equality tests on the GPU, top-K variants, the issue-7
-#                               # GPU targets (Melon CF AE bf16/f32, 1M users' top-100)
-#   bash bench/gpu.sh entries   # the entries loss path against the dense target (step parts, Melon)
-#   bash bench/gpu.sh cublas    # the Melon step with XLA's Triton GEMMs off; song-as-user, f32
+#   bash bench/gpu.sh targets   # the issue-7 GPU targets: Melon CF AE bf16 / f32, top-K variants
+#                               # and 1M users' top-100 with the fastest, equality tests on the GPU
 #   bash bench/gpu.sh suite     # where the Melon step's time goes (bench.step_parts), the other
 #                               # sizes: Netflix-like, song-as-user, encoder scaling
+#   bash bench/gpu.sh entries   # the entries loss path against the dense target (step parts, Melon)
+#   bash bench/gpu.sh cublas    # the Melon step with XLA's Triton GEMMs off; song-as-user, f32
+#   bash bench/gpu.sh topk      # top-K variants and the 1M-user evaluation alone
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
 # tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
@@ -32,21 +33,27 @@ run() {   # run NAME TIMEOUT_S CMD...: logs to $OUT/NAME.log, keeps going on fai
 melon=(-m bench.run --config=configs/melon_cf_ae.py --config.train.batch_size=1024
        --config.eval.batch_size=4096)
 
+topk_and_1m() {   # top-K variants, then the 1M-user evaluation with the fastest exact one
+  run "topk$1" 90 "$PY" -m bench.topk --rows=4096 --cols=277218 --k=100 --blocks=0,1024 \
+      --groups=4,8,16,32,64
+  local best flag
+  best=$(awk '$NF == "reference" || $NF == "indices" {print $1, $4}' "$OUT/topk$1.log" \
+         | sort -k2 -g | head -1 | cut -d' ' -f1)
+  case "$best" in     # gN -> eval.topk_group=N; lax or the blocked form (not in the library) -> 0
+    g*) flag="--config.eval.topk_group=${best#g}" ;;
+    *) flag="--config.eval.topk_group=0" ;;
+  esac
+  run "melon_1m_bf16$1" 200 "$PY" "${melon[@]}" --size=melon_1m --config.model.dtype=bfloat16 \
+      --eval_rows=1000000 --steps=5 --repeats=1 --eval_repeats=1 "$flag"
+}
+
 if [ "$part" = targets ]; then
   { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
     "$PY" -c "import jax, flax, optax, orbax.checkpoint as o, numpy, scipy; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__); print(jax.devices())"
   } 2>&1 | tee "$OUT/env.log"
-  run topk 60 "$PY" -m bench.topk --rows=4096 --cols=277218 --k=100 \
-      --blocks=0,1024,2048,4096,8192,16384
-  # The 1M-user evaluation uses the fastest exact top-K variant just measured (TOPK_BLOCK wins).
-  best=$(awk '$NF == "reference" || $NF == "indices" {print $1, $4}' "$OUT/topk.log" \
-         | sort -k2 -g | head -1 | cut -d' ' -f1)
-  [ "$best" = lax ] && best=0
-  block="${TOPK_BLOCK:-${best:-0}}"
   run melon_cf_bf16 150 "$PY" "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 \
       --steps=112 --repeats=3
-  run melon_1m_bf16 180 "$PY" "${melon[@]}" --size=melon_1m --config.model.dtype=bfloat16 \
-      --eval_rows=1000000 --steps=5 --repeats=1 --eval_repeats=1 --config.eval.topk_block="$block"
+  topk_and_1m ""
   # The fast paths' equality tests, on the GPU (f32 matmuls at full precision: the tests compare
   # paths at float32 tolerances, which TF32 would not meet).
   run tests 150 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
@@ -72,6 +79,10 @@ elif [ "$part" = cublas ]; then
   run song_as_user_bf16 150 "$PY" -m bench.run --config=configs/song_as_user.py \
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run melon_cf_f32 150 "$PY" "${melon[@]}" --size=melon_cf --steps=112 --repeats=3
+elif [ "$part" = topk ]; then
+  # The group-maxima top-K against jax.lax.top_k and the blocked form; the 1M-user evaluation
+  # again with the fastest exact variant.
+  topk_and_1m "_groups"
 elif [ "$part" = suite ]; then
   run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
   run netflix_f32 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
@@ -82,7 +93,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|entries|cublas|suite" >&2
+  echo "usage: bash bench/gpu.sh targets|entries|cublas|topk|suite" >&2
   exit 2
 fi
 

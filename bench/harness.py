@@ -177,10 +177,10 @@ class EvalTiming:
 
 
 def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
-              repeats: int = 1, topk_block: int = 0) -> EvalTiming:
+              repeats: int = 1, topk_group: int = 0) -> EvalTiming:
   """Full-catalog top-K of the split's rows: a first pass compiles every chunk shape (reported
   apart), then the best of ``repeats`` timed passes (none: the first pass is the figure).
-  ``topk_block`` is ``config.eval.topk_block``."""
+  ``topk_group`` is ``config.eval.topk_group``."""
   import functools  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
   from jaxae.data.dataset import Dataset  # pylint: disable=import-outside-toplevel
@@ -188,7 +188,7 @@ def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], ba
   from jaxae.evaluation.topn import TopNEvaluator  # pylint: disable=import-outside-toplevel
 
   dataset = Dataset(train=train, test=eval_split, info={"name": "bench"})
-  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks), "topk_block": int(topk_block)}),
+  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks), "topk_group": int(topk_group)}),
                      dataset, "test")
   ctx = EvalContext(score_fn=functools.partial(engine.score_fn, params), dataset=dataset,
                     split="test", batch_size=batch_size, num_shards=engine.num_shards,

@@ -186,10 +186,10 @@ def bench(config, size: str, *, steps: int, repeats: int, scale: float, eval_row
     params = mesh_lib.put_replicated(fitted, engine.mesh)
 
   ev_batch = int(config.eval.get("batch_size", 1024))
-  block = int(config.eval.get("topk_block", 0) or 0)
+  group = int(config.eval.get("topk_group", 0) or 0)
   et = time_topn(engine, params, train, data.eval_split, (eval_k,), ev_batch,
-                 repeats=eval_repeats, topk_block=block)
-  ev_note = (f"{et.users:,} rows x {n_cols:,} columns, chunk {ev_batch}, topk_block {block}; "
+                 repeats=eval_repeats, topk_group=group)
+  ev_note = (f"{et.users:,} rows x {n_cols:,} columns, chunk {ev_batch}, topk_group {group}; "
              + (f"first pass (compile) {et.warm_s:.2f} s; " if eval_repeats else
                 "one pass, compile included; ")
              + f"recall@{eval_k} {et.metrics[f'recall@{eval_k}']:.4f}")
@@ -206,7 +206,7 @@ def bench(config, size: str, *, steps: int, repeats: int, scale: float, eval_row
                     f"target <= {GOWALLA_LOAD_TARGET_S} s: "
                     f"{'MET' if data.load_seconds <= GOWALLA_LOAD_TARGET_S else 'NOT MET'}"))
     e20 = time_topn(engine, params, train, data.eval_split, (20,), ev_batch, repeats=2,
-                    topk_block=block)
+                    topk_group=group)
     rows.append(Row("target: top-20 eval, all users", f"{e20.seconds:.2f} s",
                     f"{e20.users:,} users; target <= {GOWALLA_EVAL_TARGET_S} s: "
                     f"{'MET' if e20.seconds <= GOWALLA_EVAL_TARGET_S else 'NOT MET'}; recall@20 "

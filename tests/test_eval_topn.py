@@ -36,16 +36,16 @@ def _table_score_fn(table):
   return lambda batch: table[batch.rows]
 
 
-def _cfg(ks, topk_block=0):
+def _cfg(ks, topk_group=0):
   return ml_collections.ConfigDict(dict(evaluators=["topn"], ks=list(ks), metric="ndcg@2",
-                                        metric_mode="max", batch_size=4, topk_block=topk_block))
+                                        metric_mode="max", batch_size=4, topk_group=topk_group))
 
 
-def _run(train, test, scores, ks, batch_size=4, num_shards=1, rows=None, topk_block=0):
+def _run(train, test, scores, ks, batch_size=4, num_shards=1, rows=None, topk_group=0):
   ds = Dataset(train=_inter(train), val=EvalSplit(_inter(train), _inter(test), rows=rows))
   ctx = EvalContext(score_fn=_table_score_fn(scores), dataset=ds, split="val",
                     batch_size=batch_size, num_shards=num_shards)
-  return TopNEvaluator(_cfg(ks, topk_block), ds, "val").run(ctx)
+  return TopNEvaluator(_cfg(ks, topk_group), ds, "val").run(ctx)
 
 
 # The hand case: 3 users x 6 items, K in {2, 3}.
@@ -162,32 +162,34 @@ def test_equals_numpy_reference_on_random_data():
     assert m[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
 
 
-@pytest.mark.parametrize("n_cols,k,block", [(1000, 10, 64), (1000, 10, 100), (1000, 7, 999),
-                                             (1000, 10, 1000), (1000, 10, 5), (257, 50, 64)])
-def test_blocked_top_k_equals_lax_top_k(n_cols, k, block):
-  """Same values and columns as jax.lax.top_k, ties (a coarse score grid) and -inf included; a
-  block narrower than K or at least the row falls back to jax.lax.top_k."""
-  rng = np.random.default_rng(n_cols + k + block)
+@pytest.mark.parametrize("n_cols,k,group", [(1000, 10, 8), (1000, 10, 3), (1000, 7, 100),
+                                             (1000, 10, 1), (257, 50, 4), (257, 50, 6)])
+def test_group_top_k_equals_lax_top_k(n_cols, k, group):
+  # (1000, 7, 100) and (257, 50, 4) take the group path; (1000, 10, 1) and (257, 50, 6) fall back.
+  """Same values and columns as jax.lax.top_k, ties and -inf included; groups too wide for the
+  row fall back to jax.lax.top_k."""
+  rng = np.random.default_rng(n_cols + k + group)
   scores = np.round(rng.normal(size=(33, n_cols)), 1).astype(np.float32)   # many ties
   scores[rng.random(scores.shape) < 0.05] = -np.inf
   scores[0, :] = 0.0                                                      # a row of ties only
   scores[1, : n_cols - 3] = -np.inf                                       # fewer than K finite
+  scores[2, :] = -np.inf
+  scores[2, [5, 900 % n_cols, n_cols - 1]] = 1.0                           # ties across groups
   ref_v, ref_i = jax.lax.top_k(jnp.asarray(scores), k)
-  v, i = jax.jit(lambda s: top_k(s, k, block))(jnp.asarray(scores))
+  v, i = jax.jit(lambda s: top_k(s, k, group))(jnp.asarray(scores))
   np.testing.assert_array_equal(np.asarray(i), np.asarray(ref_i))
   np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
-  assert int(np.asarray(i).max()) < n_cols
 
 
-def test_topk_block_gives_the_same_metrics():
+def test_topk_group_gives_the_same_metrics():
   rng = np.random.default_rng(11)
   n_rows, n_cols, ks = 21, 300, [1, 20, 50]
   train = (rng.random((n_rows, n_cols)) < 0.1).astype(np.float32)
   test = ((rng.random((n_rows, n_cols)) < 0.1) & (train == 0)).astype(np.float32)
   scores = np.round(rng.normal(size=(n_rows, n_cols)), 1).astype(np.float32)
   plain = _run(train, test, scores, ks=ks, batch_size=8, num_shards=2)
-  blocked = _run(train, test, scores, ks=ks, batch_size=8, num_shards=2, topk_block=64)
-  assert blocked == plain
+  grouped = _run(train, test, scores, ks=ks, batch_size=8, num_shards=2, topk_group=4)
+  assert grouped == plain
 
 
 def test_config_errors():
@@ -198,8 +200,8 @@ def test_config_errors():
   with pytest.raises(ConfigError, match="exceeds the 6 columns"):
     TopNEvaluator(_cfg([7]), ds, "val")
   for bad in (-1, 2.5, True, "64"):
-    with pytest.raises(ConfigError, match="config.eval.topk_block must be an integer >= 0"):
-      TopNEvaluator(_cfg([2], topk_block=bad), ds, "val")
+    with pytest.raises(ConfigError, match="config.eval.topk_group must be an integer >= 0"):
+      TopNEvaluator(_cfg([2], topk_group=bad), ds, "val")
   with pytest.raises(ConfigError, match="config.eval.ks is missing"):
     TopNEvaluator(ml_collections.ConfigDict({"evaluators": ["topn"]}), ds, "val")
   assert isinstance(build_evaluators(_cfg([2]), ds, "val")[0], TopNEvaluator)

@@ -58,7 +58,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # Keys of config.eval that belong to one evaluator (read by it). An evaluator class may also declare
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
-    "topn": ("ks", "topk_block"),
+    "topn": ("ks", "topk_group"),
     "melon": ("recommender", "recommender_args", "empty_answers", "baselines"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
