@@ -22,11 +22,12 @@ def get_base() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.loss_anneal = ml_collections.ConfigDict(dict(total_steps=0, beta_cap=1.0))
-  # full_mse: "dense" (the model's [batch, items] output and dense target) | "entries" (the dense
-  # output, the target read from the batch's nonzeros: no [batch, items] target or mask) | "gram"
-  # (with a linear last layer: the MSE terms from the d x d Gram of its kernel and the batch's
-  # nonzeros, no dense output) | "auto" (gram where it is faster: an "mse" term, no re-feeding,
-  # batch >= the crossover times the last layer's input width; else entries for MSE terms;
+  # full_mse (how every loss term reads its target; the name is historical): "dense" (the model's
+  # [batch, items] output and a dense target) | "entries" (the dense output, the target read at
+  # the batch's nonzeros: no [batch, items] target or mask; any term) | "gram" (with a linear last
+  # layer: the MSE terms from the d x d Gram of its kernel and the batch's nonzeros, no dense
+  # output) | "auto" (gram where it is faster: an "mse" term, no re-feeding, batch >= the crossover
+  # times the last layer's input width; masked terms alone at the entries; else entries;
   # jaxae.losses.full_mse_impl, docs/benchmarks.md).
   c.loss_impl = ml_collections.ConfigDict(dict(full_mse="auto"))
   c.optim = ml_collections.ConfigDict(dict(

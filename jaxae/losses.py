@@ -26,12 +26,14 @@ same gathered predictions. :func:`compute_loss` takes this path when ``target`` 
 :class:`SparseBatch` (then ``observed`` is unused) and the model returns ``last_hidden``,
 ``last_kernel`` [d, n] and ``last_bias`` [n] (n may be padded with zero columns).
 
-The entries path (``full_mse = "entries"``): the model's dense [B, n] output, but no dense target
-or observed mask: the same identity with ``||recon||^2`` summed from the output itself and the
-predictions gathered from it at x's nonzeros. It is the dense path's arithmetic without its two
-[B, n] float32 arrays (the target and the mask, written and read on every step).
-:func:`compute_loss` takes it when ``target`` is a SparseBatch and the model returns only
-``recon``.
+The entries path (``full_mse = "entries"``; the key's name is historical, it covers every term):
+the model's dense [B, n] output, but no dense target or observed mask. Every term that reads the
+target needs only the output at x's nonzeros and a row sum over the output: ``mse`` the identity
+above with ``||recon||^2`` from the output itself, ``multinomial`` ``logsumexp(z) * sum(x) -
+sum_entries x * z``, ``bce`` ``sum_j softplus(z_j) - sum_entries t * z``. It is the dense path's
+arithmetic without its two [B, n] float32 arrays (the target and the mask, written and read on
+every step). :func:`compute_loss` takes it when ``target`` is a SparseBatch and the model returns
+no last-layer pieces.
 """
 
 from __future__ import annotations
@@ -141,6 +143,9 @@ FULL_MSE_IMPLS = ("dense", "entries", "gram", "auto")
 GRAM_CROSSOVER = 1.5
 # Terms the Gram path can compute from the sparse batch (the others need the dense output).
 SPARSE_TERMS = ("masked_mse", "mse", "kl", "l2")
+# Terms that read the target (the others read only the outputs or the params). The entries path
+# computes every term: these from the batch's entries and row sums over the dense output.
+TARGET_TERMS = ("masked_mse", "mse", "bce", "multinomial")
 _HI = jax.lax.Precision.HIGHEST
 
 
@@ -162,17 +167,28 @@ def _entry_rows(batch: SparseBatch) -> tuple[Array, Array]:
   return flat_rows, jnp.arange(n)[None, :] < nnz
 
 
+def gather_entries(dense: Array, batch: SparseBatch) -> Array:
+  """[S, N] float32 values of a [B, n] array at the batch's stored entries (padding entries give
+  the value at column 0 of their row, masked later)."""
+  s, _ = batch.cols.shape
+  ds = dense.reshape(s, batch.batch_size // s, dense.shape[-1])
+  return jax.vmap(lambda d, seg, cols: d[seg, cols])(ds, batch.seg, batch.cols).astype(jnp.float32)
+
+
+def _entry_sums(per_entry: Array, batch: SparseBatch, b_size: int) -> Array:
+  """[B] sums of a [S, N] per-entry quantity over each row's stored entries (padding: 0)."""
+  rows, real = _entry_rows(batch)
+  return jax.ops.segment_sum(jnp.where(real, per_entry, 0.0).ravel(), rows.ravel(),
+                             num_segments=b_size)
+
+
 def sparse_predictions(outputs: Mapping[str, Array], batch: SparseBatch, term: str = "mse"
                        ) -> Array:
   """[S, N] predictions ``z_row . W[:, col] + b[col]`` at the batch's stored entries (gathered
   columns of the last kernel; padding entries give the prediction of column 0, masked later).
   A model that returns only ``recon`` (the entries path): the output gathered at those entries."""
   if "last_kernel" not in outputs and "recon" in outputs:
-    recon = outputs["recon"]
-    s, _ = batch.cols.shape
-    rs = recon.reshape(s, batch.batch_size // s, recon.shape[-1])
-    gather = jax.vmap(lambda r, seg, cols: r[seg, cols])
-    return gather(rs, batch.seg, batch.cols).astype(jnp.float32)
+    return gather_entries(outputs["recon"], batch)
   z, w, b = _last_layer(outputs, term)
   s, _ = batch.cols.shape
   zs = z.reshape(s, batch.batch_size // s, z.shape[-1])
@@ -237,6 +253,36 @@ def mse_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: i
   return _mse_from_out_sq(jnp.sum(jnp.square(recon), axis=-1), pred, batch, row_mask, n_cols)
 
 
+def multinomial_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
+                        pred=None) -> Array:
+  """:func:`multinomial` from the dense logits and the sparse batch: per row
+  ``-sum_j x_j log_softmax(z)_j = logsumexp(z) * sum(x) - sum_entries x * z`` (no dense target)."""
+  del params, pred
+  logits = _need(outputs, "logits", "multinomial")[:, :n_cols]
+  vals = batch.vals.astype(jnp.float32)
+  b_size = row_mask.shape[0]
+  x_sum = _entry_sums(vals, batch, b_size)
+  cross = _entry_sums(vals * gather_entries(logits, batch), batch, b_size)
+  per_row = jax.nn.logsumexp(logits, axis=-1) * x_sum - cross
+  return _row_mean(per_row, row_mask)
+
+
+def bce_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
+                pred=None) -> Array:
+  """:func:`bce` from the dense logits and the sparse batch: per row
+  ``sum_j softplus(z_j) - sum_entries t * z`` (no dense target)."""
+  del params, pred
+  logits = _need(outputs, "logits", "bce")[:, :n_cols]
+  b_size = row_mask.shape[0]
+  cross = _entry_sums(batch.vals.astype(jnp.float32) * gather_entries(logits, batch), batch,
+                      b_size)
+  per_row = jnp.sum(jnp.logaddexp(0.0, logits), axis=-1) - cross
+  return _row_mean(per_row, row_mask)
+
+
+ENTRY_FNS = {"multinomial": multinomial_entries, "bce": bce_entries}
+
+
 def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size: int,
                   refeed_steps: int = 0, entry_width: int | None = None) -> str:
   """Which path computes the loss: "dense" (the model's [B, n] output) or "gram".
@@ -264,10 +310,6 @@ def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size:
   terms = list(check_loss_config(loss_config, {"total_steps": 0, "beta_cap": 1.0}))
   dense_only = [t for t in terms if t not in SPARSE_TERMS]
   if impl == "entries":
-    if dense_only:
-      raise ConfigError(f"config.loss_impl.full_mse='entries': loss term(s) "
-                        f"{', '.join(dense_only)} need the dense target; the entries path computes "
-                        f"{', '.join(SPARSE_TERMS)}")
     return "entries"
   if impl == "gram":
     if last_width is None:
@@ -287,8 +329,8 @@ def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size:
   if ((unset or impl == "auto") and "masked_mse" in terms and "mse" not in terms
       and not dense_only and (last_width is not None or entry_width is not None)):
     return "gram"
-  # A full mse on the dense output: its target and mask need not be dense (the entries path).
-  if impl == "auto" and not dense_only and "mse" in terms:
+  # Otherwise the output is dense, but its target and mask need not be (the entries path).
+  if impl == "auto" and any(t in TARGET_TERMS for t in terms):
     return "entries"
   return "dense"
 
@@ -359,10 +401,10 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
   sparse = isinstance(target, SparseBatch)
   gram = sparse and "last_kernel" in outputs
   if sparse:        # Gram / entries path: predictions at the stored entries, shared by the MSEs
-    bad = [t for t in weights if t not in SPARSE_TERMS]
+    bad = [t for t in weights if t not in SPARSE_TERMS] if gram else []
     if bad:
-      raise ConfigError(f"config.loss.{bad[0]}: needs the dense target; the Gram / entries paths "
-                        f"(sparse target) compute only {', '.join(SPARSE_TERMS)}")
+      raise ConfigError(f"config.loss.{bad[0]}: needs the dense output; the Gram path (sparse "
+                        f"target) computes only {', '.join(SPARSE_TERMS)}")
     n_cols = int(outputs["recon"].shape[-1]) if n_cols is None else int(n_cols)
     pred = (sparse_predictions(outputs, target)
             if any(t in weights for t in ("masked_mse", "mse")) else None)
@@ -370,6 +412,8 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
     if sparse and name in ("masked_mse", "mse"):
       term = masked_mse_sparse if name == "masked_mse" else (mse_gram if gram else mse_entries)
       value = term(outputs, target, row_mask, params, n_cols=n_cols, pred=pred)
+    elif sparse and name in ENTRY_FNS:
+      value = ENTRY_FNS[name](outputs, target, row_mask, params, n_cols=n_cols)
     else:
       value = LOSSES[name](outputs, target, observed, row_mask, params)
     terms[name] = value

@@ -497,7 +497,7 @@ def _train(run: _Run) -> dict[str, float]:
                                         state_sharding=state_sharding)
   impl = step_lib.loss_impl(run.model, config)
   if impl == "entries":
-    run.log("loss: from the dense output at the batch's entries and its squared norm, no dense "
+    run.log("loss: from the dense output at the batch's entries and its row sums, no dense "
             "[batch, items] target or mask (config.loss_impl.full_mse)")
   if impl == "gram":
     run.log("loss: from the last layer at the batch's entries"

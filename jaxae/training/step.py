@@ -24,8 +24,8 @@ Large catalogs: the state may be split over the mesh's "model" axis (``state_sha
 and XLA's SPMD partitioner does the rest. With ``config.loss_impl.full_mse`` resolving to "gram"
 (``losses.full_mse_impl``) the normal pass never builds the dense target or output: the loss comes
 from the last layer's input, kernel and bias and the sparse batch (re-fed passes stay dense); with
-"entries" the output is dense but the target is not (the loss reads the output at the batch's
-entries and its squared norm).
+"entries" the output is dense but the target is not (every term reads the output at the batch's
+entries and row sums over it).
 
 NaN / Inf guard: every update is applied only when its loss and gradient norm are finite; otherwise
 that update is refused inside the jit (a ``lax.cond`` keeps the previous params and optimizer
