@@ -139,7 +139,8 @@ LOSSES: dict[str, TermFn] = {
 FULL_MSE_IMPLS = ("dense", "entries", "gram", "auto")
 # "auto" takes the Gram path when batch_size >= GRAM_CROSSOVER * d (d = the last layer's input
 # width). Measured by bench/bench_gram_mse.py at 40,981 items (docs/benchmarks.md, "Gram-trick full
-# MSE"): the Gram path is faster from B/d = 0.5 at d = 256 and from B/d = 1.5 at d = 1024.
+# MSE"): against the dense target the Gram path is faster from B/d = 0.5 at d = 256 and from 1.5 at
+# d = 1024; against the entries path from between B/d = 1 and 2 at both widths.
 GRAM_CROSSOVER = 1.5
 # Terms the Gram path can compute from the sparse batch (the others need the dense output).
 SPARSE_TERMS = ("masked_mse", "mse", "kl", "l2")
@@ -235,11 +236,10 @@ def _mse_from_out_sq(out_sq: Array, pred: Array, batch: SparseBatch, row_mask: A
                      n_cols: int) -> Array:
   """:func:`mse` from each row's ``||recon||^2`` [B] and the predictions at its entries:
   ``(||recon||^2 - 2 x.recon + ||x||^2) / n`` per row, mean over real rows."""
-  rows, real = _entry_rows(batch)
-  vals = jnp.where(real, batch.vals.astype(jnp.float32), 0.0)
+  vals = batch.vals.astype(jnp.float32)
   b_size = row_mask.shape[0]
-  cross = jax.ops.segment_sum((vals * pred).ravel(), rows.ravel(), num_segments=b_size)
-  x_sq = jax.ops.segment_sum(jnp.square(vals).ravel(), rows.ravel(), num_segments=b_size)
+  cross = _entry_sums(vals * pred, batch, b_size)
+  x_sq = _entry_sums(jnp.square(vals), batch, b_size)
   per_row = (out_sq - 2.0 * cross + x_sq) / float(n_cols)
   return _row_mean(per_row, row_mask)
 
@@ -253,11 +253,11 @@ def mse_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: i
   return _mse_from_out_sq(jnp.sum(jnp.square(recon), axis=-1), pred, batch, row_mask, n_cols)
 
 
-def multinomial_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
-                        pred=None) -> Array:
+def multinomial_entries(outputs, batch: SparseBatch, row_mask, params=None, *,
+                        n_cols: int) -> Array:
   """:func:`multinomial` from the dense logits and the sparse batch: per row
   ``-sum_j x_j log_softmax(z)_j = logsumexp(z) * sum(x) - sum_entries x * z`` (no dense target)."""
-  del params, pred
+  del params
   logits = _need(outputs, "logits", "multinomial")[:, :n_cols]
   vals = batch.vals.astype(jnp.float32)
   b_size = row_mask.shape[0]
@@ -267,11 +267,10 @@ def multinomial_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n
   return _row_mean(per_row, row_mask)
 
 
-def bce_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
-                pred=None) -> Array:
+def bce_entries(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int) -> Array:
   """:func:`bce` from the dense logits and the sparse batch: per row
   ``sum_j softplus(z_j) - sum_entries t * z`` (no dense target)."""
-  del params, pred
+  del params
   logits = _need(outputs, "logits", "bce")[:, :n_cols]
   b_size = row_mask.shape[0]
   cross = _entry_sums(batch.vals.astype(jnp.float32) * gather_entries(logits, batch), batch,
@@ -285,15 +284,19 @@ ENTRY_FNS = {"multinomial": multinomial_entries, "bce": bce_entries}
 
 def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size: int,
                   refeed_steps: int = 0, entry_width: int | None = None) -> str:
-  """Which path computes the loss: "dense" (the model's [B, n] output) or "gram".
+  """Which path computes the loss: "dense" (the model's [B, n] output and a dense target),
+  "entries" (the dense output, the target read at the batch's entries) or "gram" (no dense output:
+  the Gram trick for the MSE terms, or the masked terms alone at the entries).
 
   Args:
-    loss_impl: ``config.loss_impl`` (``full_mse``: "dense" | "gram" | "auto") or None (= "dense").
+    loss_impl: ``config.loss_impl`` (``full_mse``: "dense" | "entries" | "gram" | "auto") or None
+      (= "dense").
     loss_config: ``config.loss``.
     last_width: the input width ``d`` of the model's last layer when that layer is linear and the
       model can return its pieces, else None.
     batch_size: rows per step.
-    refeed_steps: dense re-feeding passes (they need the dense output anyway, so "auto" stays dense).
+    refeed_steps: dense re-feeding passes (they need the dense output anyway, so "auto" does not
+      take the Gram path with them).
     entry_width: the input width of the model's last layer when the model can return its pieces,
       linear or not (with a non-linear one only the masked terms take the sparse path).
 

@@ -9,8 +9,9 @@ materializes).
 
 ``config.eval.topk_group`` picks how the top K is found: 0 = ``jax.lax.top_k`` over each whole row;
 N = through the maxima of groups of N columns (:func:`top_k`). Both are exact and give the same
-columns (ties go to the lower column index in both); on an H100 groups of 64 are 12.7x faster over a
-277k catalog, on the CPU ``jax.lax.top_k`` is faster (``python -m bench.topk``, docs/benchmarks.md).
+columns (ties go to the lower column index in both); on a GPU groups of 64 are an order of magnitude
+faster over a 277k catalog, on a CPU ``jax.lax.top_k`` is faster (``python -m bench.topk``,
+docs/benchmarks.md).
 
 Definitions (binary relevance: every stored target entry is relevant; ``T`` = number of targets of
 the row, ``hits@K`` = relevant columns among the top K):
