@@ -44,6 +44,30 @@ def _batch() -> SparseBatch:
   return to_sparse_batch(dense, np.arange(6), num_shards=2, n_padding_rows=2)   # 8 rows, 2 padding
 
 
+def _assert_sparse_target_equals_dense(apply_fn, params, batch, terms, anneal=None) -> dict:
+  """Loss terms, total and gradients of ``apply_fn(params) -> outputs`` computed with the sparse
+  batch as target (the Gram / entries paths) equal those with the dense target and mask; returns
+  the dense terms."""
+  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
+
+  def loss(p, sparse: bool):
+    out = apply_fn(p)
+    if sparse:
+      return losses.compute_loss(terms, out, batch, None, batch.mask, p, 0, anneal=anneal)
+    return losses.compute_loss(terms, out, target, observed, batch.mask, p, 0, anneal=anneal)
+
+  grad = lambda sparse: jax.jit(jax.value_and_grad(lambda p: loss(p, sparse), has_aux=True))
+  (dense_v, dense_t), dense_g = grad(False)(params)
+  (sp_v, sp_t), sp_g = grad(True)(params)
+  assert dense_v > 0
+  for k in terms:
+    np.testing.assert_allclose(float(sp_t[k]), float(dense_t[k]), rtol=2e-5, atol=1e-6)
+  np.testing.assert_allclose(float(sp_v), float(dense_v), rtol=2e-5)
+  for a, b in zip(jax.tree.leaves(sp_g), jax.tree.leaves(dense_g)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  return dense_t
+
+
 @pytest.mark.parametrize("tied,item_shards", [(False, 1), (True, 1), (False, 4), (True, 4)])
 def test_gram_terms_and_gradients_equal_dense(tied, item_shards):
   batch = _batch()
@@ -54,24 +78,13 @@ def test_gram_terms_and_gradients_equal_dense(tied, item_shards):
   params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), params)
   if item_shards == 4:                       # 13 items padded to 16: zero rows / columns
     assert params["encoder_0"]["kernel"].shape == (16, 5)
-  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
 
-  def loss(p, gram: bool):
+  def apply(p):
     out = model.apply({"params": p}, batch, train=False)
-    assert out["recon"].shape == (8, N_COLS)
-    if gram:
-      return losses.compute_loss(LOSS, out, batch, None, batch.mask, p, 0)
-    return losses.compute_loss(LOSS, out, target, observed, batch.mask, p, 0)
+    assert out["recon"].shape == (8, N_COLS) and "last_kernel" in out
+    return out
 
-  grad = lambda gram: jax.jit(jax.value_and_grad(lambda p: loss(p, gram), has_aux=True))
-  (dense_v, dense_t), dense_g = grad(False)(params)
-  (gram_v, gram_t), gram_g = grad(True)(params)
-  assert dense_v > 0
-  for k in LOSS:
-    np.testing.assert_allclose(float(gram_t[k]), float(dense_t[k]), rtol=2e-5)
-  np.testing.assert_allclose(float(gram_v), float(dense_v), rtol=2e-5)
-  for a, b in zip(jax.tree.leaves(gram_g), jax.tree.leaves(dense_g)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  _assert_sparse_target_equals_dense(apply, params, batch, LOSS)
 
 
 @pytest.mark.parametrize("tied,item_shards,last_activation",
@@ -84,24 +97,14 @@ def test_entries_terms_and_gradients_equal_dense(tied, item_shards, last_activat
   params = model.init(jax.random.key(0), densify(batch, N_COLS), train=False)["params"]
   keys = iter(jax.random.split(jax.random.key(2), 16))
   params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), params)
-  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
 
-  def loss(p, entries: bool):
+  def apply(p):
     out = model.apply({"params": p}, batch, train=False)
     assert "last_kernel" not in out
-    if entries:
-      return losses.compute_loss(LOSS, out, batch, None, batch.mask, p, 0)
-    return losses.compute_loss(LOSS, out, target, observed, batch.mask, p, 0)
+    return out
 
-  grad = lambda entries: jax.jit(jax.value_and_grad(lambda p: loss(p, entries), has_aux=True))
-  (dense_v, dense_t), dense_g = grad(False)(params)
-  (ent_v, ent_t), ent_g = grad(True)(params)
+  dense_t = _assert_sparse_target_equals_dense(apply, params, batch, LOSS)
   assert dense_t["mse"] > 0 and dense_t["masked_mse"] > 0
-  for k in LOSS:
-    np.testing.assert_allclose(float(ent_t[k]), float(dense_t[k]), rtol=2e-5)
-  np.testing.assert_allclose(float(ent_v), float(dense_v), rtol=2e-5)
-  for a, b in zip(jax.tree.leaves(ent_g), jax.tree.leaves(dense_g)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
 def test_entries_hand_worked_row():
@@ -124,25 +127,32 @@ def _config(full_mse: str, *, sparse_input: bool, refeed_steps: int = 0):
   return c
 
 
-@pytest.mark.parametrize("sparse_input,refeed_steps", [(True, 0), (False, 0), (True, 1)])
-def test_train_steps_gram_and_entries_equal_dense(sparse_input, refeed_steps):
-  inter = tiny_interactions(n_rows=24, n_cols=N_COLS, seed=3)
+def _assert_steps_equal_dense(configs: dict, inter, terms: tuple[str, ...]) -> None:
+  """Four train steps of each config ({impl: config}) on one batch: the per-term losses and the
+  final params of every impl equal the "dense" one's (which must have trained)."""
   runs = {}
-  for impl in ("dense", "gram", "entries"):
-    config = _config(impl, sparse_input=sparse_input, refeed_steps=refeed_steps)
+  for impl, config in configs.items():
     model, mesh, state, step = make_engine(config, inter)
     assert step_lib.loss_impl(model, config) == impl
     batch = mesh_lib.put_global(first_batch(inter, 8), mesh_lib.batch_sharding(mesh))
     seen = []
     for _ in range(4):
       state, metrics = step(state, batch)
-      seen.append([float(metrics["loss/masked_mse"]), float(metrics["loss/mse"])])
+      seen.append([float(metrics[f"loss/{t}"]) for t in terms])
     runs[impl] = (np.array(seen), [np.asarray(x) for x in jax.tree.leaves(state.params)])
   assert runs["dense"][0][-1, 0] < runs["dense"][0][0, 0]            # it trained
-  for impl in ("gram", "entries"):
+  for impl in configs:
     np.testing.assert_allclose(runs[impl][0], runs["dense"][0], rtol=1e-4)
     for a, b in zip(runs[impl][1], runs["dense"][1]):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("sparse_input,refeed_steps", [(True, 0), (False, 0), (True, 1)])
+def test_train_steps_gram_and_entries_equal_dense(sparse_input, refeed_steps):
+  inter = tiny_interactions(n_rows=24, n_cols=N_COLS, seed=3)
+  configs = {impl: _config(impl, sparse_input=sparse_input, refeed_steps=refeed_steps)
+             for impl in ("dense", "gram", "entries")}
+  _assert_steps_equal_dense(configs, inter, ("masked_mse", "mse"))
 
 
 def test_gram_errors():
@@ -219,24 +229,11 @@ def test_every_term_on_the_entries_path_equals_dense(module, terms):
                        _config_model(module)).model, N_COLS, 8)
   x = batch if getattr(model, "sparse_input", False) else densify(batch, N_COLS)
   params = model.init(jax.random.key(0), x, rows=batch.rows, train=False)["params"]
-  target, observed = densify(batch, N_COLS), observed_mask(batch, N_COLS)
-  anneal = {"total_steps": 0, "beta_cap": 1.0}
-
-  def loss(p, entries: bool):
-    out = model.apply({"params": p}, x, rows=batch.rows, train=False)
-    if entries:
-      return losses.compute_loss(terms, out, batch, None, batch.mask, p, 0, anneal=anneal)
-    return losses.compute_loss(terms, out, target, observed, batch.mask, p, 0, anneal=anneal)
-
-  grad = lambda entries: jax.jit(jax.value_and_grad(lambda p: loss(p, entries), has_aux=True))
-  (dense_v, dense_t), dense_g = grad(False)(params)
-  (ent_v, ent_t), ent_g = grad(True)(params)
+  dense_t = _assert_sparse_target_equals_dense(
+      lambda p: model.apply({"params": p}, x, rows=batch.rows, train=False), params, batch, terms,
+      anneal={"total_steps": 0, "beta_cap": 1.0})
   for k in terms:
     assert np.isfinite(float(dense_t[k])) and float(dense_t[k]) != 0.0, k
-    np.testing.assert_allclose(float(ent_t[k]), float(dense_t[k]), rtol=2e-5, atol=1e-6)
-  np.testing.assert_allclose(float(ent_v), float(dense_v), rtol=2e-5)
-  for a, b in zip(jax.tree.leaves(ent_g), jax.tree.leaves(dense_g)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
 def test_the_entries_cases_cover_every_term():
@@ -246,25 +243,14 @@ def test_the_entries_cases_cover_every_term():
 
 def test_mult_vae_train_steps_entries_equal_dense():
   """Whole train steps (dropout, KL anneal, Adam) of the Gowalla Mult-VAE config's model."""
-  inter = tiny_interactions(n_rows=24, n_cols=N_COLS, seed=5)
-  runs = {}
+  configs = {}
   for impl in ("dense", "entries"):
     config = tiny_config(batch_size=8, lr=1e-2)
-    mv = _config_model("mult_vae_gowalla")
-    config.model = mv.model
+    config.model = _config_model("mult_vae_gowalla").model
     config.model.layers = (6, 3)
     config.loss = ml_collections.ConfigDict({"multinomial": 1.0, "kl": 1.0})
     config.loss_anneal = ml_collections.ConfigDict(dict(total_steps=4, beta_cap=0.2))
     config.loss_impl = ml_collections.ConfigDict({"full_mse": impl})
-    model, mesh, state, step = make_engine(config, inter)
-    assert step_lib.loss_impl(model, config) == impl
-    batch = mesh_lib.put_global(first_batch(inter, 8), mesh_lib.batch_sharding(mesh))
-    seen = []
-    for _ in range(4):
-      state, metrics = step(state, batch)
-      seen.append([float(metrics["loss/multinomial"]), float(metrics["loss/kl"])])
-    runs[impl] = (np.array(seen), [np.asarray(x) for x in jax.tree.leaves(state.params)])
-  assert runs["dense"][0][-1, 0] < runs["dense"][0][0, 0]            # it trained
-  np.testing.assert_allclose(runs["entries"][0], runs["dense"][0], rtol=1e-4)
-  for a, b in zip(runs["entries"][1], runs["dense"][1]):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    configs[impl] = config
+  _assert_steps_equal_dense(configs, tiny_interactions(n_rows=24, n_cols=N_COLS, seed=5),
+                            ("multinomial", "kl"))
