@@ -8,6 +8,7 @@
 #   bash bench/gpu.sh entries   # the entries loss path against the dense target (step parts, Melon)
 #   bash bench/gpu.sh cublas    # the Melon step with XLA's Triton GEMMs off; song-as-user, f32
 #   bash bench/gpu.sh topk      # top-K variants and the 1M-user evaluation alone
+#   bash bench/gpu.sh flags     # bench.step_parts under three XLA GEMM settings
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
 # tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
@@ -83,6 +84,15 @@ elif [ "$part" = topk ]; then
   # The group-maxima top-K against jax.lax.top_k and the blocked form; the 1M-user evaluation
   # again with the fastest exact variant.
   topk_and_1m "_groups"
+elif [ "$part" = flags ]; then
+  # bench.step_parts under XLA GEMM settings: default, cuBLASLt, cuBLASLt with Triton GEMMs off.
+  run step_parts_default 90 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 \
+      --dtype=bfloat16
+  run step_parts_cublaslt 90 env XLA_FLAGS=--xla_gpu_enable_cublaslt=true "$PY" \
+      -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
+  run step_parts_cublaslt_notriton 90 env \
+      "XLA_FLAGS=--xla_gpu_enable_triton_gemm=false --xla_gpu_enable_cublaslt=true" "$PY" \
+      -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
 elif [ "$part" = suite ]; then
   run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
   run netflix_f32 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
@@ -93,7 +103,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|entries|cublas|topk|suite" >&2
+  echo "usage: bash bench/gpu.sh targets|entries|cublas|topk|flags|suite" >&2
   exit 2
 fi
 
