@@ -8,6 +8,7 @@
 #   bash bench/gpu.sh entries   # the entries loss path against the dense target (step parts, Melon)
 #   bash bench/gpu.sh cublas    # the Melon step with XLA's Triton GEMMs off; song-as-user, f32
 #   bash bench/gpu.sh topk      # top-K variants and the 1M-user evaluation alone
+#   bash bench/gpu.sh determinism  # tests/test_step.py with and without deterministic ops
 #   bash bench/gpu.sh flags     # bench.step_parts under three XLA GEMM settings
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
@@ -84,6 +85,12 @@ elif [ "$part" = topk ]; then
   # The group-maxima top-K against jax.lax.top_k and the blocked form; the 1M-user evaluation
   # again with the fastest exact variant.
   topk_and_1m "_groups"
+elif [ "$part" = determinism ]; then
+  # Bit-identical params from one seed: with XLA's deterministic ops, then the rest without.
+  run tests_deterministic 200 env XLA_FLAGS=--xla_gpu_deterministic_ops=true \
+      JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py
+  run tests_default 100 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q \
+      -p no:cacheprovider tests/test_step.py -k "not bit_identical"
 elif [ "$part" = flags ]; then
   # bench.step_parts under XLA GEMM settings: default, cuBLASLt, cuBLASLt with Triton GEMMs off.
   run step_parts_default 90 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 \
@@ -103,7 +110,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|entries|cublas|topk|flags|suite" >&2
+  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags" >&2
   exit 2
 fi
 
@@ -113,7 +120,7 @@ for f in "$OUT"/*.log; do
   echo "--- $(basename "$f" .log)"
   case "$f" in
     */env.log) cat "$f" ;;
-    */tests.log) tail -3 "$f" ;;
+    */tests*.log) tail -3 "$f" ;;
     */step_parts*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -9 ;;
     *) awk '/^jaxae bench:|^top-[0-9]+ of|^encoder-side step|rc=/{p=1} p' "$f" \
          | grep -v '^[IWE][0-9][0-9][0-9][0-9] ' | cut -c1-220 ;;
