@@ -10,6 +10,7 @@
 #   bash bench/gpu.sh topk      # top-K variants and the 1M-user evaluation alone
 #   bash bench/gpu.sh determinism  # tests/test_step.py with and without deterministic ops
 #   bash bench/gpu.sh flags     # bench.step_parts under three XLA GEMM settings
+#   bash bench/gpu.sh loop      # train.py itself on the full-scale synthetic Melon world, 4 epochs
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
 # tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
@@ -91,6 +92,18 @@ elif [ "$part" = determinism ]; then
       JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -p no:cacheprovider tests/test_step.py
   run tests_default 100 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q \
       -p no:cacheprovider tests/test_step.py -k "not bit_identical"
+elif [ "$part" = loop ]; then
+  # The real training loop (host batching, prefetch, transfers, logging) on the synthetic Melon
+  # world at full scale: 4 epochs, one log line per epoch (rows/s of that epoch), then with
+  # XLA's Triton GEMMs off.
+  loop=(train.py --config=configs/melon_cf_ae.py --config.data.synthetic_size=melon
+        --config.model.dtype=bfloat16 --config.train.batch_size=1024 --config.eval.batch_size=4096
+        --config.train.epochs=4 --config.train.log_every_steps=112
+        --config.train.eval_every_epochs=100 --config.train.checkpoint_every_epochs=100)
+  wd=$(mktemp -d)
+  run loop_default 240 "$PY" "${loop[@]}" --workdir="$wd/default"
+  run loop_cublas 240 env XLA_FLAGS=--xla_gpu_enable_triton_gemm=false "$PY" "${loop[@]}" \
+      --workdir="$wd/cublas"
 elif [ "$part" = flags ]; then
   # bench.step_parts under XLA GEMM settings: default, cuBLASLt, cuBLASLt with Triton GEMMs off.
   run step_parts_default 90 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 \
@@ -110,7 +123,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags" >&2
+  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags|loop" >&2
   exit 2
 fi
 
@@ -121,6 +134,7 @@ for f in "$OUT"/*.log; do
   case "$f" in
     */env.log) cat "$f" ;;
     */tests*.log) tail -3 "$f" ;;
+    */loop_*.log) grep -E "^(dataset|epoch|loss:|train|final)|rows/s" "$f" | grep -v '^I1' | tail -12 ;;
     */step_parts*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -9 ;;
     *) awk '/^jaxae bench:|^top-[0-9]+ of|^encoder-side step|rc=/{p=1} p' "$f" \
          | grep -v '^[IWE][0-9][0-9][0-9][0-9] ' | cut -c1-220 ;;
