@@ -94,8 +94,8 @@ elif [ "$part" = determinism ]; then
       -p no:cacheprovider tests/test_step.py -k "not bit_identical"
 elif [ "$part" = loop ]; then
   # The real training loop (host batching, prefetch, transfers, logging) on the synthetic Melon
-  # world at full scale: 4 epochs, one log line per epoch (rows/s of that epoch), then with
-  # XLA's Triton GEMMs off.
+  # world at full scale: 4 epochs, a log line (rows/s of its window) every 112 steps and at each
+  # epoch's end, then with XLA's Triton GEMMs off.
   loop=(train.py --config=configs/melon_cf_ae.py --config.data.synthetic_size=melon
         --config.model.dtype=bfloat16 --config.train.batch_size=1024 --config.eval.batch_size=4096
         --config.train.epochs=4 --config.train.log_every_steps=112
