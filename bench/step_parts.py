@@ -122,17 +122,8 @@ def main(argv):
     upd, o = tx.update(grads, o, p)
     return (optax.apply_updates(p, upd), o)
 
-  adam_fn = jax.jit(adam, donate_argnums=0)
-  state = (params, opt_state)
-  state = adam_fn(state, grads)
-  jax.block_until_ready(state)
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state = adam_fn(state, grads)
-    jax.block_until_ready(state)
-    times.append(time.perf_counter() - t)
-  t_opt = statistics.median(times)
+  adam_fn = jax.jit(lambda st, gr: (adam(st, gr),), donate_argnums=0)   # out[0]: the state
+  t_opt, _ = _median_time(adam_fn, (params, opt_state), grads, steps=steps, carry=True)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   opt_bytes = n_params * 4 * 7          # read p, g, m, v; write p, m, v (float32)
 

@@ -244,15 +244,14 @@ def best_step(workdir: str | os.PathLike) -> int:
     if latest is None:
       raise CheckpointError(f"{workdir}: no checkpoints")
     eval_config = ckpt.restore_json(latest)["config"].get("eval", {})
-    # The run's own ranking rule (Checkpointer.best_step), read from its saved config.
-    ckpt.metric = str(eval_config.get("metric", "")) or None
-    ckpt.mode = str(eval_config.get("metric_mode", "max"))
-    if not any((ckpt.manager.metrics(s) or {}).get(ckpt.metric) is not None
-               for s in ckpt.all_steps()):
-      raise CheckpointError(f"{workdir}: no kept checkpoint has a validation {ckpt.metric!r} "
+    # The run's own ranking rule, read from its saved config.
+    metric = str(eval_config.get("metric", "")) or None
+    mode = str(eval_config.get("metric_mode", "max"))
+    if not any((ckpt.manager.metrics(s) or {}).get(metric) is not None for s in ckpt.all_steps()):
+      raise CheckpointError(f"{workdir}: no kept checkpoint has a validation {metric!r} "
                             f"(trained without validation?); evaluate the latest step instead of "
                             f"--best")
-    return int(ckpt.best_step())
+    return int(ckpt.best_step(metric, mode))
   finally:
     ckpt.close()
 

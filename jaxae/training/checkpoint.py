@@ -129,20 +129,23 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def best_step(self) -> int | None:
-    """The kept step with the best ``metric`` (the latest step when no step has the metric)."""
-    if not self.metric:
+  def best_step(self, metric: str | None = None, mode: str | None = None) -> int | None:
+    """The kept step with the best ``metric`` (default: this Checkpointer's; ``mode`` likewise),
+    the latest step when no step has the metric."""
+    metric = self.metric if metric is None else metric
+    mode = self.mode if mode is None else mode
+    if not metric:
       return self.latest_step()
-    score = _metric_fn(self.metric, self.mode)
+    score = _metric_fn(metric, mode)
     ranked = []
     for step in self.all_steps():
       m = self.manager.metrics(step)
-      if m is not None and self.metric in m:
+      if m is not None and metric in m:
         ranked.append((score(m), step))
     if not ranked:
       return self.latest_step()
-    pick = max if self.mode == "max" else min
-    return pick(ranked, key=lambda t: (t[0], t[1] if self.mode == "max" else -t[1]))[1]
+    pick = max if mode == "max" else min
+    return pick(ranked, key=lambda t: (t[0], t[1] if mode == "max" else -t[1]))[1]
 
   def _step(self, step: int | None) -> int:
     steps = self.all_steps()
