@@ -78,12 +78,15 @@ def get_base() -> ml_collections.ConfigDict:
 
 def lightgcn_data() -> ml_collections.ConfigDict:
   """The LightGCN/NGCF implicit-feedback data section (Gowalla & co.): 10% of the training entries
-  held out at random for validation (``splits.holdout``: users with few items may have none there),
-  test.txt as the test split. Set ``path`` to the data folder."""
+  held out at random for validation (``val_split="entries"``, ``splits.holdout``: users with few
+  items may have none there; "per_user": 10% of each user's items, at least one, as test.txt was
+  drawn, ``splits.per_user_holdout``), test.txt as the test split. Set ``path`` to the data
+  folder."""
   return ml_collections.ConfigDict(dict(
       name="lightgcn",
       path=config_dict.placeholder(str),   # None: embedded synthetic implicit data
       val_fraction=0.1,
+      val_split="entries",                 # "entries" | "per_user": how validation is carved
       binarize_threshold=config_dict.placeholder(float),
   ))
 

@@ -32,7 +32,7 @@ BASE = {
                       rating_range=(1, 5)),
     "netflix": dict(train_dir="train", val_dir="valid", test_dir="test", orientation="user",
                     rating_range=(1, 5)),
-    "lightgcn": dict(val_fraction=0.1, binarize_threshold=None),
+    "lightgcn": dict(val_fraction=0.1, val_split="entries", binarize_threshold=None),
     "melon_song_as_user": {**_MELON, **_META},
     "melon_cf": dict(_MELON),
     "melon_content": {**_MELON, **_META},
@@ -153,6 +153,7 @@ def test_nonexistent_path_is_a_data_error(tmp_path):
     ("netflix", "orientation", "song", r"config.data.orientation='song'"),
     ("lightgcn", "val_fraction", -0.1, r"config.data.val_fraction"),
     ("lightgcn", "binarize_threshold", "4", r"config.data.binarize_threshold"),
+    ("lightgcn", "val_split", "users", r"config.data.val_split='users'; known: entries, per_user"),
     ("melon_cf", "synthetic_size", "huge", r"config.data.synthetic_size='huge'"),
     ("melon_cf", "min_song_count", 0, r"config.data.min_song_count must be an integer >= 1"),
 ])
@@ -194,6 +195,28 @@ def test_val_is_carved_from_train_and_test_is_untouched(name, synthetic_sets):
   assert same(ds.test.inputs, no_val.train)                             # test from the full train
   assert same(ds.test.targets, no_val.test.targets)                     # test never changes
   assert not set(entries(ds.test.targets)) & (set(train) | set(val))
+
+
+def test_lightgcn_per_user_val_carve(synthetic_sets):
+  ds = load("lightgcn", val_split="per_user")
+  no_val = load("lightgcn", val_fraction=0.0)
+  train, val = entries(ds.train), entries(ds.val.targets)
+  assert not set(train) & set(val) and {**train, **val} == entries(no_val.train)
+  full_rows = no_val.train.row_lengths()
+  got = ds.val.targets.row_lengths()
+  np.testing.assert_array_equal(got > 0, full_rows >= 2)   # every user with 2+ items validates
+  assert np.all(ds.train.row_lengths()[full_rows > 0] >= 1)  # and keeps a training item
+  assert ds.val.info["protocol"] == "per-user holdout 0.1 of train"
+  assert same(ds.test.targets, no_val.test.targets) and same(ds.test.inputs, no_val.train)
+  # The entry-level carve leaves some users without validation items on the same data.
+  assert np.any((synthetic_sets["lightgcn"].val.targets.row_lengths() == 0) & (full_rows >= 2))
+
+
+def test_lightgcn_config_saved_before_val_split_reads_as_entries(synthetic_sets):
+  old = config("lightgcn")
+  del old["val_split"]
+  ds = pipelines.load_dataset(old, 0)
+  assert same(ds.val.targets, synthetic_sets["lightgcn"].val.targets)
 
 
 def test_synthetic_movielens_folds_partition_the_ratings():

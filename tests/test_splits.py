@@ -75,6 +75,43 @@ def test_holdout_rejects_bad_fraction(inter, fraction):
     splits.holdout(inter, fraction)
 
 
+# ---------------------------------------------------------------------------- per-user holdout
+def test_per_user_holdout_takes_the_fraction_of_every_row(inter):
+  s = splits.per_user_holdout(inter, 0.25, seed=0)
+  assert_partition(inter, s.train, s.test)
+  m = inter.row_lengths()
+  want = np.where(m >= 2, np.clip(np.floor(0.25 * m + 0.5), 1, np.maximum(m - 1, 1)), 0)
+  np.testing.assert_array_equal(s.test.row_lengths(), want)  # round(f * m), >= 1, <= m - 1
+  assert s.info["n_test"] == s.test.nnz == int(want.sum())
+  assert s.info["rows_with_test"] == int((m >= 2).sum())
+  again = splits.per_user_holdout(inter, 0.25, seed=0)
+  assert same(again.train, s.train) and same(again.test, s.test)
+  assert not same(splits.per_user_holdout(inter, 0.25, seed=1).test, s.test)
+
+
+def test_per_user_holdout_small_rows_by_hand():
+  # Row 1: one entry (stays in train, counted); row 2: two entries (one each way, even at 0.1);
+  # row 3: ten entries, 0.1 -> one; row 4: five entries at 0.1 -> round(0.5) = 1 (at least one).
+  rows = [1] + [2] * 2 + [3] * 10 + [4] * 5
+  cols = [0] + [0, 1] + list(range(10)) + list(range(5))
+  inter = Interactions.from_coo(rows, cols, np.ones(len(rows)))
+  s = splits.per_user_holdout(inter, 0.1, seed=4)
+  assert s.test.row_lengths().tolist() == [0, 1, 1, 1]
+  assert s.train.row_lengths().tolist() == [1, 1, 9, 4]
+  assert s.info["rows_too_short"] == 1 and s.info["entries_of_short_rows"] == 1
+  assert s.info["rows_with_test"] == 3
+  # Which entries go is random within the row: over seeds, every entry of row 3 is drawn.
+  drawn = {c for seed in range(60) for (r, c, *_) in entries(
+      splits.per_user_holdout(inter, 0.1, seed=seed).test) if r == 3}
+  assert drawn == set(range(10))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_per_user_holdout_rejects_bad_fraction(inter, fraction):
+  with pytest.raises(ConfigError, match="test_fraction"):
+    splits.per_user_holdout(inter, fraction)
+
+
 # ---------------------------------------------------------------------------- ml-100k folds
 def test_ml100k_fold_uses_file_order(tmp_path):
   # 10 ratings, fold_size 2: fold 2 test = lines 3..4, base = lines 1-2 and 5-10.

@@ -25,6 +25,7 @@ import json
 import os
 from typing import Any, Callable
 
+import ml_collections
 import numpy as np
 from absl import logging
 
@@ -59,6 +60,11 @@ def _register(name: str, keys: set[str]):
   return deco
 
 
+# Keys a pipeline took on after runs had been saved, with the value that reproduces those runs: a
+# config without them (one saved before they existed, read by eval.py or a resume) gets that value.
+ADDED_KEYS = {"lightgcn": {"val_split": "entries"}}
+
+
 def load_dataset(data_config, seed: int) -> Dataset:
   """Builds the Dataset that ``data_config`` describes (``data_config.name`` picks the pipeline)."""
   if "name" not in data_config:
@@ -73,6 +79,10 @@ def load_dataset(data_config, seed: int) -> Dataset:
   if unknown:
     raise ConfigError(f"config.data has unknown key(s) {unknown} for pipeline {name!r}; "
                       f"known: {sorted(keys)}")
+  added = {k: v for k, v in ADDED_KEYS.get(name, {}).items() if k not in given}
+  if added:  # a config saved before these keys existed: what its run did
+    data_config = ml_collections.ConfigDict({**data_config.to_dict(), **added})
+    given |= set(added)
   missing = sorted(keys - given)
   if missing:
     raise ConfigError(f"config.data is missing key(s) {missing} for pipeline {name!r}")
@@ -154,18 +164,26 @@ def _orient(ds: Dataset, orientation: str) -> Dataset:
   return Dataset(ds.train.T, t(ds.val), t(ds.test), ds.info, ds.extras)
 
 
+VAL_SPLITS = {"entries": splits.holdout, "per_user": splits.per_user_holdout}
+
+
 def _with_val(train_full: Interactions, test: Interactions | None, val_fraction: float,
-              seed: int, info: dict, test_info: dict | None = None) -> Dataset:
+              seed: int, info: dict, test_info: dict | None = None,
+              val_split: str = "entries") -> Dataset:
   """Carves a validation hold-out from the training part (no tuning on test) and builds the Dataset.
 
-  The model trains on ``train`` (train_full minus val); val is scored from ``train`` as input; test
-  is scored from ``train_full`` as input (val ratings are known information at test time). All of
-  them keep ``train_full``'s row and column ids.
+  ``val_split`` picks the carve: "entries" (``val_fraction`` of all training entries at random,
+  ``splits.holdout``) or "per_user" (that fraction of each row's entries, at least one, from every
+  row with two or more: ``splits.per_user_holdout``). The model trains on ``train`` (train_full
+  minus val); val is scored from ``train`` as input; test is scored from ``train_full`` as input
+  (val ratings are known information at test time). All of them keep ``train_full``'s row and
+  column ids.
   """
   if val_fraction > 0:
-    carved = splits.holdout(train_full, test_fraction=val_fraction, seed=seed + 1)
+    carved = VAL_SPLITS[val_split](train_full, test_fraction=val_fraction, seed=seed + 1)
     train, val_t = carved.train, carved.test
-    val = EvalSplit(train, val_t, info={"protocol": f"holdout {val_fraction:g} of train",
+    protocol = "holdout" if val_split == "entries" else "per-user holdout"
+    val = EvalSplit(train, val_t, info={"protocol": f"{protocol} {val_fraction:g} of train",
                                         **carved.info})
   else:
     train, val = train_full, None
@@ -263,13 +281,15 @@ def netflix(cfg, seed: int) -> Dataset:
 
 
 # -------------------------------------------------------------------------------------- lightgcn
-@_register("lightgcn", {"val_fraction", "binarize_threshold"})
+@_register("lightgcn", {"val_fraction", "val_split", "binarize_threshold"})
 def lightgcn(cfg, seed: int) -> Dataset:
-  """LightGCN/NGCF implicit data, rows = users. A random ``val_fraction`` of the train.txt entries
-  is held out for validation; test.txt is the test split. ``binarize_threshold`` (None: keep all)
-  keeps only entries above it. Without a path: synthetic cluster-structured implicit data with the
-  same 80/20 per-user layout."""
+  """LightGCN/NGCF implicit data, rows = users. ``val_fraction`` of the train.txt entries is held
+  out for validation, drawn as ``val_split`` says ("entries": from all entries at random; "per_user":
+  from each user's, as test.txt was); test.txt is the test split. ``binarize_threshold`` (None:
+  keep all) keeps only entries above it. Without a path: synthetic cluster-structured implicit data
+  with the same 80/20 per-user layout."""
   val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
+  val_split = _choice(cfg, "val_split", tuple(VAL_SPLITS))
   threshold = cfg.binarize_threshold
   if threshold is not None and (isinstance(threshold, bool)
                                 or not isinstance(threshold, (int, float))):
@@ -284,7 +304,8 @@ def lightgcn(cfg, seed: int) -> Dataset:
   if threshold is not None:
     train_full = train_full.binarize(threshold)
     test = test.binarize(threshold)
-  return _with_val(train_full, test, val_fraction, seed, {"implicit": True, "orientation": "user"})
+  return _with_val(train_full, test, val_fraction, seed, {"implicit": True, "orientation": "user"},
+                   val_split=val_split)
 
 
 # ----------------------------------------------------------------------------------------- melon

@@ -144,6 +144,34 @@ def holdout(inter: Interactions, test_fraction: float = 0.1, seed: int = 0) -> S
   return Split(train, test, _log("holdout", info))
 
 
+def per_user_holdout(inter: Interactions, test_fraction: float = 0.1, seed: int = 0) -> Split:
+  """Random per-row hold-out: ``test_fraction`` of each row's entries (LightGCN's test layout).
+
+  A row with ``m >= 2`` entries gives ``clip(round(test_fraction * m), 1, m - 1)`` of them, drawn
+  uniformly without replacement with ``numpy.random.default_rng(seed)``, to ``test``: every such row
+  has at least one test entry and keeps at least one training entry. Rows with fewer than two
+  entries stay in ``train`` whole, counted in ``info["rows_too_short"]`` (and their entries in
+  ``info["entries_of_short_rows"]``). Both parts keep the full row and column vocabularies.
+  """
+  test_fraction = _check_fraction("test_fraction", test_fraction)
+  inter = _sorted_canonical(inter)
+  lengths = inter.row_lengths().astype(np.int64)
+  rows = _entry_rows(inter)
+  k = np.clip(np.floor(test_fraction * lengths + 0.5 + _EPS).astype(np.int64), 1, None)
+  k = np.where(lengths >= 2, np.minimum(k, lengths - 1), 0)
+  # Entries in (row, random key) order; an entry is held out when its rank within its row < k.
+  order = np.lexsort((np.random.default_rng(seed).random(inter.nnz), rows))
+  starts = np.repeat(inter.matrix.indptr[:-1].astype(np.int64), lengths)
+  is_test = np.zeros(inter.nnz, bool)
+  is_test[order] = (np.arange(inter.nnz) - starts) < k[rows]
+  train, test = _subset(inter, ~is_test), _subset(inter, is_test)
+  short = (lengths > 0) & (lengths < 2)
+  info = {"n_train": train.nnz, "n_test": test.nnz,
+          "rows_with_test": int((k > 0).sum()), "rows_too_short": int(short.sum()),
+          "entries_of_short_rows": int(lengths[short].sum()), **_cold_counts(train, test)}
+  return Split(train, test, _log("per_user_holdout", info))
+
+
 # ---------------------------------------------------------------------------- ml-100k u1..u5
 def ml100k_fold(u_data: str | os.PathLike | RatingRecords, fold: int,
                 fold_size: int = 20000) -> Split:
