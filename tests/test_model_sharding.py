@@ -5,7 +5,8 @@ The child process sets ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` be
 With 30 items a model axis of 4 pads the item dimension to 32 (zero rows / columns), one of 2 does
 not; both must give the losses, parameters (the first 30 items) and scores of the 1-device run, the
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
-compiled step must not all-gather anything item-sized. The slow test runs the whole training loop
+compiled step must not all-gather anything item-sized ("entries": the multinomial and BCE terms
+read at the batch's entries, whose gradient is scattered into the sharded logits). The slow test runs the whole training loop
 (`train_and_evaluate`, checkpoint, `load_for_eval`, exported item vectors) on a 2 x 4 mesh against
 an 8 x 1 mesh.
 """
@@ -61,6 +62,9 @@ _CHILD = textwrap.dedent("""
     if kind == "gram":                      # full MSE by the Gram trick on the sharded items
       config.loss = ml_collections.ConfigDict({"masked_mse": 1.0, "mse": 0.5})
       config.loss_impl = ml_collections.ConfigDict({"full_mse": "gram"})
+    if kind == "entries":                   # implicit-data terms from the entries, items sharded
+      config.loss = ml_collections.ConfigDict({"multinomial": 1.0, "bce": 0.5})
+      config.loss_impl = ml_collections.ConfigDict({"full_mse": "entries"})
 
     def item_sized_all_gathers(text, n_pad):
       out = []
@@ -81,8 +85,8 @@ _CHILD = textwrap.dedent("""
       shardings = mesh_lib.state_shardings(jax.eval_shape(create), mesh, N)
       state = jax.jit(create, out_shardings=shardings)()
       step = step_lib.make_train_step(model, config, N, mesh, state_sharding=shardings)
-      if kind == "gram":
-        assert step_lib.loss_impl(model, config) == "gram"
+      if kind in ("gram", "entries"):
+        assert step_lib.loss_impl(model, config) == kind
       losses, gathers = [], None
       for host_batch in BatchIterator(inter, 16, num_shards=data, seed=0).epoch(0):
         batch = mesh_lib.put_global(host_batch, mesh_lib.batch_sharding(mesh))
@@ -146,7 +150,7 @@ def _run_child(kind: str) -> dict:
   return json.loads(line[len("RESULT"):])
 
 
-@pytest.mark.parametrize("kind", ["sparse", "gram"])
+@pytest.mark.parametrize("kind", ["sparse", "gram", "entries"])
 def test_model_axis_matches_one_device(kind):
   out = _run_child(kind)
   one = out["1x1"]
