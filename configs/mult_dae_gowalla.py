@@ -17,4 +17,7 @@ def get_config():
   c.model.name = "mult_dae"
   del c.loss["kl"]
   c.loss_anneal.total_steps = 0
+  c.train.epochs = 50                  # the schedule its tabled run was made with
+  c.train.eval_every_epochs = 5
+  c.train.checkpoint_every_epochs = 5
   return c
