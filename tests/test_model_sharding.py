@@ -6,9 +6,9 @@ With 30 items a model axis of 4 pads the item dimension to 32 (zero rows / colum
 not; both must give the losses, parameters (the first 30 items) and scores of the 1-device run, the
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
 compiled step must not all-gather anything item-sized ("entries": the multinomial and BCE terms
-read at the batch's entries, whose gradient is scattered into the sharded logits). The slow test runs the whole training loop
-(`train_and_evaluate`, checkpoint, `load_for_eval`, exported item vectors) on a 2 x 4 mesh against
-an 8 x 1 mesh.
+read at the batch's entries, whose gradient is scattered into the sharded logits). The slow test
+runs the whole training loop (`train_and_evaluate`, checkpoint, `load_for_eval`, exported item
+vectors) on a 2 x 4 mesh against an 8 x 1 mesh.
 """
 
 from __future__ import annotations

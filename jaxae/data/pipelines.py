@@ -284,8 +284,8 @@ def netflix(cfg, seed: int) -> Dataset:
 @_register("lightgcn", {"val_fraction", "val_split", "binarize_threshold"})
 def lightgcn(cfg, seed: int) -> Dataset:
   """LightGCN/NGCF implicit data, rows = users. ``val_fraction`` of the train.txt entries is held
-  out for validation, drawn as ``val_split`` says ("entries": from all entries at random; "per_user":
-  from each user's, as test.txt was); test.txt is the test split. ``binarize_threshold`` (None:
+  out for validation, drawn as ``val_split`` says ("entries": from all entries at random;
+  "per_user": from each user's, as test.txt was); test.txt is the test split. ``binarize_threshold`` (None:
   keep all) keeps only entries above it. Without a path: synthetic cluster-structured implicit data
   with the same 80/20 per-user layout."""
   val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
