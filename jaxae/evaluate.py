@@ -154,7 +154,7 @@ def rebuild_dataset(run: LoadedRun, dataset: Dataset | None = None) -> Dataset:
   """The run's dataset from its saved config (or ``dataset``), checked against ``id_maps.npz``."""
   if dataset is None:
     from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
-    dataset = pipelines.load_dataset(run.config.data, int(run.config.seed))
+    dataset = pipelines.load_dataset(pipelines.upgrade_saved(run.config.data), int(run.config.seed))
   check_id_maps(run.workdir, dataset)
   shape = (int(run.info["n_rows"]), int(run.info["n_cols"]))
   if (dataset.n_rows, dataset.n_cols) != shape:

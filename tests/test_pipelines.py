@@ -215,8 +215,10 @@ def test_lightgcn_per_user_val_carve(synthetic_sets):
 def test_lightgcn_config_saved_before_val_split_reads_as_entries(synthetic_sets):
   old = config("lightgcn")
   del old["val_split"]
-  ds = pipelines.load_dataset(old, 0)
+  ds = pipelines.load_dataset(pipelines.upgrade_saved(old), 0)
   assert same(ds.val.targets, synthetic_sets["lightgcn"].val.targets)
+  with pytest.raises(ConfigError, match=r"missing key\(s\) \['val_split'\]"):
+    pipelines.load_dataset(old, 0)             # a config given now must name it
 
 
 def test_synthetic_movielens_folds_partition_the_ratings():

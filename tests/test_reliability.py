@@ -407,7 +407,7 @@ def test_lightgcn_ids_only_in_test_are_scored_and_counted(tmp_path):
   (tmp_path / "train.txt").write_text("0 0 1\n1 1 2\n")
   (tmp_path / "test.txt").write_text("0 3\n1 0\n2 1 3\n")    # item 3, user 2: test only
   cfg = ml_collections.ConfigDict(dict(name="lightgcn", path=str(tmp_path), val_fraction=0.0,
-                                       binarize_threshold=None))
+                                       val_split="entries", binarize_threshold=None))
   ds = pipelines.load_dataset(cfg, 0)
   assert ds.train.shape == (3, 4) and ds.test.targets.nnz == 4
   ctx = EvalContext(score_fn=lambda b: jnp.ones((b.rows.shape[0], 4)), dataset=ds, split="test",

@@ -60,9 +60,21 @@ def _register(name: str, keys: set[str]):
   return deco
 
 
-# Keys a pipeline took on after runs had been saved, with the value that reproduces those runs: a
-# config without them (one saved before they existed, read by eval.py or a resume) gets that value.
+# Keys a pipeline took on after runs had been saved, with the value that reproduces those runs
+# (:func:`upgrade_saved`).
 ADDED_KEYS = {"lightgcn": {"val_split": "entries"}}
+
+
+def upgrade_saved(data_config):
+  """A run's saved ``config.data`` with the keys its pipeline took on after it was saved, set to
+  the value that run used (:data:`ADDED_KEYS`); a section that lacks none is returned as is.
+  Only for configs read back from a run: a config given now must name every key
+  (:func:`load_dataset`)."""
+  name = data_config.get("name")
+  added = {k: v for k, v in ADDED_KEYS.get(name, {}).items() if k not in data_config}
+  if not added:
+    return data_config
+  return ml_collections.ConfigDict({**data_config.to_dict(), **added})
 
 
 def load_dataset(data_config, seed: int) -> Dataset:
@@ -79,10 +91,6 @@ def load_dataset(data_config, seed: int) -> Dataset:
   if unknown:
     raise ConfigError(f"config.data has unknown key(s) {unknown} for pipeline {name!r}; "
                       f"known: {sorted(keys)}")
-  added = {k: v for k, v in ADDED_KEYS.get(name, {}).items() if k not in given}
-  if added:  # a config saved before these keys existed: what its run did
-    data_config = ml_collections.ConfigDict({**data_config.to_dict(), **added})
-    given |= set(added)
   missing = sorted(keys - given)
   if missing:
     raise ConfigError(f"config.data is missing key(s) {missing} for pipeline {name!r}")
@@ -285,9 +293,9 @@ def netflix(cfg, seed: int) -> Dataset:
 def lightgcn(cfg, seed: int) -> Dataset:
   """LightGCN/NGCF implicit data, rows = users. ``val_fraction`` of the train.txt entries is held
   out for validation, drawn as ``val_split`` says ("entries": from all entries at random;
-  "per_user": from each user's, as test.txt was); test.txt is the test split. ``binarize_threshold`` (None:
-  keep all) keeps only entries above it. Without a path: synthetic cluster-structured implicit data
-  with the same 80/20 per-user layout."""
+  "per_user": from each user's, as test.txt was); test.txt is the test split.
+  ``binarize_threshold`` (None: keep all) keeps only entries above it. Without a path: synthetic
+  cluster-structured implicit data with the same 80/20 per-user layout."""
   val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
   val_split = _choice(cfg, "val_split", tuple(VAL_SPLITS))
   threshold = cfg.binarize_threshold
