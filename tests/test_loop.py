@@ -132,6 +132,50 @@ def test_closed_form_model_is_fitted_evaluated_and_saved(tmp_path):
   assert info["dataset_info"]["n_rows"] == 24
 
 
+def test_resume_refuses_other_data_or_model_and_names_each_difference(tmp_path):
+  """A workdir's run resumes only under the data, model and seed it was saved with; the schedule
+  may change. Refused before any step: the checkpoint is left as it was."""
+  ds = tiny_dataset()
+  wd = tmp_path / "run"
+  loop.train_and_evaluate(rated_config(epochs=1), wd, dataset=ds)
+  ckpt = ckpt_lib.Checkpointer(wd, read_only=True)
+  steps = ckpt.all_steps()
+  ckpt.close()
+
+  other = rated_config(epochs=2)
+  other.data.val_split = "per_user"          # a key the saved run did not have
+  other.model.activation = "sigmoid"
+  other.seed = 3
+  with pytest.raises(ConfigError) as e:
+    loop.train_and_evaluate(other, wd, dataset=ds)
+  msg = str(e.value)
+  assert f"checkpoints/{steps[-1]} was saved by another run" in msg
+  assert "config.model.activation: saved 'selu', now 'sigmoid'" in msg
+  assert "config.seed: saved 0, now 3" in msg
+  assert "val_split" not in msg               # added after the save: not a difference
+  assert "\n" not in msg and "--workdir" in msg
+
+  moved = rated_config(epochs=2)
+  moved.data.path = "/elsewhere/the/same/data"     # data may move: the facts are compared
+  fewer = Dataset(train=ds.train.select_rows(np.arange(20)), val=ds.val, info=ds.info)
+  with pytest.raises(ConfigError, match=r"the data's n_rows: saved 24, now 20"):
+    loop.train_and_evaluate(moved, wd, dataset=fewer)
+  ckpt = ckpt_lib.Checkpointer(wd, read_only=True)
+  assert ckpt.all_steps() == steps              # nothing trained or saved by the refused runs
+  ckpt.close()
+  assert loop.train_and_evaluate(moved, wd, dataset=ds)["step"] == 6   # a moved path resumes
+
+
+def test_closed_form_fit_is_not_reused_for_another_l2(tmp_path):
+  ds = tiny_dataset(seed=1)
+  config = rated_config(epochs=1)
+  config.model = ml_collections.ConfigDict(dict(name="ease", l2=5.0))
+  loop.train_and_evaluate(config, tmp_path, dataset=ds)
+  config.model.l2 = 50.0
+  with pytest.raises(ConfigError, match=r"config\.model\.l2: saved 5\.0, now 50\.0"):
+    loop.train_and_evaluate(config, tmp_path, dataset=ds)
+
+
 @pytest.mark.parametrize("edit,message", [
     (lambda c: setattr(c, "extra", 1), r"config: unknown key\(s\) extra"),
     (lambda c: c.train.__setattr__("epochz", 3), r"config\.train: unknown key\(s\) epochz"),

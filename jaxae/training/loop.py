@@ -12,7 +12,9 @@ are fitted instead of trained, then evaluated and saved the same way.
 A resumed run continues at the saved step: the epoch's data order is a pure function of
 ``(seed, epoch)``, so ``epoch(e, start_step=k)`` replays exactly the batches not yet trained on, and
 the state (params, optimizer state, step, PRNG key) comes back bit for bit: a run killed at any
-point and started again with the same command ends with the params of an uninterrupted run. With
+point and started again with the same command ends with the params of an uninterrupted run. A
+resume whose data, model or seed differ from the saved run's is refused, naming each difference
+(:func:`jaxae.training.resume.check_same_run`); the schedule may change (more epochs). With
 the optional ``train.checkpoint_every_steps`` (0 = off) a checkpoint is also saved every that many
 steps, so a kill mid-epoch loses at most that many steps of work.
 
@@ -50,6 +52,7 @@ from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
 from jaxae.training import optim as optim_lib
 from jaxae.training import state as state_lib
+from jaxae.training import resume as resume_lib
 from jaxae.training import step as step_lib
 
 ID_MAPS_FILE = "id_maps.npz"
@@ -414,7 +417,9 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
     ckpt_lib.check_free_space(run.workdir, target)
   restored = run.ckpt.restore_good(target, warn=run.warn)
   if restored is not None:
-    state = restored[0]
+    state, step0, saved = restored
+    resume_lib.check_same_run(saved["config"], saved["dataset_info"], config, run.info,
+                              f"{run.ckpt.directory}/{step0}")
     run.log(f"restored the fitted {name} model from {run.ckpt.directory}")
   if state is None:
     t0 = time.time()
@@ -483,6 +488,8 @@ def _train(run: _Run) -> dict[str, float]:
   restored = run.ckpt.restore_good(state, warn=run.warn)
   if restored is not None:
     state, step0, saved = restored
+    resume_lib.check_same_run(saved["config"], saved["dataset_info"], config, run.info,
+                              f"{run.ckpt.directory}/{step0}")
     last_metrics = saved["metrics"]
     run.log(f"resumed from {run.ckpt.directory} at step {step0}")
   elif tc.get("init_from") is not None:
