@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxae.data import sparse
 from jaxae.data.sparse import SparseBatch
 from jaxae.errors import ConfigError
 
@@ -162,19 +163,14 @@ def _last_layer(outputs: Mapping[str, Array], term: str) -> tuple[Array, Array, 
 
 def _entry_rows(batch: SparseBatch) -> tuple[Array, Array]:
   """[S, N] row of each entry within the batch and [S, N] bool: a stored entry, not padding."""
-  s, n = batch.cols.shape
-  rows_per_shard = batch.batch_size // s
-  nnz = batch.lengths.reshape(s, rows_per_shard).sum(axis=1, keepdims=True)
-  flat_rows = batch.seg + (jnp.arange(s, dtype=batch.seg.dtype) * rows_per_shard)[:, None]
-  return flat_rows, jnp.arange(n)[None, :] < nnz
+  return sparse.global_segments(batch), sparse.real_entries(batch)
 
 
 def gather_entries(dense: Array, batch: SparseBatch) -> Array:
   """[S, N] float32 values of a [B, n] array at the batch's stored entries (padding entries give
   the value at column 0 of their row, masked later)."""
-  s, _ = batch.cols.shape
-  ds = dense.reshape(s, batch.batch_size // s, dense.shape[-1])
-  return jax.vmap(lambda d, seg, cols: d[seg, cols])(ds, batch.seg, batch.cols).astype(jnp.float32)
+  return jax.vmap(lambda d, seg, cols: d[seg, cols])(
+      sparse.shard_rows(dense, batch), batch.seg, batch.cols).astype(jnp.float32)
 
 
 def _entry_sums(per_entry: Array, batch: SparseBatch, b_size: int) -> Array:
@@ -192,8 +188,7 @@ def sparse_predictions(outputs: Mapping[str, Array], batch: SparseBatch, term: s
   if "last_kernel" not in outputs and "recon" in outputs:
     return gather_entries(outputs["recon"], batch)
   z, w, b = _last_layer(outputs, term)
-  s, _ = batch.cols.shape
-  zs = z.reshape(s, batch.batch_size // s, z.shape[-1])
+  zs = sparse.shard_rows(z, batch)
 
   def one(z_s, cols, seg):
     wc = jnp.take(w, cols, axis=1)                            # [d, N]
@@ -258,9 +253,8 @@ def _scatter_sub_entries(dense: Array, batch: SparseBatch, upd: Array) -> Array:
   """``dense`` [B, n] minus ``upd`` [S, N] at the batch's stored entries (padding entries must carry
   0); per shard, as :func:`gather_entries` reads them. On a buffer nothing else reads, XLA does it
   in place."""
-  s, _ = batch.cols.shape
-  ds = dense.reshape(s, batch.batch_size // s, dense.shape[-1])
-  out = jax.vmap(lambda d, seg, cols, u: d.at[seg, cols].add(-u))(ds, batch.seg, batch.cols, upd)
+  out = jax.vmap(lambda d, seg, cols, u: d.at[seg, cols].add(-u))(
+      sparse.shard_rows(dense, batch), batch.seg, batch.cols, upd)
   return out.reshape(dense.shape)
 
 

@@ -59,16 +59,22 @@ def densify(batch: SparseBatch, n_cols: int, dtype=jnp.float32) -> jax.Array:
 
 def observed_mask(batch: SparseBatch, n_cols: int, dtype=jnp.float32) -> jax.Array:
   """1 where an entry is stored in the batch (even a stored 0 rating would count), else 0."""
-  ones = batch._replace(vals=_entry_is_real(batch).astype(dtype))
+  ones = batch._replace(vals=real_entries(batch).astype(dtype))
   return densify(ones, n_cols, dtype)
 
 
-def _entry_is_real(batch: SparseBatch) -> jax.Array:
+def real_entries(batch: SparseBatch) -> jax.Array:
   """[S, N] bool: True for stored entries, False for padding (derived from per-row lengths)."""
   s, n = batch.cols.shape
   lengths = batch.lengths.reshape(s, -1)                       # [S, B/S]
   nnz = lengths.sum(axis=1, keepdims=True)                     # [S, 1]
   return jnp.arange(n)[None, :] < nnz                          # entries are packed row by row
+
+
+def shard_rows(a: jax.Array, batch: SparseBatch) -> jax.Array:
+  """``a`` [B, ...] as [S, B / S, ...]: each data shard's rows, as its entries' ``seg`` index them."""
+  s = batch.cols.shape[0]
+  return a.reshape(s, batch.batch_size // s, *a.shape[1:])
 
 
 def global_segments(batch: SparseBatch) -> jax.Array:

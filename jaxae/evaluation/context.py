@@ -127,13 +127,6 @@ def eval_rows(es: EvalSplit) -> tuple[np.ndarray, int]:
   return rows[has_targets], int((~has_targets).sum())
 
 
-def real_entries(batch: SparseBatch) -> jax.Array:
-  """[S, N] bool: True for stored entries of ``batch``, False for padding (entries are packed)."""
-  s, n = batch.cols.shape
-  nnz = batch.lengths.reshape(s, -1).sum(axis=1, keepdims=True)
-  return jnp.arange(n)[None, :] < nnz
-
-
 def split_batches(ctx: EvalContext, es: EvalSplit, rows: np.ndarray):
   """Yields this process's host ``(inputs, targets)`` :class:`SparseBatch` pairs over ``rows``.
 

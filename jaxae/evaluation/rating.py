@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae.data.dataset import Dataset
-from jaxae.data.sparse import SparseBatch
+from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import DataError
 from jaxae.models import needs_all_rows
 from jaxae.evaluation.context import (EvalContext, Evaluator, eval_rows, get_split,
-                                      real_entries, split_batches)
+                                      split_batches)
 
 
 def rmse_from_predictions(pred, target) -> float:

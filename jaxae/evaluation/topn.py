@@ -43,10 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae.data.dataset import Dataset
-from jaxae.data.sparse import SparseBatch
+from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.context import (EvalContext, Evaluator, config_value, eval_rows, get_split,
-                                      real_entries, split_batches)
+                                      split_batches)
 
 
 def metric_names(ks) -> list[str]:

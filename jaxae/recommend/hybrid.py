@@ -52,7 +52,7 @@ import scipy.sparse as sp
 
 from jaxae.data.batching import full_batches
 from jaxae.data.matrix import Interactions
-from jaxae.data.sparse import SparseBatch
+from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import CheckpointError, ConfigError, DataError, JaxaeError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
@@ -76,12 +76,6 @@ class ContentEmbeddings(NamedTuple):
 
 
 # ------------------------------------------------------------------------------- the CF model
-def _real_entries(batch: SparseBatch) -> jax.Array:
-  """[S, N] True for stored entries of ``batch`` (entries are packed row by row per shard)."""
-  s, n = batch.cols.shape
-  return jnp.arange(n)[None, :] < batch.lengths.reshape(s, -1).sum(axis=1, keepdims=True)
-
-
 @functools.partial(jax.jit, static_argnames=("k",))
 def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int
                      ) -> tuple[jax.Array, jax.Array]:
@@ -94,7 +88,7 @@ def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int
     return jax.lax.top_k(sc, k)
 
   vals, idx = jax.vmap(one_shard)(scores.astype(jnp.float32).reshape(s, -1, n_cols), exclude.seg,
-                                  exclude.cols, _real_entries(exclude))
+                                  exclude.cols, real_entries(exclude))
   return vals.reshape(-1, k), idx.reshape(-1, k)
 
 
