@@ -1,6 +1,7 @@
-"""The measuring pieces shared by ``bench.run``, ``bench.peers`` and ``bench.encoder_scaling``:
-the engine built as the training loop builds it, steady-state step timing (compile apart), top-K
-evaluation timing, peak memory, and the glibc huge-page setting for XLA:CPU's buffers."""
+"""The measuring pieces shared by the ``bench`` scripts: the peers' figures (ANCHORS.md) and their
+targets, the engine built as the training loop builds it, steady-state step timing (compile apart),
+a median timer for parts, top-K evaluation timing, peak memory, and the glibc huge-page setting for
+XLA:CPU's buffers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,46 @@ from typing import Any, Callable
 
 
 HUGETLB = "glibc.malloc.hugetlb=1"
+
+# Peer figures measured on this kind of CPU machine (../shared/ANCHORS.md), Gowalla, and the
+# targets of issue 7 as ratios: (name, peer rows/s, target ratio or None, predicate on the
+# model and config of a run).
+ANCHORS = (
+    ("DeepRecommender 40981-512-512-1024 bs128 re-feed 1", 292.0, 2.0,
+     lambda m, c: _deeprec(m, c) and int(c.train.refeed_steps) == 1),
+    ("DeepRecommender 40981-512-512-1024 bs128 no re-feed", 571.0, 3.0,
+     lambda m, c: _deeprec(m, c) and int(c.train.refeed_steps) == 0),
+    ("RecBole MultiDAE 600/64 bs2048", 470.0, 3.0,
+     lambda m, c: (type(m).__name__ == "MultDAE" and tuple(m.layers) == (600, 64)
+                   and int(c.train.batch_size) == 2048)),
+    ("Cornac VAECF k=200 [600] batch 100", 296.0, None,
+     lambda m, c: (type(m).__name__ == "MultVAE" and tuple(m.layers) == (600, 200)
+                   and int(c.train.batch_size) == 100)),
+)
+
+
+def _deeprec(model, config) -> bool:
+  return (type(model).__name__ == "DeepAE" and tuple(model.layers) == (512, 512, 1024)
+          and int(config.train.batch_size) == 128 and model.activation == "selu")
+
+
+def median_time(fn, *args, steps: int, carry: bool = False):
+  """``(median seconds, last output)`` of ``steps`` calls of ``fn(*args)`` after a warm-up call,
+  one sync per call; ``carry``: each call gets the previous output's first element as its first
+  argument (a donated train state)."""
+  import statistics  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  out = fn(*args)
+  jax.block_until_ready(out)
+  times = []
+  for _ in range(steps):
+    if carry:
+      args = (out[0],) + tuple(args[1:])
+    t = time.perf_counter()
+    out = fn(*args)
+    jax.block_until_ready(out)
+    times.append(time.perf_counter() - t)
+  return statistics.median(times), out
 
 
 def malloc_mode() -> str:

@@ -28,7 +28,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from bench.harness import (build_engine, malloc_mode, peak_memory, reexec_with_hugepages,
+from bench.harness import (ANCHORS, build_engine, malloc_mode, peak_memory, reexec_with_hugepages,
                            time_topn, time_training)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
@@ -49,27 +49,8 @@ _HUGEPAGES = flags.DEFINE_bool(
     "buffers do not page-fault 4 KiB at a time")
 flags.mark_flags_as_required(["config"])
 
-# Peer figures measured on this kind of CPU machine (../shared/ANCHORS.md), Gowalla, and the
-# targets of issue 7 as ratios: (name, predicate on the run, peer rows/s, target ratio).
-ANCHORS = (
-    ("DeepRecommender 40981-512-512-1024 bs128 re-feed 1", 292.0, 2.0,
-     lambda m, c: _deeprec(m, c) and int(c.train.refeed_steps) == 1),
-    ("DeepRecommender 40981-512-512-1024 bs128 no re-feed", 571.0, 3.0,
-     lambda m, c: _deeprec(m, c) and int(c.train.refeed_steps) == 0),
-    ("RecBole MultiDAE 600/64 bs2048", 470.0, 3.0,
-     lambda m, c: (type(m).__name__ == "MultDAE" and tuple(m.layers) == (600, 64)
-                   and int(c.train.batch_size) == 2048)),
-    ("Cornac VAECF k=200 [600] batch 100", 296.0, None,
-     lambda m, c: (type(m).__name__ == "MultVAE" and tuple(m.layers) == (600, 200)
-                   and int(c.train.batch_size) == 100)),
-)
 GOWALLA_EVAL_TARGET_S = 5.0       # full-ranking top-20 of all 29,858 Gowalla users
 GOWALLA_LOAD_TARGET_S = 0.3       # train.txt -> CSR
-
-
-def _deeprec(model, config) -> bool:
-  return (type(model).__name__ == "DeepAE" and tuple(model.layers) == (512, 512, 1024)
-          and int(config.train.batch_size) == 128 and model.activation == "selu")
 
 
 @dataclasses.dataclass

@@ -23,9 +23,6 @@ each jitted and alone (median of ``--steps`` calls after a warm-up, one sync per
 
 from __future__ import annotations
 
-import statistics
-import time
-
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -36,21 +33,6 @@ _BATCH = flags.DEFINE_integer("batch_size", 1024, "rows per step")
 _DTYPE = flags.DEFINE_string("dtype", "bfloat16", "compute dtype")
 _STEPS = flags.DEFINE_integer("steps", 30, "timed calls per part (median)")
 _SCALE = flags.DEFINE_float("scale", 0.1, "fraction of the size's rows generated (batches only)")
-
-
-def _median_time(fn, *args, steps: int, carry: bool = False):
-  import jax  # pylint: disable=import-outside-toplevel
-  out = fn(*args)
-  jax.block_until_ready(out)
-  times = []
-  for _ in range(steps):
-    if carry:
-      args = (out[0],) + tuple(args[1:])
-    t = time.perf_counter()
-    out = fn(*args)
-    jax.block_until_ready(out)
-    times.append(time.perf_counter() - t)
-  return statistics.median(times), out
 
 
 def main(argv):
@@ -78,7 +60,7 @@ def main(argv):
     engine = harness.build_engine(c, n_rows, n, max(1, n_rows // _BATCH.value))
     b = engine.put(batch)
     fn = engine.train_step.lower(engine.state, b).compile()
-    t, out = _median_time(fn, engine.state, b, steps=steps, carry=True)
+    t, out = harness.median_time(fn, engine.state, b, steps=steps, carry=True)
     return t, out[0]                     # the state after the timed steps (the first is donated)
 
   d = int(c.model.layers[0])
@@ -109,9 +91,9 @@ def main(argv):
   }
   one_flops = 2.0 * _BATCH.value * d * n
   dec_flops = 3 * one_flops
-  t_dec, _ = _median_time(jax.jit(decoder), z, g, w, steps=steps)
-  t_parts = {name: _median_time(fn, z, g, wc, steps=steps)[0] for name, fn in parts.items()}
-  t_cast, _ = _median_time(jax.jit(lambda a: a.astype(dt)), w, steps=steps)
+  t_dec, _ = harness.median_time(jax.jit(decoder), z, g, w, steps=steps)
+  t_parts = {name: harness.median_time(fn, z, g, wc, steps=steps)[0] for name, fn in parts.items()}
+  t_cast, _ = harness.median_time(jax.jit(lambda a: a.astype(dt)), w, steps=steps)
 
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
@@ -123,7 +105,7 @@ def main(argv):
     return (optax.apply_updates(p, upd), o)
 
   adam_fn = jax.jit(lambda st, gr: (adam(st, gr),), donate_argnums=0)   # out[0]: the state
-  t_opt, _ = _median_time(adam_fn, (params, opt_state), grads, steps=steps, carry=True)
+  t_opt, _ = harness.median_time(adam_fn, (params, opt_state), grads, steps=steps, carry=True)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   opt_bytes = n_params * 4 * 7          # read p, g, m, v; write p, m, v (float32)
 
