@@ -10,6 +10,8 @@ on every layer but the output, which gives multinomial logits over the columns. 
   at train time (``z = mu`` at eval), decoder ``200 -> 600 -> n``; the per-row KL divergence to
   N(0, I) is returned as ``"kl"``.
 
+With ``layers=(200,)`` (the Gowalla configs): ``n -> 200 -> n`` and ``n -> (mu, logvar) 200 -> n``.
+
 Outputs: ``"logits"``, ``"recon"`` (= logits, the ranking scores), ``"code"`` (the DAE code / the
 VAE's mu). Kernels are Xavier-uniform and biases truncated-normal(0.001), as in vae_cf. The VAE draws
 its noise from the "dropout" rng stream.
