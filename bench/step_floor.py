@@ -5,12 +5,13 @@ r"""A layered autoencoder's train step against the sum of its parts, each timed 
 The step (as ``bench.run`` builds and times it) is set beside what it is made of, each part jitted
 and timed alone (median of ``--steps`` calls after a warm-up):
 
-  * every matrix product of the step, from the model's layer chain and the step's path
+  * every dense matrix product of the step, from the model's layer chain and the step's path
     (``bench.flops``): per dense layer ``a -> b`` and pass the forward ``[B, a] @ [a, b]``, the
     weight gradient ``[B, a]^T @ [B, b]`` and, but for the first layer, the input gradient
-    ``[B, b] @ [a, b]^T``; a sparse first layer's embedding-bag is not a product and is left out
-    (its time is part of the remainder); each dense re-feeding pass adds the products of a pass
-    with a dense input;
+    ``[B, b] @ [a, b]^T``; a sparse first layer's embedding-bag and an output layer the loss reads
+    at the batch's entries only are gathers, left out (their time is part of the remainder), but
+    for the dense forward a re-feed pass needs; each dense re-feeding pass adds the products of a
+    pass with a dense input;
   * the optimizer's update of a params-sized pytree (the config's optimizer, state donated), once
     per update of the step (``1 + refeed_steps``).
 
@@ -32,17 +33,26 @@ _STEPS = flags.DEFINE_integer("steps", 20, "timed calls per part (median)")
 flags.mark_flags_as_required(["config"])
 
 
-def products(chain: list[tuple[int, int]], batch: int, sparse_input: bool, refeed_steps: int
-             ) -> list[tuple[str, tuple[int, int, int], str]]:
-  """The step's matrix products as ``(label, (m, k, n), kind)``, kind "nn" (``x @ W``), "tn"
-  (``x^T @ g``) or "nt" (``g @ W^T``), in the order the step runs them (bench.flops' path;
-  output layers computed at the entries only are not handled)."""
+def products(chain: list[tuple[int, int]], batch: int, sparse_input: bool, entry_output: bool,
+             refeed_steps: int) -> list[tuple[str, tuple[int, int, int], str]]:
+  """The step's dense matrix products as ``(label, (m, k, n), kind)``, kind "nn" (``x @ W``),
+  "tn" (``x^T @ g``) or "nt" (``g @ W^T``), in the order the step runs them, on the path
+  ``bench.flops.step_flops`` counts: a sparse first layer (embedding-bag) and an output layer
+  read at the batch's entries only (``entry_output``) are gathers, not products; with re-feeding
+  the latter still makes the dense forward the re-fed input is."""
   out = []
-  passes = [("pass 1", sparse_input)] + [(f"re-feed {t + 1}", False) for t in range(refeed_steps)]
-  for name, sparse in passes:
+  last = len(chain) - 1
+  passes = [("pass 1", sparse_input, entry_output)] + [
+      (f"re-feed {t + 1}", False, False) for t in range(refeed_steps)]
+  for name, sparse, at_entries in passes:
     for i, (a, b) in enumerate(chain):
       if i == 0 and sparse:
         continue                                   # the embedding-bag: not a product
+      if i == last and at_entries:
+        if refeed_steps:
+          out.append((f"{name} layer {i} {a}->{b} forward (dense, for the re-feed)", (batch, a, b),
+                      "nn"))
+        continue                                   # the loss's gathered columns: not a product
       out.append((f"{name} layer {i} {a}->{b} forward", (batch, a, b), "nn"))
       out.append((f"{name} layer {i} weight gradient", (a, batch, b), "tn"))
       if i > 0:
@@ -85,7 +95,10 @@ def main(argv):
           "nt": lambda m, k, n_: ((m, k), (n_, k), (((1,), (1,)), ((), ())))}
   timed: dict[tuple, float] = {}
   t_mm, f_mm = 0.0, 0.0
-  for label, (m, k, n_), kind in products(chain, bs, bool(c.model.get("sparse_input")), refeed):
+  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
+  at_entries = step_lib.entry_output(engine.model, c)
+  for label, (m, k, n_), kind in products(chain, bs, bool(c.model.get("sparse_input")), at_entries,
+                                          refeed):
     key = ((m, k, n_), kind)
     if key not in timed:
       sa, sb, dn = dims[kind](m, k, n_)

@@ -65,20 +65,23 @@ def test_step_floor_prints_the_step_and_its_parts():
   out = _module("bench.step_floor", "--config=configs/deeprec_netflix.py", "--size=smoke",
                 "--steps=1")
   for name in ("train step (bench.run's)", "pass 1 layer 1", "re-feed 1 layer 0", "input gradient",
+               "forward (dense, for the re-feed)",
                "matrix products (sum of the above)", "optimizer update (momentum",
                "parts' sum (products + updates)"):
     assert name in out, f"{name!r} missing from:\n{out}"
   assert "pass 1 layer 0" not in out            # the sparse first layer is not a product
 
 
-def test_step_floor_products_are_the_flop_count_but_the_embedding_bag():
+def test_step_floor_products_are_the_flop_count_but_the_gathers():
   from bench.flops import StepShape, step_flops
   from bench.step_floor import products
   chain = [(10, 4), (4, 10)]
-  for sparse, refeed in ((True, 0), (True, 1), (False, 2)):
-    got = sum(2.0 * m * k * n for _, (m, k, n), _ in products(chain, 3, sparse, refeed))
+  for sparse, entries, refeed in ((True, False, 0), (True, False, 1), (False, False, 2),
+                                  (True, True, 0), (True, True, 1), (False, True, 1)):
+    got = sum(2.0 * m * k * n for _, (m, k, n), _ in products(chain, 3, sparse, entries, refeed))
     bag = 2 * (2.0 * 6 * 4) if sparse else 0.0      # forward + weight gradient over 6 nonzeros
-    assert got + bag == step_flops(chain, StepShape(3, 6, sparse, False, refeed))
+    gathered = 3 * (2.0 * 6 * 4) if entries else 0.0   # the output at the 6 entries, x3
+    assert got + bag + gathered == step_flops(chain, StepShape(3, 6, sparse, entries, refeed))
 
 
 def test_smoke_rejects_unknown_size():
