@@ -56,6 +56,32 @@ def median_time(fn, *args, steps: int, carry: bool = False):
   return statistics.median(times), out
 
 
+def time_update(tx, params, steps: int) -> float:
+  """Median seconds of one ``tx`` update of ``params`` (gradients 1e-3 everywhere; params and
+  optimizer state donated, as in a train step), after a warm-up call."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  # Plain single-device arrays: the update's outputs then match its inputs (no recompile).
+  params = jax.tree.map(jnp.asarray, jax.device_get(params))
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), params)
+
+  def update(state, g):
+    p, o = state
+    upd, o = tx.update(g, o, p)
+    return ((jax.tree.map(lambda a, u: a + u, p, upd), o),)   # out[0]: the state, carried
+
+  fn = jax.jit(update, donate_argnums=0)
+  return median_time(fn, (params, tx.init(params)), grads, steps=steps, carry=True)[0]
+
+
+def print_parts(title: str, rows: list[tuple[str, float, str]]) -> None:
+  """``title``, then one line per ``(name, seconds, note)``: the name, milliseconds, the note."""
+  print(title)
+  w0 = max(len(r[0]) for r in rows)
+  for name, t, note in rows:
+    print(f"{name:<{w0}}  {t * 1e3:9.2f} ms  {note}")
+
+
 def malloc_mode() -> str:
   """How glibc's malloc was tuned for this process (shown in the table header)."""
   tun = os.environ.get("GLIBC_TUNABLES", "")

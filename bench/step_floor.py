@@ -85,9 +85,7 @@ def main(argv):
                                .epoch(0))))
   step = engine.train_step.lower(engine.state, batch).compile()
   t_step, out = harness.median_time(step, engine.state, batch, steps=steps, carry=True)
-  # Plain single-device arrays: the update's outputs then match its inputs (no recompile).
-  params = jax.tree.map(jnp.asarray, jax.device_get(out[0].params))
-  del out
+  params = out[0].params
   rows = [("train step (bench.run's)", t_step, f"{bs / t_step:,.0f} rows/s")]
 
   dims = {"nn": lambda m, k, n_: ((m, k), (k, n_), (((1,), (0,)), ((), ()))),
@@ -113,15 +111,7 @@ def main(argv):
                f"{f_mm / 1e9:.1f} GFLOP at {f_mm / t_mm / 1e9:,.0f} GFLOP/s"))
 
   tx = optim_lib.make_optimizer(c.optim, spe, int(c.train.epochs), 1 + refeed)
-  grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), params)
-
-  def update(state, g):
-    p, o = state
-    upd, o = tx.update(g, o, p)
-    return ((jax.tree.map(lambda a, u: a + u, p, upd), o),)
-
-  update_fn = jax.jit(update, donate_argnums=0)
-  t_opt, _ = harness.median_time(update_fn, (params, tx.init(params)), grads, steps=steps, carry=True)
+  t_opt = harness.time_update(tx, params, steps)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   rows.append((f"optimizer update ({c.optim.name}, {n_params / 1e6:.0f}M params) x {1 + refeed}",
                t_opt * (1 + refeed), f"{t_opt * 1e3:.2f} ms each"))
@@ -131,13 +121,11 @@ def main(argv):
                f"{(t_step - floor) * 1e3:.1f} ms beyond them"))
   peak = flops_lib.measure_peak("float32", size=1024)
   dev = jax.devices()[0]
-  print(f"step floor: {c.model.name} {'-'.join(str(a) for a, _ in chain)}-{chain[-1][1]} batch "
-        f"{bs}, re-feed {refeed}, optim {c.optim.name}; {_SIZE.value} {n_rows:,} x {n:,}; "
-        f"{dev.platform}, jax {jax.__version__}; f32 jnp.dot 1024^3 {peak / 1e9:,.0f} GFLOP/s; "
-        f"median of {steps}")
-  w0 = max(len(r[0]) for r in rows)
-  for name, t, note in rows:
-    print(f"{name:<{w0}}  {t * 1e3:9.2f} ms  {note}")
+  harness.print_parts(
+      f"step floor: {c.model.name} {'-'.join(str(a) for a, _ in chain)}-{chain[-1][1]} batch "
+      f"{bs}, re-feed {refeed}, optim {c.optim.name}; {_SIZE.value} {n_rows:,} x {n:,}; "
+      f"{dev.platform}, jax {jax.__version__}; f32 jnp.dot 1024^3 {peak / 1e9:,.0f} GFLOP/s; "
+      f"median of {steps}", rows)
   for name, peer, ratio, match in harness.ANCHORS:
     if ratio and _SIZE.value == "gowalla" and match(engine.model, c):   # the peers ran on Gowalla
       allowed = bs / (ratio * peer)

@@ -16,8 +16,9 @@ each jitted and alone (median of ``--steps`` calls after a warm-up, one sync per
     and backward by autodiff from the float32 master kernel (its casts included) -- FLOPs over time
     is the decoder's fraction of the device's matmul peak (``jnp.dot`` 8192^3 measured in the same
     run, and the data sheet);
-  * Adam's update of a params-sized pytree alone (optax.adam + apply_updates, donated): the bytes it
-    must move (read params, grads, both moments; write params and moments) over its time;
+  * Adam's update of a params-sized pytree alone (``bench.harness.time_update``: optax.adam, added
+    to the params, donated): the bytes it must move (read params, grads, both moments; write
+    params and moments) over its time;
   * the float32 -> ``dtype`` cast of the two big kernels (what a bf16 step reads its weights through).
 """
 
@@ -95,17 +96,7 @@ def main(argv):
   t_parts = {name: harness.median_time(fn, z, g, wc, steps=steps)[0] for name, fn in parts.items()}
   t_cast, _ = harness.median_time(jax.jit(lambda a: a.astype(dt)), w, steps=steps)
 
-  tx = optax.adam(1e-3)
-  opt_state = tx.init(params)
-  grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), params)
-
-  def adam(state, grads):
-    p, o = state
-    upd, o = tx.update(grads, o, p)
-    return (optax.apply_updates(p, upd), o)
-
-  adam_fn = jax.jit(lambda st, gr: (adam(st, gr),), donate_argnums=0)   # out[0]: the state
-  t_opt, _ = harness.median_time(adam_fn, (params, opt_state), grads, steps=steps, carry=True)
+  t_opt = harness.time_update(optax.adam(1e-3), params, steps)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   opt_bytes = n_params * 4 * 7          # read p, g, m, v; write p, m, v (float32)
 
@@ -126,14 +117,11 @@ def main(argv):
                f"{w.size * (4 + jnp.dtype(dt).itemsize) / t_cast / 1e9:.0f} GB/s"))
   rows.append((f"Adam update alone ({n_params / 1e6:.0f}M params)", t_opt,
                f"{opt_bytes / t_opt / 1e9:.0f} GB/s of the {opt_bytes / 1e9:.1f} GB it must move"))
-  print(f"step parts: {c.model.name} {n}-{d}-{n} {_DTYPE.value}, batch {_BATCH.value}, loss "
-        f"{', '.join(f'{k}={v:g}' for k, v in c.loss.items())}; {dev.platform} {dev.device_kind}, "
-        f"jax {jax.__version__}; {_DTYPE.value} jnp.dot {8192 if dev.platform != 'cpu' else 1024}^3 "
-        f"{peak_meas / 1e12:.3g} TFLOP/s; "
-        f"{how}; median of {steps}")
-  w0 = max(len(r[0]) for r in rows)
-  for name, t, note in rows:
-    print(f"{name:<{w0}}  {t * 1e3:8.2f} ms  {note}")
+  harness.print_parts(
+      f"step parts: {c.model.name} {n}-{d}-{n} {_DTYPE.value}, batch {_BATCH.value}, loss "
+      f"{', '.join(f'{k}={v:g}' for k, v in c.loss.items())}; {dev.platform} {dev.device_kind}, "
+      f"jax {jax.__version__}; {_DTYPE.value} jnp.dot {8192 if dev.platform != 'cpu' else 1024}^3 "
+      f"{peak_meas / 1e12:.3g} TFLOP/s; {how}; median of {steps}", rows)
 
 
 if __name__ == "__main__":
