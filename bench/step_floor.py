@@ -69,8 +69,12 @@ def main(argv):
   from bench import sizes  # pylint: disable=import-outside-toplevel
   from jaxae.data.batching import BatchIterator  # pylint: disable=import-outside-toplevel
   from jaxae.training import optim as optim_lib  # pylint: disable=import-outside-toplevel
+  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
 
   c = _CONFIG.value
+  if c.model.get("dtype", "float32") != "float32":
+    raise SystemExit(f"error: bench.step_floor times float32 products; config.model.dtype is "
+                     f"{c.model.dtype!r}")
   steps = _STEPS.value
   bs = int(c.train.batch_size)
   refeed = int(c.train.refeed_steps)
@@ -93,7 +97,6 @@ def main(argv):
           "nt": lambda m, k, n_: ((m, k), (n_, k), (((1,), (1,)), ((), ())))}
   timed: dict[tuple, float] = {}
   t_mm, f_mm = 0.0, 0.0
-  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
   at_entries = step_lib.entry_output(engine.model, c)
   for label, (m, k, n_), kind in products(chain, bs, bool(c.model.get("sparse_input")), at_entries,
                                           refeed):

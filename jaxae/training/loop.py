@@ -51,8 +51,8 @@ from jaxae.training import checkpoint as ckpt_lib
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
 from jaxae.training import optim as optim_lib
-from jaxae.training import state as state_lib
 from jaxae.training import resume as resume_lib
+from jaxae.training import state as state_lib
 from jaxae.training import step as step_lib
 
 ID_MAPS_FILE = "id_maps.npz"
