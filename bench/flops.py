@@ -91,6 +91,35 @@ def step_flops(chain: list[tuple[int, int]], s: StepShape) -> float:
   return total
 
 
+def step_products(chain: list[tuple[int, int]], batch: int, sparse_input: bool,
+                  entry_output: bool, refeed_steps: int
+                  ) -> list[tuple[str, tuple[int, int, int], str]]:
+  """The step's dense matrix products as ``(label, (m, k, n), kind)``, kind "nn" (``x @ W``),
+  "tn" (``x^T @ g``) or "nt" (``g @ W^T``), in the order the step runs them, on the path
+  :func:`step_flops` counts (``bench.step_floor`` times them): a sparse first layer
+  (embedding-bag) and an output layer read at the batch's entries only (``entry_output``) are
+  gathers, not products; with re-feeding the latter still makes the dense forward the re-fed
+  input is."""
+  out = []
+  last = len(chain) - 1
+  passes = [("pass 1", sparse_input, entry_output)] + [
+      (f"re-feed {t + 1}", False, False) for t in range(refeed_steps)]
+  for name, sparse, at_entries in passes:
+    for i, (a, b) in enumerate(chain):
+      if i == 0 and sparse:
+        continue                                   # the embedding-bag: not a product
+      if i == last and at_entries:
+        if refeed_steps:
+          out.append((f"{name} layer {i} {a}->{b} forward (dense, for the re-feed)", (batch, a, b),
+                      "nn"))
+        continue                                   # the loss's gathered columns: not a product
+      out.append((f"{name} layer {i} {a}->{b} forward", (batch, a, b), "nn"))
+      out.append((f"{name} layer {i} weight gradient", (a, batch, b), "tn"))
+      if i > 0:
+        out.append((f"{name} layer {i} input gradient", (batch, b, a), "nt"))
+  return out
+
+
 def score_flops(chain: list[tuple[int, int]], rows: int, nnz: int, sparse_input: bool) -> float:
   """Model FLOPs of scoring ``rows`` rows over the full catalog (forward only)."""
   total = 0.0

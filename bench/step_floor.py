@@ -33,33 +33,6 @@ _STEPS = flags.DEFINE_integer("steps", 20, "timed calls per part (median)")
 flags.mark_flags_as_required(["config"])
 
 
-def products(chain: list[tuple[int, int]], batch: int, sparse_input: bool, entry_output: bool,
-             refeed_steps: int) -> list[tuple[str, tuple[int, int, int], str]]:
-  """The step's dense matrix products as ``(label, (m, k, n), kind)``, kind "nn" (``x @ W``),
-  "tn" (``x^T @ g``) or "nt" (``g @ W^T``), in the order the step runs them, on the path
-  ``bench.flops.step_flops`` counts: a sparse first layer (embedding-bag) and an output layer
-  read at the batch's entries only (``entry_output``) are gathers, not products; with re-feeding
-  the latter still makes the dense forward the re-fed input is."""
-  out = []
-  last = len(chain) - 1
-  passes = [("pass 1", sparse_input, entry_output)] + [
-      (f"re-feed {t + 1}", False, False) for t in range(refeed_steps)]
-  for name, sparse, at_entries in passes:
-    for i, (a, b) in enumerate(chain):
-      if i == 0 and sparse:
-        continue                                   # the embedding-bag: not a product
-      if i == last and at_entries:
-        if refeed_steps:
-          out.append((f"{name} layer {i} {a}->{b} forward (dense, for the re-feed)", (batch, a, b),
-                      "nn"))
-        continue                                   # the loss's gathered columns: not a product
-      out.append((f"{name} layer {i} {a}->{b} forward", (batch, a, b), "nn"))
-      out.append((f"{name} layer {i} weight gradient", (a, batch, b), "tn"))
-      if i > 0:
-        out.append((f"{name} layer {i} input gradient", (batch, b, a), "nt"))
-  return out
-
-
 def main(argv):
   del argv
   import jax  # pylint: disable=import-outside-toplevel
@@ -98,8 +71,9 @@ def main(argv):
   timed: dict[tuple, float] = {}
   t_mm, f_mm = 0.0, 0.0
   at_entries = step_lib.entry_output(engine.model, c)
-  for label, (m, k, n_), kind in products(chain, bs, bool(c.model.get("sparse_input")), at_entries,
-                                          refeed):
+  sparse_input = bool(c.model.get("sparse_input"))
+  for label, (m, k, n_), kind in flops_lib.step_products(chain, bs, sparse_input, at_entries,
+                                                         refeed):
     key = ((m, k, n_), kind)
     if key not in timed:
       sa, sb, dn = dims[kind](m, k, n_)

@@ -73,12 +73,12 @@ def test_step_floor_prints_the_step_and_its_parts():
 
 
 def test_step_floor_products_are_the_flop_count_but_the_gathers():
-  from bench.flops import StepShape, step_flops
-  from bench.step_floor import products
+  from bench.flops import StepShape, step_flops, step_products
   chain = [(10, 4), (4, 10)]
   for sparse, entries, refeed in ((True, False, 0), (True, False, 1), (False, False, 2),
                                   (True, True, 0), (True, True, 1), (False, True, 1)):
-    got = sum(2.0 * m * k * n for _, (m, k, n), _ in products(chain, 3, sparse, entries, refeed))
+    got = sum(2.0 * m * k * n
+              for _, (m, k, n), _ in step_products(chain, 3, sparse, entries, refeed))
     bag = 2 * (2.0 * 6 * 4) if sparse else 0.0      # forward + weight gradient over 6 nonzeros
     gathered = 3 * (2.0 * 6 * 4) if entries else 0.0   # the output at the 6 entries, x3
     assert got + bag + gathered == step_flops(chain, StepShape(3, 6, sparse, entries, refeed))
