@@ -346,6 +346,16 @@ class _Run:
       out.update({k: float(v) for k, v in ev.run(ctx).items()})
     return out
 
+  def restore(self, target):
+    """The newest good checkpoint as ``(state, step, saved JSON items)`` (None: none), once it is
+    known to come from this run's data, model and seed (:func:`resume.check_same_run`)."""
+    restored = self.ckpt.restore_good(target, warn=self.warn)
+    if restored is not None:
+      _, step, saved = restored
+      resume_lib.check_same_run(saved["config"], saved["dataset_info"], self.config, self.info,
+                                f"{self.ckpt.directory}/{step}")
+    return restored
+
   def log(self, text: str) -> None:
     if self.is_main:
       print(text, flush=True)
@@ -415,11 +425,9 @@ def _fit_closed_form(run: _Run) -> dict[str, float]:
       mesh_lib.state_shardings(abstract_state, run.mesh, run.n_cols))
   if run.is_main:
     ckpt_lib.check_free_space(run.workdir, target)
-  restored = run.ckpt.restore_good(target, warn=run.warn)
+  restored = run.restore(target)
   if restored is not None:
-    state, step0, saved = restored
-    resume_lib.check_same_run(saved["config"], saved["dataset_info"], config, run.info,
-                              f"{run.ckpt.directory}/{step0}")
+    state = restored[0]
     run.log(f"restored the fitted {name} model from {run.ckpt.directory}")
   if state is None:
     t0 = time.time()
@@ -485,11 +493,9 @@ def _train(run: _Run) -> dict[str, float]:
   state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
   state = jax.jit(create_state, out_shardings=state_sharding)()
   last_metrics: dict[str, Any] = {}
-  restored = run.ckpt.restore_good(state, warn=run.warn)
+  restored = run.restore(state)
   if restored is not None:
     state, step0, saved = restored
-    resume_lib.check_same_run(saved["config"], saved["dataset_info"], config, run.info,
-                              f"{run.ckpt.directory}/{step0}")
     last_metrics = saved["metrics"]
     run.log(f"resumed from {run.ckpt.directory} at step {step0}")
   elif tc.get("init_from") is not None:

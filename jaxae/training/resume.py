@@ -31,12 +31,8 @@ def _plain(value: Any) -> Any:
 
 
 def _section(config, name: str) -> dict[str, Any]:
-  section = config.get(name) if hasattr(config, "get") else None
-  if section is None:
-    return {}
-  if hasattr(section, "to_dict"):
-    section = section.to_dict()
-  return _plain(dict(section))
+  """``config.<name>`` as JSON-normalized plain data ({} when the config has no such section)."""
+  return _plain(config[name].to_dict()) if name in config else {}
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str,
@@ -65,9 +61,8 @@ def check_same_run(saved_config: dict[str, Any], saved_info: dict[str, Any], con
     where: the checkpoint directory and step, for the message.
   """
   from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
-  saved_data = saved_config.get("data") or {}
-  if "name" in saved_data:
-    saved_data = pipelines.upgrade_saved(ml_collections.ConfigDict(saved_data)).to_dict()
+  saved_data = pipelines.upgrade_saved(
+      ml_collections.ConfigDict(saved_config.get("data") or {})).to_dict()
   diffs = _differences(_plain(saved_data), _section(config, "data"), "config.data",
                        skip=("path",))
   diffs += _differences(_plain(saved_config.get("model") or {}), _section(config, "model"),
