@@ -321,6 +321,31 @@ def test_cdae_user_node_and_corruption():
   assert 0 < kept.sum() < (x != 0).sum()
 
 
+def test_cdae_hidden_activation_and_output_bias_init():
+  x = random_rows(13)
+  rows = jnp.asarray([0, 1, 2, 3])
+  model = build_model(model_config("cdae", hidden_activation="tanh", output_bias_init=-7.0),
+                      N_COLS, N_ROWS)
+  p = jax.tree.map(np.asarray, init(model, jnp.asarray(x), rows))
+  np.testing.assert_array_equal(p["decoder"]["bias"], np.full(N_COLS, -7.0, np.float32))
+  ev = model.apply({"params": p}, jnp.asarray(x), rows=rows, train=False)
+  v = p["user_embedding"]["embedding"][np.asarray(rows)]
+  h = np.tanh(x @ p["encoder"]["kernel"] + p["encoder"]["bias"] + v)
+  np.testing.assert_allclose(np.asarray(ev["code"]), h, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(ev["logits"]),
+                             h @ p["decoder"]["kernel"] + p["decoder"]["bias"], rtol=1e-5, atol=1e-5)
+  # Absent keys are the paper's model: sigmoid hidden, output biases from 0.
+  plain = build_model(model_config("cdae"), N_COLS, N_ROWS)
+  assert (plain.hidden_activation, plain.output_bias_init) == ("sigmoid", 0.0)
+  np.testing.assert_array_equal(np.asarray(init(plain, jnp.asarray(x), rows)["decoder"]["bias"]),
+                                np.zeros(N_COLS, np.float32))
+  for bad in (True, float("nan"), "prior"):
+    with pytest.raises(ConfigError, match="model.output_bias_init"):
+      build_model(model_config("cdae", output_bias_init=bad), N_COLS, N_ROWS)
+  with pytest.raises(ConfigError, match="model.hidden_activation.*'tan'"):
+    build_model(model_config("cdae", hidden_activation="tan"), N_COLS, N_ROWS)
+
+
 def test_mult_vae_latent_kl_and_sampling():
   x = random_rows(12)
   model = build_model(model_config("mult_vae"), N_COLS, N_ROWS)

@@ -18,7 +18,9 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             input_dropout (denoising of the input entries at train time)
   autorec:  hidden; optional sparse_input, dtype, and encoder ("sigmoid") / decoder ("identity"),
             which the paper fixes
-  cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype
+  cdae:     hidden, corruption, output ("sigmoid" | "identity"); optional sparse_input, dtype,
+            hidden_activation (absent = "sigmoid", the paper's), output_bias_init (the output
+            biases' starting value; absent = 0)
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
   kernel_ae: hidden (list of hidden sizes), kernel_dim, activation; optional sparse_input, dtype,
             weight_init ("glorot", the authors' | "small"; absent = "glorot")
@@ -40,6 +42,7 @@ An optional key that is absent means: sparse_input False, dtype "float32".
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -152,15 +155,22 @@ def _build_autorec(cfg, n_cols: int, n_rows: int) -> AutoRec:
 
 
 def _build_cdae(cfg, n_cols: int, n_rows: int) -> CDAE:
-  _check_keys(cfg, "cdae", ("hidden", "corruption", "output"), _GRADIENT_OPTIONAL)
+  _check_keys(cfg, "cdae", ("hidden", "corruption", "output"),
+              _GRADIENT_OPTIONAL + ("hidden_activation", "output_bias_init"))
   _check_sparse_input(cfg)
   if cfg["output"] not in OUTPUTS:
     raise ConfigError(f"config.model.output: unknown CDAE output {cfg['output']!r}; known: "
                       f"{', '.join(OUTPUTS)}")
   if n_rows <= 0:
     raise ConfigError(f"cdae needs the number of rows for its per-user node, got n_rows={n_rows}")
+  bias0 = cfg["output_bias_init"] if "output_bias_init" in cfg else 0.0
+  if isinstance(bias0, bool) or not isinstance(bias0, (int, float)) or not math.isfinite(bias0):
+    raise ConfigError(f"config.model.output_bias_init: expected a finite number, got {bias0!r}")
   return CDAE(n_cols=n_cols, n_rows=n_rows, hidden=_pos_int(cfg, "hidden"),
-              corruption=_prob(cfg, "corruption"), output=cfg["output"], dtype=_dtype(cfg))
+              corruption=_prob(cfg, "corruption"), output=cfg["output"], dtype=_dtype(cfg),
+              hidden_activation=(_activation(cfg, "hidden_activation")
+                                 if "hidden_activation" in cfg else "sigmoid"),
+              output_bias_init=float(bias0))
 
 
 def _mult_builder(cls, name: str):

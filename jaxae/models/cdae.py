@@ -5,6 +5,14 @@ at train time (each entry / stored nonzero dropped with probability ``corruption
 scaled by ``1 / (1 - q)``), and a per-row (user) vector ``V_u`` joins the hidden layer, so the model
 needs the batch rows' indices (``rows``) and the row count ``n_rows``. ``output`` is "sigmoid" (the
 paper's choice for implicit feedback, trained with the "bce" loss on ``logits``) or "identity".
+
+``hidden_activation`` is the paper's sigmoid by default (any name of ``layers.ACTIVATIONS``).
+``output_bias_init`` is the value every output bias starts at (default 0, sigmoid(0) = 0.5). With the
+"bce" loss over a whole catalog of which a row holds a few entries, a start at about the log-odds of
+the data's density, ``log(p / (1 - p))`` with ``p = nnz / (rows * cols)`` (-7.3 on Gowalla), makes
+the first outputs the base rate; from 0, Adam moves each bias by about the learning rate per step, so
+the first thousands of steps push every output down through the hidden layer instead: on Gowalla the
+hidden units saturated alike and the model ranked by popularity (docs/results.md).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ OUTPUTS = ("sigmoid", "identity")
 
 class CDAE(nn.Module):
   """Attributes: ``n_cols``, ``n_rows`` (rows with a user node), ``hidden``, ``corruption`` (q),
-  ``output`` ("sigmoid" | "identity"), ``dtype`` compute dtype name."""
+  ``output`` ("sigmoid" | "identity"), ``dtype`` compute dtype name, ``hidden_activation``,
+  ``output_bias_init`` (see the module docstring)."""
 
   n_cols: int
   n_rows: int
@@ -32,6 +41,8 @@ class CDAE(nn.Module):
   corruption: float
   output: str = "sigmoid"
   dtype: str = "float32"
+  hidden_activation: str = "sigmoid"
+  output_bias_init: float = 0.0
 
   trainable: ClassVar[bool] = True
 
@@ -44,7 +55,9 @@ class CDAE(nn.Module):
     self.encoder = L.Dense(self.n_cols, self.hidden, dtype=cdt, name="encoder")
     self.user_embedding = nn.Embed(self.n_rows, self.hidden, embedding_init=L.xavier_uniform,
                                    param_dtype=jnp.float32, dtype=cdt, name="user_embedding")
-    self.decoder = L.Dense(self.hidden, self.n_cols, dtype=cdt, name="decoder")
+    self.decoder = L.Dense(self.hidden, self.n_cols, dtype=cdt,
+                           bias_init=nn.initializers.constant(self.output_bias_init),
+                           name="decoder")
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
@@ -53,7 +66,8 @@ class CDAE(nn.Module):
         raise JaxaeError("cdae needs `rows` (the batch rows' indices) for its per-user node")
       rows = x.rows
     y = self.corrupt(x, deterministic=not train)
-    code = jax.nn.sigmoid(self.encoder(y) + self.user_embedding(rows))
+    act = L.get_activation(self.hidden_activation, key="model.hidden_activation")
+    code = act(self.encoder(y) + self.user_embedding(rows))
     logits = self.decoder(code).astype(jnp.float32)
     recon = jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
     return {"logits": logits, "recon": recon, "code": code.astype(jnp.float32)}
