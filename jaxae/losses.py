@@ -9,7 +9,9 @@ padding rows. Padding rows contribute nothing and are not counted in any normali
                entries (NVIDIA DeepRecommender's MSEloss / num_ratings)
   mse          mean of (recon - target)^2 over all entries of real rows (rows * cols)
   bce          binary cross-entropy of ``logits`` vs target, summed over columns, mean over real rows
-               (CDAE's per-user loss averaged over users)
+               (CDAE's per-user loss averaged over users). Over a sparse catalog, start the output
+               biases near the density's log-odds (CDAE's ``model.output_bias_init``): from 0 the
+               model can spend its hidden layer on pushing every output down (docs/results.md)
   multinomial  -sum(log_softmax(logits) * target) per row, mean over real rows (Liang et al. 2018)
   kl           the model's per-row ``kl``, mean over real rows; its weight is annealed by
                :func:`kl_weight` (``config.loss_anneal``)
