@@ -163,14 +163,17 @@ def _build_cdae(cfg, n_cols: int, n_rows: int) -> CDAE:
                       f"{', '.join(OUTPUTS)}")
   if n_rows <= 0:
     raise ConfigError(f"cdae needs the number of rows for its per-user node, got n_rows={n_rows}")
-  bias0 = cfg["output_bias_init"] if "output_bias_init" in cfg else 0.0
-  if isinstance(bias0, bool) or not isinstance(bias0, (int, float)) or not math.isfinite(bias0):
-    raise ConfigError(f"config.model.output_bias_init: expected a finite number, got {bias0!r}")
+  extra = {}                         # absent keys: the module's defaults, the paper's model
+  if "hidden_activation" in cfg:
+    extra["hidden_activation"] = _activation(cfg, "hidden_activation")
+  if "output_bias_init" in cfg:
+    bias0 = cfg["output_bias_init"]
+    if isinstance(bias0, bool) or not isinstance(bias0, (int, float)) or not math.isfinite(bias0):
+      raise ConfigError(f"config.model.output_bias_init: expected a finite number, got {bias0!r}")
+    extra["output_bias_init"] = float(bias0)
   return CDAE(n_cols=n_cols, n_rows=n_rows, hidden=_pos_int(cfg, "hidden"),
               corruption=_prob(cfg, "corruption"), output=cfg["output"], dtype=_dtype(cfg),
-              hidden_activation=(_activation(cfg, "hidden_activation")
-                                 if "hidden_activation" in cfg else "sigmoid"),
-              output_bias_init=float(bias0))
+              **extra)
 
 
 def _mult_builder(cls, name: str):
