@@ -115,6 +115,15 @@ def _prob(cfg, key: str) -> float:
   return float(v)
 
 
+def _finite(cfg, key: str, *, positive: bool = False) -> float:
+  v = cfg[key]
+  if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+      or (positive and v <= 0)):
+    raise ConfigError(f"config.model.{key}: expected a finite number{' > 0' if positive else ''}, "
+                      f"got {v!r}")
+  return float(v)
+
+
 def _activation(cfg, key: str = "activation") -> str:
   L.get_activation(cfg[key], key=f"model.{key}")
   return cfg[key]
@@ -167,10 +176,7 @@ def _build_cdae(cfg, n_cols: int, n_rows: int) -> CDAE:
   if "hidden_activation" in cfg:
     extra["hidden_activation"] = _activation(cfg, "hidden_activation")
   if "output_bias_init" in cfg:
-    bias0 = cfg["output_bias_init"]
-    if isinstance(bias0, bool) or not isinstance(bias0, (int, float)) or not math.isfinite(bias0):
-      raise ConfigError(f"config.model.output_bias_init: expected a finite number, got {bias0!r}")
-    extra["output_bias_init"] = float(bias0)
+    extra["output_bias_init"] = _finite(cfg, "output_bias_init")
   return CDAE(n_cols=n_cols, n_rows=n_rows, hidden=_pos_int(cfg, "hidden"),
               corruption=_prob(cfg, "corruption"), output=cfg["output"], dtype=_dtype(cfg),
               **extra)
@@ -209,13 +215,10 @@ def _build_glocal_k(cfg, n_cols: int, n_rows: int) -> GLocalK:
   if n_rows <= 0:
     raise ConfigError(f"glocal_k needs the number of rows (its global kernel has one weight "
                       f"vector per row), got n_rows={n_rows}")
-  ds = cfg["dot_scale"]
-  if isinstance(ds, bool) or not isinstance(ds, (int, float)) or not 0 < ds < float("inf"):
-    raise ConfigError(f"config.model.dot_scale: expected a finite number > 0, got {ds!r}")
   return GLocalK(n_cols=n_cols, n_rows=n_rows, hidden=_sizes(cfg, "hidden"),
                  kernel_dim=_pos_int(cfg, "kernel_dim"), gk_size=_pos_int(cfg, "gk_size"),
-                 dot_scale=float(ds), activation=_activation(cfg), dtype=_dtype(cfg),
-                 weight_init=_weight_init(cfg))
+                 dot_scale=_finite(cfg, "dot_scale", positive=True), activation=_activation(cfg),
+                 dtype=_dtype(cfg), weight_init=_weight_init(cfg))
 
 
 def needs_all_rows(model) -> bool:
