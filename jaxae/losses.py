@@ -449,7 +449,8 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
   Returns:
     ``(loss, terms)``: ``loss = sum_t weight_t * term_t`` (the kl term's weight times
     ``kl_weight(step, ...)``), and ``terms`` the unweighted value of each term, plus "kl_beta" (the
-    annealed factor) when "kl" is a term.
+    annealed factor) when "kl" is a term. A term of weight 0 is in ``terms`` but not in ``loss``:
+    it gets no gradient pass, and a non-finite value of it does not make the loss non-finite.
   """
   weights = check_loss_config(loss_config, anneal)
   total = jnp.zeros((), jnp.float32)
@@ -476,7 +477,7 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
     if name == "kl":
       beta = kl_weight(step, int(anneal["total_steps"]), float(anneal["beta_cap"]))
       terms["kl_beta"] = beta
-      total = total + weight * beta * value
-    else:
+      value = beta * value
+    if weight:    # a zero-weight term is logged only: no 0 x gradient pass, no 0 x inf = nan
       total = total + weight * value
   return total, terms

@@ -146,3 +146,28 @@ def test_compute_loss_config_errors():
     losses.compute_loss(ConfigDict({"bce": 1.0}), *args)
   with pytest.raises(ConfigError, match="config.loss"):
     losses.compute_loss(ConfigDict({}), *args)
+
+
+def test_compute_loss_zero_weight_term_is_logged_not_differentiated():
+  """A term of weight 0 is reported but is not part of the loss: an infinite l2 value (weight 0)
+  leaves the loss and its gradient finite (0 x inf would be nan), and the gradient equals the one
+  without the term."""
+  target, observed, recon, row_mask = _data(7)
+  params = {"kernel": jnp.asarray([1.0, jnp.inf]), "r": jnp.asarray(recon)}
+
+  def f(p, cfg):
+    outputs = {"recon": p["r"] * p["kernel"][0]}
+    return losses.compute_loss(cfg, outputs, jnp.asarray(target), jnp.asarray(observed),
+                               jnp.asarray(row_mask), {"kernel": p["kernel"]}, 0)
+
+  with_zero = ConfigDict({"masked_mse": 1.0, "l2": 0.0})
+  (loss, terms), grads = jax.value_and_grad(f, has_aux=True)(params, with_zero)
+  (loss_ref, _), grads_ref = jax.value_and_grad(f, has_aux=True)(params,
+                                                                ConfigDict({"masked_mse": 1.0}))
+  assert np.isinf(float(terms["l2"]))
+  assert np.isfinite(float(loss)) and float(loss) == float(loss_ref)
+  for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(g_ref))
+  # The same with a positive weight is not finite: the test would see a 0 x inf.
+  loss_l2, _ = f(params, ConfigDict({"masked_mse": 1.0, "l2": 1.0}))
+  assert not np.isfinite(float(loss_l2))
