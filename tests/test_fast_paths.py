@@ -107,6 +107,34 @@ def test_refused_update_leaves_state_unchanged_and_finite_one_equals_plain():
                host(state.params), host(ref.params))
 
 
+def test_refeed_refuses_an_update_whose_dense_output_is_not_finite():
+  """On the entries path the loss reads the output at the batch's entries only; the dense output
+  re-feeding reads must be finite too, or the update is refused (the state stays bit-identical)."""
+  n_cols = 60
+  inter = tiny_interactions(n_rows=20, n_cols=n_cols, seed=3)
+  config = _config(False, 1, None)
+  model, mesh, state, step = make_engine(config, inter)
+  assert step_lib.entry_output(model, config)
+  batch = first_batch(inter, 8)
+  seen = set(np.asarray(batch.cols)[np.asarray(batch.vals) != 0].tolist())
+  col = min(set(range(n_cols)) - seen)     # a column none of the batch's entries is in
+
+  def poison(path, leaf):    # the output layer's bias at that column: +inf
+    last = path[-1]
+    if getattr(last, "key", None) == "bias" and leaf.shape == (n_cols,):
+      return leaf.at[col].set(jnp.inf)
+    return leaf
+  params = jax.tree_util.tree_map_with_path(poison, state.params)
+  assert sum(int(np.isinf(np.asarray(x)).sum()) for x in jax.tree.leaves(params)) == 1
+  state = state.replace(params=params)
+  before, opt_before = host(state.params), host(state.opt_state)
+  state, metrics = step(state, mesh_lib.put_global(batch, mesh_lib.batch_sharding(mesh)))
+  assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+  assert not bool(metrics["is_finite"])
+  jax.tree.map(np.testing.assert_array_equal, host(state.params), before)
+  jax.tree.map(np.testing.assert_array_equal, host(state.opt_state), opt_before)
+
+
 def _dense_args(batch, n_cols):
   """``(x, target, observed, row_mask, rows, key, step)`` of the plain dense masked-loss path."""
   from jaxae.data.sparse import densify, observed_mask  # pylint: disable=import-outside-toplevel

@@ -27,10 +27,11 @@ from the last layer's input, kernel and bias and the sparse batch (re-fed passes
 "entries" the output is dense but the target is not (every term reads the output at the batch's
 entries and row sums over it).
 
-NaN / Inf guard: every update is applied only when its loss and gradient norm are finite; otherwise
-that update is refused inside the jit (a ``lax.cond`` keeps the previous params and optimizer
-state), so params never become non-finite. The step returns ``metrics["is_finite"]`` (a device bool: every
-pass of the step was finite); the loop accumulates it on the device and reads it only at its
+NaN / Inf guard: every update is applied only when its loss and gradient norm are finite (with
+re-feeding, also the pass's dense output, which re-feeding reads); otherwise that update is
+refused inside the jit (a ``lax.cond`` keeps the previous params and optimizer state), so params
+never become non-finite. The step returns ``metrics["is_finite"]`` (a device bool: every pass of
+the step was finite); the loop accumulates it on the device and reads it only at its
 periodic logging sync, where a False stops training (no per-step host sync).
 """
 
@@ -79,6 +80,17 @@ def _finite(loss: jax.Array, grad_norm: jax.Array) -> jax.Array:
   """True when the loss and the global gradient norm are finite (a NaN/Inf gradient entry makes
   the norm NaN/Inf)."""
   return jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+
+def _output_finite(recon: jax.Array) -> jax.Array:
+  """True when a pass's dense output, which the next re-feed pass reads as input and target, is
+  finite (the entries-path loss reads the output at the batch's entries only).
+
+  The check also makes the output an input of the conditional update: without it XLA keeps the
+  pre-update output layer alive for computing it later, as copies of the layer's kernel (two
+  [hidden, n_items] copies per Deep AE re-feed step; docs/benchmarks.md has the step time with and
+  without them)."""
+  return jnp.isfinite(jnp.sum(recon))
 
 
 def make_loss_fn(model, loss_config, anneal=None, mesh=None) -> Callable:
@@ -155,6 +167,8 @@ def train_step_fn(model, config, n_cols: int, mesh=None
                                             batch.rows, pass_key, state.step)
     grad_norm = optax.tree.norm(grads)
     is_finite = _finite(loss, grad_norm)
+    if refeed_steps:
+      is_finite = is_finite & _output_finite(recon)
     extra = {}
     if with_value_fn:     # L-BFGS: its line search evaluates this batch's loss at other params
       def value_fn(params):
@@ -176,7 +190,7 @@ def train_step_fn(model, config, n_cols: int, mesh=None
         refed_observed = (refed != 0).astype(jnp.float32)
         (r_loss, (_, r_recon)), r_grads = grad_fn(st.params, refed, refed, refed_observed,
                                                   batch.mask, batch.rows, key, state.step)
-        r_ok = _finite(r_loss, optax.tree.norm(r_grads))
+        r_ok = _finite(r_loss, optax.tree.norm(r_grads)) & _output_finite(r_recon)
         return _apply_if_finite(r_ok, st, r_grads), r_recon, r_loss, ok & r_ok
 
       new_state, _, refeed_loss, is_finite = jax.lax.fori_loop(
