@@ -363,7 +363,7 @@ def full_mse_impl(loss_impl, loss_config, *, last_width: int | None, batch_size:
   if impl not in FULL_MSE_IMPLS:
     raise ConfigError(f"config.loss_impl.full_mse: unknown value {impl!r}; known: "
                       f"{', '.join(FULL_MSE_IMPLS)}")
-  terms = list(check_loss_config(loss_config, {"total_steps": 0, "beta_cap": 1.0}))
+  terms = list(active_terms(loss_config, {"total_steps": 0, "beta_cap": 1.0}))
   dense_only = [t for t in terms if t not in SPARSE_TERMS]
   if impl == "entries":
     return "entries"
@@ -428,6 +428,17 @@ def check_loss_config(loss_config, anneal=None) -> dict[str, float]:
   return weights
 
 
+def active_terms(loss_config, anneal=None) -> dict[str, float]:
+  """The terms of ``config.loss`` with a nonzero weight (:func:`check_loss_config`): a term of
+  weight 0 is switched off, neither computed nor reported. ConfigError when every weight is 0."""
+  weights = check_loss_config(loss_config, anneal)
+  active = {name: w for name, w in weights.items() if w}
+  if not active:
+    raise ConfigError(f"config.loss: every term has weight 0 ({', '.join(weights)}); nothing to "
+                      "train")
+  return active
+
+
 def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | SparseBatch,
                  observed: Array | None, row_mask: Array, params: Any, step, *, anneal=None,
                  n_cols: int | None = None) -> tuple[Array, dict[str, Array]]:
@@ -449,10 +460,11 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
   Returns:
     ``(loss, terms)``: ``loss = sum_t weight_t * term_t`` (the kl term's weight times
     ``kl_weight(step, ...)``), and ``terms`` the unweighted value of each term, plus "kl_beta" (the
-    annealed factor) when "kl" is a term. A term of weight 0 is in ``terms`` but not in ``loss``:
-    it gets no gradient pass, and a non-finite value of it does not make the loss non-finite.
+    annealed factor) when "kl" is a term. A term of weight 0 is switched off: it is neither
+    computed nor in ``terms`` (no pass over its inputs, no 0 x gradient, and a non-finite value of
+    it cannot make the loss non-finite).
   """
-  weights = check_loss_config(loss_config, anneal)
+  weights = active_terms(loss_config, anneal)
   total = jnp.zeros((), jnp.float32)
   terms: dict[str, Array] = {}
   sparse = isinstance(target, SparseBatch)
@@ -478,6 +490,5 @@ def compute_loss(loss_config, outputs: Mapping[str, Array], target: Array | Spar
       beta = kl_weight(step, int(anneal["total_steps"]), float(anneal["beta_cap"]))
       terms["kl_beta"] = beta
       value = beta * value
-    if weight:    # a zero-weight term is logged only: no 0 x gradient pass, no 0 x inf = nan
-      total = total + weight * value
+    total = total + weight * value
   return total, terms

@@ -148,10 +148,10 @@ def test_compute_loss_config_errors():
     losses.compute_loss(ConfigDict({}), *args)
 
 
-def test_compute_loss_zero_weight_term_is_logged_not_differentiated():
-  """A term of weight 0 is reported but is not part of the loss: an infinite l2 value (weight 0)
-  leaves the loss and its gradient finite (0 x inf would be nan), and the gradient equals the one
-  without the term."""
+def test_compute_loss_zero_weight_term_is_switched_off():
+  """A term of weight 0 is neither computed nor reported: an infinite l2 value (weight 0) leaves
+  the loss and its gradient finite (0 x inf would be nan), and the gradient equals the one without
+  the term."""
   target, observed, recon, row_mask = _data(7)
   params = {"kernel": jnp.asarray([1.0, jnp.inf]), "r": jnp.asarray(recon)}
 
@@ -164,10 +164,24 @@ def test_compute_loss_zero_weight_term_is_logged_not_differentiated():
   (loss, terms), grads = jax.value_and_grad(f, has_aux=True)(params, with_zero)
   (loss_ref, _), grads_ref = jax.value_and_grad(f, has_aux=True)(params,
                                                                 ConfigDict({"masked_mse": 1.0}))
-  assert np.isinf(float(terms["l2"]))
+  assert set(terms) == {"masked_mse"}
   assert np.isfinite(float(loss)) and float(loss) == float(loss_ref)
   for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
     np.testing.assert_array_equal(np.asarray(g), np.asarray(g_ref))
   # The same with a positive weight is not finite: the test would see a 0 x inf.
   loss_l2, _ = f(params, ConfigDict({"masked_mse": 1.0, "l2": 1.0}))
   assert not np.isfinite(float(loss_l2))
+
+
+def test_every_weight_zero_is_a_config_error():
+  args = ({"recon": jnp.zeros((2, 3))}, jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.ones(2), {}, 0)
+  with pytest.raises(ConfigError, match="every term has weight 0 \\(l2, masked_mse\\)"):
+    losses.compute_loss(ConfigDict({"masked_mse": 0.0, "l2": 0}), *args)
+
+
+def test_a_zero_weight_term_does_not_choose_the_loss_path():
+  """``mse`` at weight 0 is off: masked terms alone take the entries path, as without it."""
+  kw = dict(last_width=8, batch_size=16, refeed_steps=0)
+  assert losses.full_mse_impl(None, ConfigDict({"masked_mse": 1.0}), **kw) == "gram"
+  assert losses.full_mse_impl(None, ConfigDict({"masked_mse": 1.0, "mse": 0.0}), **kw) == "gram"
+  assert losses.full_mse_impl(None, ConfigDict({"masked_mse": 1.0, "mse": 1.0}), **kw) == "dense"

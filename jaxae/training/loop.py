@@ -205,7 +205,7 @@ def check_config(config) -> None:
     if not hasattr(config[name], "keys") or "name" not in config[name]:
       raise ConfigError(f"config.{name}: missing key name")
   if models.is_trainable(config.model):   # a closed-form model (EASE) has no loss to check
-    losses.check_loss_config(config.loss, config.get("loss_anneal"))
+    losses.active_terms(config.loss, config.get("loss_anneal"))
   if "loss_impl" in have and config.loss_impl.full_mse not in losses.FULL_MSE_IMPLS:
     raise ConfigError(f"config.loss_impl.full_mse: unknown value {config.loss_impl.full_mse!r}; "
                       f"known: {', '.join(losses.FULL_MSE_IMPLS)}")
