@@ -5,7 +5,7 @@ Sections (the config is the single source of truth: the library reads these keys
                            the batch order, init and dropout derive from it
   data                     set by each config: `name` picks the pipeline (jaxae.data.pipelines)
   model                    set by each config: `name` picks the model (jaxae.models)
-  loss                     term name -> weight (jaxae.losses)
+  loss                     term name -> weight (jaxae.losses; a weight of 0 switches a term off)
   loss_anneal              KL annealing of Mult-VAE: total_steps (0 = off), beta_cap
   loss_impl                how the loss is computed: full_mse (see below; optional, absent = dense)
   optim, train, eval, mesh see below
