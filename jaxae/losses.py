@@ -46,6 +46,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxae import checks
 from jaxae.data import sparse
 from jaxae.data.sparse import SparseBatch
 from jaxae.errors import ConfigError
@@ -410,10 +411,7 @@ def check_loss_config(loss_config, anneal=None) -> dict[str, float]:
   for name in loss_config.keys():
     if name not in LOSSES:
       raise ConfigError(f"config.loss: unknown loss term {name!r}; known: {', '.join(LOSSES)}")
-    w = loss_config[name]
-    if isinstance(w, bool) or not isinstance(w, (int, float)):
-      raise ConfigError(f"config.loss.{name}: weight must be a number, got {w!r}")
-    weights[name] = float(w)
+    weights[name] = checks.number(loss_config[name], f"loss.{name}", minimum=0.0)
   if "kl" in weights:
     if anneal is None:
       raise ConfigError("config.loss.kl: needs config.loss_anneal (total_steps, beta_cap); pass "

@@ -140,7 +140,7 @@ def test_compute_loss_config_errors():
     losses.compute_loss(ConfigDict({"rmse": 1.0}), *args)
   with pytest.raises(ConfigError, match="loss_anneal"):
     losses.compute_loss(ConfigDict({"masked_mse": 1.0, "kl": 1.0}), *args)
-  with pytest.raises(ConfigError, match="weight must be a number"):
+  with pytest.raises(ConfigError, match=r"config.loss.masked_mse: expected a finite number >= 0, got .one."):
     losses.compute_loss(ConfigDict({"masked_mse": "one"}), *args)
   with pytest.raises(ConfigError, match="'logits'.*recon"):
     losses.compute_loss(ConfigDict({"bce": 1.0}), *args)

@@ -42,11 +42,11 @@ An optional key that is absent means: sparse_input False, dtype "float32".
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import flax.linen as nn
 
+from jaxae import checks
 from jaxae.errors import ConfigError
 from jaxae.models import layers as L
 from jaxae.models import bspm as bspm_lib
@@ -116,12 +116,8 @@ def _prob(cfg, key: str) -> float:
 
 
 def _finite(cfg, key: str, *, positive: bool = False) -> float:
-  v = cfg[key]
-  if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-      or (positive and v <= 0)):
-    raise ConfigError(f"config.model.{key}: expected a finite number{' > 0' if positive else ''}, "
-                      f"got {v!r}")
-  return float(v)
+  return checks.number(cfg[key], f"model.{key}", minimum=0.0 if positive else None,
+                       strict=positive)
 
 
 def _activation(cfg, key: str = "activation") -> str:
@@ -252,12 +248,8 @@ def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
 
 
 def _nonneg(cfg, key: str, integer: bool = False) -> float | int:
-  v = cfg[key]
-  ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-  if isinstance(v, bool) or not ok or not 0 <= v < 2**31 or v != v:
-    kind = "an integer" if integer else "a number"
-    raise ConfigError(f"config.model.{key}: expected {kind} >= 0, got {v!r}")
-  return v
+  return checks.number(cfg[key], f"model.{key}", minimum=0, integer=integer,
+                       maximum=2**31 - 1 if integer else None)
 
 
 def _choice(cfg, key: str, choices: tuple[str, ...]) -> str:

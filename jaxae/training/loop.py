@@ -30,7 +30,6 @@ first bad step and the last good checkpoint, which is left as it was.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxae import checks
 from jaxae import losses
 from jaxae import models
 from jaxae.data.batching import BatchIterator, prefetch
@@ -138,17 +138,8 @@ def _int(cfg, section: str, key: str, minimum: int) -> int:
 
 def _real(cfg, section: str, key: str, minimum: float, *, strict: bool = False,
           maximum: float | None = None) -> float:
-  """A finite number >= ``minimum`` (> with ``strict``, <= ``maximum``) or a ConfigError."""
-  v = cfg[key]
-  ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
-  if ok:
-    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and (
-        maximum is None or v <= maximum)
-  if not ok:
-    bound = f"{'>' if strict else '>='} {minimum:g}" + (
-        f" and <= {maximum:g}" if maximum is not None else "")
-    raise ConfigError(f"config.{section}.{key} must be a finite number {bound}, got {v!r}")
-  return float(v)
+  return checks.number(cfg[key], f"{section}.{key}", minimum=minimum, strict=strict,
+                       maximum=maximum)
 
 
 def _check_values(config) -> None:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxae import checks
 from jaxae.errors import ConfigError
 
 OPTIM_KEYS = ("name", "lr", "momentum", "weight_decay", "clip_norm", "schedule", "milestones",
@@ -32,14 +33,10 @@ def _get(cfg, key: str):
   return cfg[key]
 
 
-def _number(cfg, key: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-  value = _get(cfg, key)
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise ConfigError(f"config.optim.{key} must be a number, got {value!r}")
-  if value < minimum or (strict and value == minimum):
-    op = ">" if strict else ">="
-    raise ConfigError(f"config.optim.{key} must be {op} {minimum}, got {value!r}")
-  return float(value)
+def _number(cfg, key: str, *, minimum: float = 0.0, strict: bool = False,
+            maximum: float | None = None) -> float:
+  return checks.number(_get(cfg, key), f"optim.{key}", minimum=minimum, strict=strict,
+                       maximum=maximum)
 
 
 def make_schedule(optim_config, steps_per_epoch: int, epochs: int,
@@ -110,7 +107,7 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
       raise ConfigError(f"config.optim.{key} is L-BFGS's; optimizer {name!r} has none")
   schedule = make_schedule(optim_config, steps_per_epoch, epochs, updates_per_step)
   weight_decay = _number(optim_config, "weight_decay")
-  momentum = _number(optim_config, "momentum")
+  momentum = _number(optim_config, "momentum", maximum=1.0)
   clip_norm = _get(optim_config, "clip_norm")
   if clip_norm is not None:
     clip_norm = _number(optim_config, "clip_norm", strict=True)

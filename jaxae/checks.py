@@ -1,0 +1,34 @@
+"""The check behind every numeric config value: one rule and one message for the model builders,
+the optimizer, the loss weights and the loop's up-front validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxae.errors import ConfigError
+
+
+def _bound(x) -> str:
+  return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def number(value, name: str, *, minimum=None, strict: bool = False, maximum=None,
+           integer: bool = False) -> float | int:
+  """``value`` as a float (an int with ``integer``) if it is a finite real number (not a bool)
+  ``>= minimum`` (``>`` with ``strict``) and ``<= maximum`` (either bound may be None); else a
+  ConfigError naming ``config.<name>``, what it must be, and the value."""
+  kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+  ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, kinds)
+  if ok:
+    ok = (math.isfinite(value)
+          and (minimum is None or (value > minimum if strict else value >= minimum))
+          and (maximum is None or value <= maximum))
+  if not ok:
+    bounds = ([f"{'>' if strict else '>='} {_bound(minimum)}"] if minimum is not None else [])
+    bounds += [f"<= {_bound(maximum)}"] if maximum is not None else []
+    kind = "an integer" if integer else "a finite number"
+    raise ConfigError(f"config.{name}: expected {kind}"
+                      f"{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")
+  return int(value) if integer else float(value)
