@@ -83,8 +83,9 @@ def _finite(loss: jax.Array, grad_norm: jax.Array) -> jax.Array:
 
 
 def _output_finite(recon: jax.Array) -> jax.Array:
-  """True when a pass's dense output, which the next re-feed pass reads as input and target, is
-  finite (the entries-path loss reads the output at the batch's entries only).
+  """True when a pass's dense output is finite: re-feeding reads it as the next pass's input and
+  target, and the entries-path loss reads it at the batch's entries only (the last re-feed pass's
+  output is checked too: one rule for every pass of a re-feeding step).
 
   The check also makes the output an input of the conditional update: without it XLA keeps the
   pre-update output layer alive for computing it later, as copies of the layer's kernel (two
