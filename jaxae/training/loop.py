@@ -130,10 +130,7 @@ def _check_eval_keys(section) -> None:
 
 
 def _int(cfg, section: str, key: str, minimum: int) -> int:
-  v = cfg[key]
-  if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-    raise ConfigError(f"config.{section}.{key} must be an integer >= {minimum}, got {v!r}")
-  return int(v)
+  return checks.number(cfg[key], f"{section}.{key}", minimum=minimum, integer=True)
 
 
 def _real(cfg, section: str, key: str, minimum: float, *, strict: bool = False,
