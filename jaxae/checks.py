@@ -14,20 +14,22 @@ def _bound(x) -> str:
   return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def number(value, name: str, *, minimum=None, strict: bool = False, maximum=None,
+def number(value, name: str, *, minimum=None, strict: bool = False, maximum=None, below=None,
            integer: bool = False) -> float | int:
   """``value`` as a float (an int with ``integer``) if it is a finite real number (not a bool)
-  ``>= minimum`` (``>`` with ``strict``) and ``<= maximum`` (either bound may be None); else a
-  ConfigError naming ``config.<name>``, what it must be, and the value."""
+  ``>= minimum`` (``>`` with ``strict``), ``<= maximum`` and ``< below`` (each bound may be None);
+  else a ConfigError naming ``config.<name>``, what it must be, and the value."""
   kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
   ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, kinds)
   if ok:
     ok = (math.isfinite(value)
           and (minimum is None or (value > minimum if strict else value >= minimum))
-          and (maximum is None or value <= maximum))
+          and (maximum is None or value <= maximum)
+          and (below is None or value < below))
   if not ok:
     bounds = ([f"{'>' if strict else '>='} {_bound(minimum)}"] if minimum is not None else [])
     bounds += [f"<= {_bound(maximum)}"] if maximum is not None else []
+    bounds += [f"< {_bound(below)}"] if below is not None else []
     kind = "an integer" if integer else "a finite number"
     raise ConfigError(f"config.{name}: expected {kind}"
                       f"{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")

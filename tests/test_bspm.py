@@ -121,7 +121,7 @@ def test_memory_budget_error_states_bytes():
     (dict(idl_beta=-1.0), r"idl_beta: expected a finite number >= 0, got -1.0"),
     (dict(blur_time=float("nan")), r"blur_time: expected a finite number >= 0, got nan"),
     (dict(blur_steps=1.5), r"blur_steps: expected an integer >= 0"),
-    (dict(block_size=0), r"block_size: expected a positive integer"),
+    (dict(block_size=0), r"config.model.block_size: expected an integer >= 1 and < 2147483648, got 0"),
     (dict(factor_dim=37), r"factor_dim=37 must be smaller than min\(rows, items\) = 37"),
     (dict(beta=0.2), r"unknown key\(s\) beta for model 'bspm'"),
 ])

@@ -24,6 +24,7 @@ from jaxae.training import optim
     (3, dict(minimum=0, integer=True), 3),
     (np.int64(7), dict(integer=True), 7),
     (-4.0, {}, -4.0),
+    (0.0, dict(minimum=0.0, below=1.0), 0.0),
 ])
 def test_number_accepts(value, kw, expected):
   out = checks.number(value, "x.key", **kw)
@@ -41,6 +42,7 @@ def test_number_accepts(value, kw, expected):
     (None, {}, r"got None"),
     (1.5, dict(minimum=0, integer=True), r"expected an integer >= 0, got 1.5"),
     (2**31, dict(minimum=0, maximum=2**31 - 1, integer=True), r"<= 2147483647, got 2147483648"),
+    (1.0, dict(minimum=0.0, below=1.0), r"expected a finite number >= 0 and < 1, got 1.0"),
 ])
 def test_number_refuses_naming_the_key(value, kw, message):
   with pytest.raises(ConfigError, match=message):

@@ -104,7 +104,7 @@ def test_global_kernel_changes_the_prediction():
 
 
 @pytest.mark.parametrize("edit,message", [
-    (dict(gk_size=0), r"config.model.gk_size: expected a positive integer"),
+    (dict(gk_size=0), r"config.model.gk_size: expected an integer >= 1 and < 2147483648, got 0"),
     (dict(dot_scale=0.0), r"config.model.dot_scale: expected a finite number > 0"),
     (dict(dot_scale="1"), r"config.model.dot_scale: expected a finite number > 0"),
 ])

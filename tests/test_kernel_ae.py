@@ -93,7 +93,7 @@ def _lbfgs_config(**optim_overrides):
     (dict(schedule="cosine"), r"schedule: lbfgs takes its step from a line search"),
     (dict(weight_decay=0.1), r"lbfgs takes no weight_decay or clip_norm"),
     (dict(clip_norm=1.0), r"lbfgs takes no weight_decay or clip_norm"),
-    (dict(memory_size=0), r"memory_size must be a positive integer"),
+    (dict(memory_size=0), r"config.optim.memory_size: expected an integer >= 1, got 0"),
 ])
 def test_lbfgs_config_errors(edit, message):
   with pytest.raises(ConfigError, match=message):
@@ -199,8 +199,8 @@ def test_lbfgs_restart_every_equals_fresh_optimizer_each_chunk():
 
 
 @pytest.mark.parametrize("edit,message", [
-    (dict(restart_every=-1), r"restart_every must be an integer >= 0"),
-    (dict(restart_every=2.5), r"restart_every must be an integer >= 0"),
+    (dict(restart_every=-1), r"config.optim.restart_every: expected an integer >= 0, got -1"),
+    (dict(restart_every=2.5), r"config.optim.restart_every: expected an integer >= 0, got 2.5"),
     (dict(name="adam", restart_every=5), r"restart_every is L-BFGS's; optimizer 'adam' has none"),
 ])
 def test_lbfgs_restart_every_errors(edit, message):

@@ -148,14 +148,15 @@ def test_nonexistent_path_is_a_data_error(tmp_path):
 @pytest.mark.parametrize("name, key, value, pattern", [
     ("movielens", "split", "u9", r"config.data.split='u9'; known: u1, u2"),
     ("movielens", "orientation", "items", r"config.data.orientation='items'"),
-    ("movielens", "val_fraction", 1.5, r"config.data.val_fraction must be a number in \[0, 1\)"),
+    ("movielens", "val_fraction", 1.5, r"config.data.val_fraction: expected a finite number >= 0 and < 1, got 1.5"),
     ("movielens", "rating_range", 5, r"config.data.rating_range must be \(lo, hi\)"),
     ("netflix", "orientation", "song", r"config.data.orientation='song'"),
     ("lightgcn", "val_fraction", -0.1, r"config.data.val_fraction"),
     ("lightgcn", "binarize_threshold", "4", r"config.data.binarize_threshold"),
     ("lightgcn", "val_split", "users", r"config.data.val_split='users'; known: entries, per_user"),
     ("melon_cf", "synthetic_size", "huge", r"config.data.synthetic_size='huge'"),
-    ("melon_cf", "min_song_count", 0, r"config.data.min_song_count must be an integer >= 1"),
+    ("melon_cf", "split_seed", -1, r"config.data.split_seed: expected an integer >= 0, got -1"),
+    ("melon_cf", "min_song_count", 0, r"config.data.min_song_count: expected an integer >= 1, got 0"),
 ])
 def test_bad_values_name_the_key(name, key, value, pattern):
   with pytest.raises(ConfigError, match=pattern):

@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from jaxae import checks
 from jaxae.data import melon_features
 from jaxae.data import splits
 from jaxae.data import synthetic
@@ -118,22 +119,11 @@ def _choice(cfg, key: str, options) -> Any:
 
 
 def _fraction(cfg, key: str, allow_zero: bool) -> float:
-  value = cfg[key]
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  if ok:
-    value = float(value)
-    ok = (value >= 0.0 if allow_zero else value > 0.0) and value < 1.0
-  if not ok:
-    interval = "[0, 1)" if allow_zero else "(0, 1)"
-    raise ConfigError(f"config.data.{key} must be a number in {interval}, got {cfg[key]!r}")
-  return value
+  return checks.number(cfg[key], f"data.{key}", minimum=0.0, strict=not allow_zero, below=1.0)
 
 
 def _positive_int(cfg, key: str) -> int:
-  value = cfg[key]
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ConfigError(f"config.data.{key} must be an integer >= 1, got {value!r}")
-  return int(value)
+  return checks.number(cfg[key], f"data.{key}", minimum=1, integer=True)
 
 
 def _rating_range(cfg) -> tuple[float, float]:
@@ -299,9 +289,8 @@ def lightgcn(cfg, seed: int) -> Dataset:
   val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
   val_split = _choice(cfg, "val_split", tuple(VAL_SPLITS))
   threshold = cfg.binarize_threshold
-  if threshold is not None and (isinstance(threshold, bool)
-                                or not isinstance(threshold, (int, float))):
-    raise ConfigError(f"config.data.binarize_threshold must be a number or None, got {threshold!r}")
+  if threshold is not None:
+    checks.number(threshold, "data.binarize_threshold")
   if cfg.path is None:
     train_full, test = synthetic_interactions.implicit(seed=seed)
   else:
@@ -343,6 +332,7 @@ def _melon_world(cfg, seed: int, meta_needed_by: str | None = None) -> dict[str,
   ``song_meta.json`` is read from the folder (the file's folder for a file path) when it is there;
   with ``meta_needed_by`` (a pipeline name) its absence is a DataError, raised before any reading.
   """
+  split_seed = checks.number(cfg.split_seed, "data.split_seed", minimum=0, integer=True)
   if cfg.path is None:
     size = cfg.synthetic_size
     if size not in synthetic.SIZES:
@@ -368,9 +358,6 @@ def _melon_world(cfg, seed: int, meta_needed_by: str | None = None) -> dict[str,
     return _checked_world(out)
   if os.path.isdir(path):
     path = os.path.join(path, "train.json")
-  split_seed = cfg.split_seed
-  if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)):
-    raise ConfigError(f"config.data.split_seed must be an integer, got {split_seed!r}")
   full = melon_reader.read_playlists(path)
   outer = kakao_split(full, seed=int(split_seed))
   inner = kakao_split(outer.train, seed=int(split_seed) + 1)

@@ -91,10 +91,7 @@ def _bool(cfg, key: str) -> bool:
 
 
 def _pos_int(cfg, key: str) -> int:
-  v = cfg[key]
-  if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**31:
-    raise ConfigError(f"config.model.{key}: expected a positive integer (< 2**31), got {v!r}")
-  return int(v)
+  return checks.number(cfg[key], f"model.{key}", minimum=1, below=2**31, integer=True)
 
 
 def _sizes(cfg, key: str) -> tuple[int, ...]:
@@ -102,17 +99,14 @@ def _sizes(cfg, key: str) -> tuple[int, ...]:
   if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
     raise ConfigError(f"config.model.{key}: expected a list of layer sizes, got {v!r}")
   v = tuple(v)
-  if not v or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 2**31 for s in v):
-    raise ConfigError(f"config.model.{key}: expected a non-empty list of positive integers "
-                      f"(< 2**31), got {list(v)!r}")
-  return v
+  if not v:
+    raise ConfigError(f"config.model.{key}: expected a non-empty list of layer sizes, got []")
+  return tuple(checks.number(s, f"model.{key}[{i}]", minimum=1, below=2**31, integer=True)
+               for i, s in enumerate(v))
 
 
 def _prob(cfg, key: str) -> float:
-  v = cfg[key]
-  if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-    raise ConfigError(f"config.model.{key}: expected a probability in [0, 1), got {v!r}")
-  return float(v)
+  return checks.number(cfg[key], f"model.{key}", minimum=0.0, below=1.0)
 
 
 def _finite(cfg, key: str, *, positive: bool = False) -> float:
@@ -225,25 +219,22 @@ def needs_all_rows(model) -> bool:
 def _check_max_bytes(cfg) -> None:
   """The closed-form models' optional device-memory budget: a positive int, or None / absent."""
   mb = cfg["max_bytes"] if "max_bytes" in cfg else None
-  if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
-    raise ConfigError(f"config.model.max_bytes: expected a positive integer or None, got {mb!r}")
+  if mb is not None:
+    checks.number(mb, "model.max_bytes", minimum=1, integer=True)
 
 
 def _build_ease(cfg, n_cols: int, n_rows: int) -> EASE:
   del n_rows
   _check_keys(cfg, "ease", ("l2",), ("max_bytes", "solver", "block_size", "sparse_input"))
   _check_sparse_input(cfg)
-  l2 = cfg["l2"]
-  if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
-    raise ConfigError(f"config.model.l2: expected a number >= 0, got {l2!r}")
+  _nonneg(cfg, "l2")
   _check_max_bytes(cfg)
   solver = cfg["solver"] if "solver" in cfg else None
   if solver is not None and solver not in EASE_SOLVERS:
     raise ConfigError(f"config.model.solver: unknown EASE solver {solver!r}; known: "
                       f"{', '.join(EASE_SOLVERS)}")
-  bs = cfg["block_size"] if "block_size" in cfg else None
-  if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0):
-    raise ConfigError(f"config.model.block_size: expected a positive integer or None, got {bs!r}")
+  if cfg.get("block_size") is not None:
+    _pos_int(cfg, "block_size")
   return EASE(n_cols=n_cols)
 
 

@@ -182,9 +182,7 @@ def check_config(config) -> None:
   if unknown:
     raise ConfigError(f"config: unknown key(s) {', '.join(unknown)}; known: "
                       f"{', '.join(TOP_LEVEL_KEYS + OPTIONAL_TOP_LEVEL_KEYS)}")
-  seed = config.seed
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-    raise ConfigError(f"config.seed must be an integer in [0, 2**63), got {seed!r}")
+  checks.number(config.seed, "seed", minimum=0, below=2**63, integer=True)
   for name, expected in SECTION_KEYS.items():
     if name in have:
       _check_exact(config[name], name, expected, OPTIONAL_SECTION_KEYS.get(name, ()))

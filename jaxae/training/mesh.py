@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from jaxae import checks
 from jaxae.errors import ConfigError, JaxaeError
 
 DATA_AXIS = "data"
@@ -34,10 +35,7 @@ _MESH_KEYS = ("data", "model")
 def _mesh_value(mesh_config, key: str) -> int:
   if key not in mesh_config:
     raise ConfigError(f"config.mesh.{key} is missing")
-  value = mesh_config[key]
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise ConfigError(f"config.mesh.{key} must be an integer, got {value!r}")
-  return int(value)
+  return checks.number(mesh_config[key], f"mesh.{key}", integer=True)
 
 
 def make_mesh(mesh_config, devices: list | None = None) -> Mesh:

@@ -143,20 +143,17 @@ def _lbfgs(optim_config) -> optax.GradientTransformationExtraArgs:
   lr = _number(optim_config, "lr", strict=True)
   if "memory_size" not in optim_config:
     raise ConfigError("config.optim.memory_size is missing (L-BFGS keeps that many past updates)")
-  memory = optim_config["memory_size"]
-  if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-    raise ConfigError(f"config.optim.memory_size must be a positive integer, got {memory!r}")
+  memory = checks.number(optim_config["memory_size"], "optim.memory_size", minimum=1,
+                         integer=True)
   if _get(optim_config, "schedule") != "constant":
     raise ConfigError(f"config.optim.schedule: lbfgs takes its step from a line search; use "
                       f"'constant', got {optim_config['schedule']!r}")
   if _number(optim_config, "weight_decay") > 0 or _get(optim_config, "clip_norm") is not None:
     raise ConfigError("config.optim: lbfgs takes no weight_decay or clip_norm (put an l2 term in "
                       "config.loss instead)")
-  tx = optax.lbfgs(learning_rate=lr, memory_size=int(memory))
-  every = optim_config.get("restart_every") or 0
-  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-    raise ConfigError(f"config.optim.restart_every must be an integer >= 0 (0 = never), got "
-                      f"{every!r}")
+  tx = optax.lbfgs(learning_rate=lr, memory_size=memory)
+  every = checks.number(optim_config.get("restart_every") or 0, "optim.restart_every", minimum=0,
+                        integer=True)   # 0 = never
   return restarting(tx, every) if every else tx
 
 
