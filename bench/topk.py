@@ -9,7 +9,7 @@ two-stage blocked top-K kept here for comparison.
 columns (the last padded with -inf), takes the top K of each block, then the top K of those
 candidates (:func:`blocked_top_k`, not used by the library: slower than the group form on every
 device measured); gN takes the top K groups of N columns by their maxima, then the top K of those
-groups' columns (``jaxae.evaluation.topn.top_k`` with ``group=N``). Both are exact: the script checks that every variant
+groups' columns (``jaxae.topk.top_k`` with ``group=N``). Both are exact: the script checks that every variant
 returns the same indices as block 0 on the same random scores (float32, fresh normal draws, some
 columns set to -inf as the evaluator's exclusion does), then times each (median of ``--repeats``
 after a warm-up; a new score matrix per timed call is not needed: top-K reads its input once).
@@ -54,7 +54,7 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from jaxae.evaluation.topn import top_k  # pylint: disable=import-outside-toplevel
+  from jaxae.topk import top_k  # pylint: disable=import-outside-toplevel
 
   rows, cols, k = _ROWS.value, _COLS.value, _K.value
   key = jax.random.PRNGKey(0)

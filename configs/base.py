@@ -14,6 +14,13 @@ Sections (the config is the single source of truth: the library reads these keys
 import ml_collections
 from ml_collections import config_dict
 
+# The top-N evaluator's top K (config.eval.topk_group): 0 = jax.lax.top_k over the whole row; N = the
+# top K groups of N columns by their maxima, then the top K of those groups' columns. Exact (the
+# same columns, ties included); groups of 64 were the fastest measured on a 2-core CPU (3.8x
+# jax.lax.top_k for the top 20 of 40,981 columns, 5.5x for the top 100 of 277,218) and on the H100
+# (12.7x over 277,218): docs/benchmarks.md, `python -m bench.topk`.
+TOPK_GROUP = 64
+
 
 def get_base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -66,11 +73,7 @@ def get_base() -> ml_collections.ConfigDict:
       metric="loss",               # which metric picks the best checkpoint
       metric_mode="min",
       batch_size=1024,
-      # topn: how the top K of a row is found: 0 = jax.lax.top_k over the whole row; N = the top K
-      # groups of N columns by their maxima, then the top K of their columns (exact, the same
-      # result; on a GPU 64 is an order of magnitude faster over a 277k catalog, on a CPU slower:
-      # docs/benchmarks.md)
-      topk_group=0,
+      topk_group=TOPK_GROUP,
   ))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   return c
@@ -94,4 +97,5 @@ def lightgcn_data() -> ml_collections.ConfigDict:
 def topn_eval(k: int = 20) -> ml_collections.ConfigDict:
   """Full-catalog top-N evaluation, the best checkpoint picked by Recall@k (LightGCN definition)."""
   return ml_collections.ConfigDict(dict(
-      evaluators=("topn",), ks=(k,), metric=f"recall@{k}", metric_mode="max", batch_size=1024))
+      evaluators=("topn",), ks=(k,), metric=f"recall@{k}", metric_mode="max", batch_size=1024,
+      topk_group=TOPK_GROUP))

@@ -15,7 +15,8 @@ from jaxae.data.dataset import Dataset, EvalSplit
 from jaxae.data.matrix import Interactions
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation import EvalContext, build_evaluators
-from jaxae.evaluation.topn import TopNEvaluator, top_k
+from jaxae.evaluation.topn import TopNEvaluator
+from jaxae.topk import top_k
 
 
 def _inter(dense) -> Interactions:
@@ -200,7 +201,7 @@ def test_config_errors():
   with pytest.raises(ConfigError, match="exceeds the 6 columns"):
     TopNEvaluator(_cfg([7]), ds, "val")
   for bad in (-1, 2.5, True, "64"):
-    with pytest.raises(ConfigError, match="config.eval.topk_group must be an integer >= 0"):
+    with pytest.raises(ConfigError, match="config.eval.topk_group: expected an integer >= 0, got "):
       TopNEvaluator(_cfg([2], topk_group=bad), ds, "val")
   with pytest.raises(ConfigError, match="config.eval.ks is missing"):
     TopNEvaluator(ml_collections.ConfigDict({"evaluators": ["topn"]}), ds, "val")

@@ -37,7 +37,7 @@ def _check_valid(results, questions, n_songs=100, n_tags=10):
     assert not set(r["tags"]) & set(q["tags"])
 
 
-def _linear_scorer(w: np.ndarray, batch_size=4, num_shards=2):
+def _linear_scorer(w: np.ndarray, batch_size=4, num_shards=2, group=0):
   """model_top_k of a linear 'CF model': scores = densify(query) @ w."""
   n = w.shape[0]
   wj = jnp.asarray(w, jnp.float32)
@@ -46,7 +46,7 @@ def _linear_scorer(w: np.ndarray, batch_size=4, num_shards=2):
   def score_fn(batch):
     return densify(batch, n) @ wj
 
-  return model_top_k(score_fn, batch_size=batch_size, num_shards=num_shards)
+  return model_top_k(score_fn, batch_size=batch_size, num_shards=num_shards, group=group)
 
 
 class _FixedRanking:
@@ -66,14 +66,15 @@ class _FixedRanking:
 
 
 # ------------------------------------------------------------------------------ model_top_k
-def test_model_top_k_matches_numpy_and_excludes():
+@pytest.mark.parametrize("group", [0, 2])   # 2: config.eval.topk_group's group maxima (12 = 6 x 2)
+def test_model_top_k_matches_numpy_and_excludes(group):
   rng = np.random.default_rng(0)
   n_cols = 12
   w = rng.normal(size=(n_cols, n_cols))
   query = sp.random(7, n_cols, density=0.3, random_state=1, format="csr")
   query.data[:] = 1.0
   exclude = sp.csr_matrix(query.toarray() * (rng.random(query.shape) < 0.5))
-  idx, valid = _linear_scorer(w)(query, exclude, 5)
+  idx, valid = _linear_scorer(w, group=group)(query, exclude, 5)
   scores = query.toarray() @ w
   scores[exclude.toarray() > 0] = -np.inf
   want = np.argsort(-scores, axis=1, kind="stable")[:, :5]
@@ -81,7 +82,7 @@ def test_model_top_k_matches_numpy_and_excludes():
   assert valid.all()
   # Excluding all but 2 columns of a row: only 2 valid picks.
   ex = sp.csr_matrix(np.r_[[np.r_[np.ones(n_cols - 2), 0, 0]], np.zeros((6, n_cols))])
-  idx, valid = _linear_scorer(w)(query, ex, 5)
+  idx, valid = _linear_scorer(w, group=group)(query, ex, 5)
   assert valid[0].sum() == 2 and set(idx[0][valid[0]]) == {n_cols - 2, n_cols - 1}
 
 

@@ -56,9 +56,9 @@ import json
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jaxae import topk
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.context import EvalContext, Evaluator, config_value, row_codes
@@ -389,6 +389,7 @@ class MelonEvaluator(Evaluator):
       raise ConfigError(f"config.eval.empty_answers must be one of {list(EMPTY_ANSWERS)}, got "
                         f"{self.empty_answers!r}")
     self.baselines = _baseline_names(eval_config)
+    self.topk_group = topk.config_group(eval_config)   # how the model's columns are ranked
     self._baseline_metrics: dict[str, float] | None = None
     self.split = split
     for key in ("train_playlists", f"{split}_questions", f"{split}_answers"):
@@ -447,7 +448,7 @@ class MelonEvaluator(Evaluator):
         raise ConfigError(f"config.eval.batch_size ({ctx.batch_size}) must be a positive multiple "
                           f"of the data-axis size ({ctx.num_shards})")
       kwargs.update(score_top_k=model_top_k(ctx.score_fn, ctx.put_fn, batch_size=ctx.batch_size,
-                                            num_shards=ctx.num_shards),
+                                            num_shards=ctx.num_shards, group=self.topk_group),
                     score_song_ids=ds.train.col_ids)
     report: dict = {}
     results = self._recommend(self.recommender_name, self.recommender, ds, kwargs, report)

@@ -7,11 +7,12 @@ Per-row metrics are summed per chunk on the device and all chunk sums are read b
 end. Only a ``[chunk, n_cols]`` score block ever exists (a million rows x a million columns never
 materializes).
 
-``config.eval.topk_group`` picks how the top K is found: 0 = ``jax.lax.top_k`` over each whole row;
-N = through the maxima of groups of N columns (:func:`top_k`). Both are exact and give the same
-columns (ties go to the lower column index in both); on a GPU groups of 64 are an order of magnitude
-faster over a 277k catalog, on a CPU ``jax.lax.top_k`` is faster (``python -m bench.topk``,
-docs/benchmarks.md).
+``config.eval.topk_group`` picks how the top K is found (:func:`jaxae.topk.top_k`): 0 =
+``jax.lax.top_k`` over each whole row; N = through the maxima of groups of N columns. Both are exact
+and give the same columns (ties go to the lower column index in both); groups of 64 are several
+times faster on a 2-core CPU and an order of magnitude faster on an H100 over a 277k catalog
+(``python -m bench.topk``, docs/benchmarks.md). A config saved without the key ranks with
+``jax.lax.top_k``.
 
 Definitions (binary relevance: every stored target entry is relevant; ``T`` = number of targets of
 the row, ``hits@K`` = relevant columns among the top K):
@@ -42,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxae import topk
+from jaxae.topk import top_k
 from jaxae.data.dataset import Dataset
 from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import ConfigError, DataError
@@ -79,31 +82,6 @@ def topn_row_metrics(top_scores: jax.Array, top_rel: jax.Array, n_targets: jax.A
     idcg = idcg_table[jnp.maximum(ideal.astype(jnp.int32) - 1, 0)]
     out += [n_hits / safe_t, n_hits / jnp.maximum(ideal, 1.0), dcg / idcg]
   return jnp.stack(out, axis=1) * (n_t > 0)[:, None]
-
-
-def top_k(scores: jax.Array, k: int, group: int = 0) -> tuple[jax.Array, jax.Array]:
-  """(values, column indices) of the ``k`` largest scores of each row of ``[B, n]`` ``scores``,
-  best first, the same as ``jax.lax.top_k`` (ties included: equal scores come out in column order).
-
-  ``group`` 0 (or 1, or a row of at most ``k * group`` columns) is ``jax.lax.top_k`` itself. Else
-  through group maxima: the row's columns in groups of ``group`` (the last padded with -inf), the
-  top ``k`` groups by their maximum (ties: lower group first), then the top ``k`` of those groups'
-  ``k * group`` columns. Exact: every group ranked ahead of the group of a top-``k`` column holds
-  a column ranked ahead of that column, so at most ``k - 1`` groups rank ahead of it; candidates
-  are kept in column order, so ties resolve as ``jax.lax.top_k`` resolves them. The sort-based
-  top-K then runs over ``n / group`` maxima and ``k * group`` candidates instead of ``n`` columns."""
-  b, n = scores.shape
-  if group <= 1 or n <= k * group:
-    return jax.lax.top_k(scores, k)
-  n_groups = -(-n // group)
-  padded = jnp.pad(scores, ((0, 0), (0, n_groups * group - n)), constant_values=-jnp.inf)
-  grouped = padded.reshape(b, n_groups, group)
-  _, gidx = jax.lax.top_k(jnp.max(grouped, axis=-1), k)                  # [B, k]
-  gidx = jnp.sort(gidx, axis=-1)                                          # column order
-  cand = jnp.take_along_axis(grouped, gidx[:, :, None], axis=1).reshape(b, k * group)
-  cols = (gidx[:, :, None] * group + jnp.arange(group, dtype=gidx.dtype)).reshape(b, k * group)
-  vals, pos = jax.lax.top_k(cand, k)
-  return vals, jnp.take_along_axis(cols, pos, axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "group"))
@@ -148,12 +126,7 @@ class TopNEvaluator(Evaluator):
                         f"rank")
     get_split(dataset, split)
     self.ks = tuple(sorted({int(k) for k in raw}))
-    group = eval_config.get("topk_group", 0) if hasattr(eval_config, "get") else 0
-    group = 0 if group is None else group
-    if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 0:
-      raise ConfigError(f"config.eval.topk_group must be an integer >= 0 (0 = jax.lax.top_k over "
-                        f"whole rows), got {group!r}")
-    self.group = int(group)
+    self.group = topk.config_group(eval_config)
     self.split = split
 
   def run(self, ctx: EvalContext) -> dict[str, float]:

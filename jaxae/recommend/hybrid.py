@@ -58,6 +58,7 @@ from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
                                      to_records, top_per_row)
 from jaxae.recommend.song_as_user import neighbours_by_embedding
+from jaxae.topk import top_k
 
 DENSE_QUERY_SONGS = 100   # seed A: densify the query to about 100 songs
 MIN_CONTENT_NEIGHBOURS = 1
@@ -76,16 +77,17 @@ class ContentEmbeddings(NamedTuple):
 
 
 # ------------------------------------------------------------------------------- the CF model
-@functools.partial(jax.jit, static_argnames=("k",))
-def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int
+@functools.partial(jax.jit, static_argnames=("k", "group"))
+def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int, group: int = 0
                      ) -> tuple[jax.Array, jax.Array]:
-  """Per row the ``k`` best columns of ``scores`` [B, n], ``exclude``'s entries set to -inf."""
+  """Per row the ``k`` best columns of ``scores`` [B, n], ``exclude``'s entries set to -inf
+  (``group``: :func:`jaxae.topk.top_k`'s)."""
   s = exclude.cols.shape[0]
   n_cols = scores.shape[-1]
 
   def one_shard(sc, seg, cols, real):
     sc = sc.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))   # padding entries: no-op
-    return jax.lax.top_k(sc, k)
+    return top_k(sc, k, group)
 
   vals, idx = jax.vmap(one_shard)(scores.astype(jnp.float32).reshape(s, -1, n_cols), exclude.seg,
                                   exclude.cols, real_entries(exclude))
@@ -94,8 +96,10 @@ def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int
 
 def model_top_k(score_fn: Callable[[SparseBatch], jax.Array],
                 put_fn: Callable[[SparseBatch], SparseBatch] = jax.device_put, *,
-                batch_size: int = 1024, num_shards: int = 1) -> ScoreTopK:
+                batch_size: int = 1024, num_shards: int = 1, group: int = 0) -> ScoreTopK:
   """A :data:`ScoreTopK` from a model's jitted ``score_fn`` (``SparseBatch -> [B, n_cols]``).
+  ``group`` picks how the top k is found (``config.eval.topk_group``, :func:`jaxae.topk.top_k`:
+  0 = ``jax.lax.top_k``; the same columns either way).
 
   The queries go through ``full_batches`` (``batch_size`` rows in ``num_shards`` shards, put on the
   devices by ``put_fn``); only a ``[batch_size, n_cols]`` score block exists at a time and the
@@ -120,7 +124,7 @@ def model_top_k(score_fn: Callable[[SparseBatch], jax.Array],
     for inputs, excl in full_batches(inter(query), batch_size, num_shards=num_shards,
                                      targets=inter(exclude)):
       inputs = put_fn(inputs)
-      parts.append(_top_k_excluding(score_fn(inputs), put_fn(excl), k))
+      parts.append(_top_k_excluding(score_fn(inputs), put_fn(excl), k, group))
     vals, idx = jax.device_get(([v for v, _ in parts], [i for _, i in parts]))
     vals, idx = np.concatenate(vals)[:n], np.concatenate(idx)[:n]
     return idx.astype(np.int64), np.isfinite(vals)

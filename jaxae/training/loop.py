@@ -62,7 +62,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
     "topn": ("ks", "topk_group"),
-    "melon": ("recommender", "recommender_args", "empty_answers", "baselines"),
+    "melon": ("recommender", "recommender_args", "empty_answers", "baselines", "topk_group"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
 OPTIONAL_TOP_LEVEL_KEYS = ("loss_anneal", "loss_impl")
