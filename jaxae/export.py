@@ -21,8 +21,9 @@ Which embedding (``--embedding=auto`` picks by ``dataset_info["orientation"]``, 
 
 EASE has neither a code layer nor a low-rank decoder (its ``B`` is item x item): exporting it is a
 ConfigError. Neighbours are computed on the device in row chunks (one ``[chunk, n]`` similarity
-block at a time, ``jax.lax.top_k``), the row itself excluded; nothing catalog x catalog is ever
-built, and the host only receives the ``[n, d]`` and ``[n, K]`` results.
+block at a time, ranked by :func:`jaxae.topk.top_k` with the run's ``config.eval.topk_group``),
+the row itself excluded; nothing catalog x catalog is ever built, and the host only receives the
+``[n, d]`` and ``[n, K]`` results.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae import evaluate as eval_lib
+from jaxae import topk
 from jaxae.data.dataset import Dataset
 from jaxae.evaluation.context import row_codes
 from jaxae.errors import CheckpointError, ConfigError, DataError
@@ -117,8 +119,9 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=1, keepdims=True), eps))
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk"))
-def _top_k_chunks(unit: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("k", "chunk", "group"))
+def _top_k_chunks(unit: jax.Array, k: int, chunk: int, group: int
+                  ) -> tuple[jax.Array, jax.Array]:
   n = unit.shape[0]
   n_chunks = -(-n // chunk)
   queries = jnp.pad(unit, ((0, n_chunks * chunk - n), (0, 0)))
@@ -129,14 +132,14 @@ def _top_k_chunks(unit: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.A
     q = jax.lax.dynamic_slice_in_dim(queries, start, chunk)
     sims = jnp.matmul(q, unit.T, precision=jax.lax.Precision.HIGHEST)          # [chunk, n]
     own = (start + jnp.arange(chunk))[:, None] == cols[None, :]
-    scores, idx = jax.lax.top_k(jnp.where(own, -jnp.inf, sims), k)
+    scores, idx = topk.top_k(jnp.where(own, -jnp.inf, sims), k, group)
     return idx.astype(jnp.int32), scores
 
   idx, scores = jax.lax.map(one, jnp.arange(n_chunks))
   return idx.reshape(-1, k)[:n], scores.reshape(-1, k)[:n]
 
 
-def cosine_neighbors(vectors: jax.Array, k: int, chunk: int | None = None
+def cosine_neighbors(vectors: jax.Array, k: int, chunk: int | None = None, group: int = 0
                      ) -> tuple[jax.Array, jax.Array]:
   """The ``k`` most cosine-similar rows of every row, itself excluded, on the device.
 
@@ -144,6 +147,8 @@ def cosine_neighbors(vectors: jax.Array, k: int, chunk: int | None = None
     vectors: [n, d] embeddings (any scale; they are L2-normalized here).
     k: neighbours per row, 1 <= k < n.
     chunk: query rows per similarity block (default: as many as fit a 128 MiB [chunk, n] block).
+    group: how each block's top k is found (:func:`jaxae.topk.top_k`; 0 = ``jax.lax.top_k``; the
+      same neighbours either way).
 
   Returns:
     ``(idx [n, k] int32, score [n, k] float32)``, best first. A zero vector has similarity 0 with
@@ -154,7 +159,7 @@ def cosine_neighbors(vectors: jax.Array, k: int, chunk: int | None = None
     raise ConfigError(f"--top_k must be between 1 and {n - 1} (the other rows), got {k!r}")
   if chunk is None:
     chunk = max(1, min(n, _BLOCK_ELEMS // max(n, 1)))
-  return _top_k_chunks(l2_normalize(vectors), int(k), int(chunk))
+  return _top_k_chunks(l2_normalize(vectors), int(k), int(chunk), int(group))
 
 
 # ---------------------------------------------------------------------------------- export
@@ -223,7 +228,9 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
   _check_ids(ids)
   if normalize:
     vectors = l2_normalize(vectors)
-  neighbors = cosine_neighbors(vectors, int(top_k)) if top_k else None
+  # Ranked as the run's evaluators rank (config.eval.topk_group).
+  neighbors = (cosine_neighbors(vectors, int(top_k), group=topk.config_group(run.config.eval))
+               if top_k else None)
 
   host = np.asarray(jax.device_get(vectors), np.float32)
   os.makedirs(out, exist_ok=True)

@@ -156,12 +156,13 @@ def test_ease_is_refused(tmp_path):
     export.export_embeddings(workdir, str(tmp_path / "out"))
 
 
-def test_cosine_neighbors_match_brute_force():
+@pytest.mark.parametrize("group", [0, 3])   # 3: through group maxima (config.eval.topk_group)
+def test_cosine_neighbors_match_brute_force(group):
   rng = np.random.default_rng(1)
   v = rng.normal(size=(10, 4)).astype(np.float32)
   v[6] = 3.0 * v[2]                                  # same direction: cosine 1
   v[8] = 0.0                                         # zero vector: cosine 0 with everything
-  idx, score = jax.device_get(export.cosine_neighbors(jnp.asarray(v), 3, chunk=3))
+  idx, score = jax.device_get(export.cosine_neighbors(jnp.asarray(v), 3, chunk=3, group=group))
   u = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-6)
   sims = u @ u.T
   np.fill_diagonal(sims, -np.inf)
