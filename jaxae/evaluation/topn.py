@@ -1,8 +1,9 @@
 """Recall@K and NDCG@K over the full catalog, scored in chunks on the device.
 
 For each chunk of evaluated rows (``ctx.batch_size`` rows) the model scores every column; the rows'
-input (training) entries are set to -inf, :func:`top_k` picks the ``max(ks)`` best columns, the
-chunk's held-out targets are densified on the device (int8) and looked up at those columns.
+input (training) entries are set to -inf, :func:`jaxae.topk.top_k` picks the ``max(ks)`` best
+columns, the chunk's held-out targets are densified on the device (int8) and looked up at those
+columns.
 Per-row metrics are summed per chunk on the device and all chunk sums are read back once, at the
 end. Only a ``[chunk, n_cols]`` score block ever exists (a million rows x a million columns never
 materializes).
@@ -44,7 +45,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxae import topk
-from jaxae.topk import top_k
 from jaxae.data.dataset import Dataset
 from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import ConfigError, DataError
@@ -96,7 +96,7 @@ def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
     # Exclude the inputs: min with -inf at stored entries, +inf (no-op) at padding entries.
     sc = sc.at[in_seg, in_cols].min(jnp.where(in_real, -jnp.inf, jnp.inf))
     rel = jnp.zeros(sc.shape, jnp.int8).at[t_seg, t_cols].max(t_real.astype(jnp.int8))
-    top_s, top_i = top_k(sc, max(ks), group)
+    top_s, top_i = topk.top_k(sc, max(ks), group)
     return top_s, jnp.take_along_axis(rel, top_i, axis=1)
 
   top_s, top_rel = jax.vmap(one_shard)(shard_scores, inputs.seg, inputs.cols,
