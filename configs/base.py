@@ -18,7 +18,8 @@ from ml_collections import config_dict
 # top K groups of N columns by their maxima, then the top K of those groups' columns. Exact (the
 # same columns, ties included); groups of 64 were the fastest measured on a 2-core CPU (3.8x
 # jax.lax.top_k for the top 20 of 40,981 columns, 5.5x for the top 100 of 277,218) and on the H100
-# (12.7x over 277,218): docs/benchmarks.md, `python -m bench.topk`.
+# (12.7x over 277,218, measured with the earlier padded form): docs/benchmarks.md, `python -m
+# bench.topk`.
 TOPK_GROUP = 64
 
 
