@@ -2,9 +2,10 @@ r"""CDAE (Wu et al. 2016) on the LightGCN Gowalla split: full-catalog top-N.
 
 Input corruption q = 0.7, a per-user node in the hidden layer, sigmoid output, BCE over the whole
 catalog, no weight decay. Two settings differ from the paper's (50 sigmoid units, output biases from
-0), both chosen on validation (as was q, over 0.5 and 0.85): 200 tanh hidden units, and the output biases starting at -7, about
-the log-odds of the data's density (from 0 every configuration ranked by popularity: the hidden layer
-was spent pushing every output down; jaxae/models/cdae.py, docs/results.md).
+0), both chosen on validation (as was q, over 0.5 and 0.85): 200 tanh hidden units, and the output
+biases starting at -7, about the log-odds of the data's density (from 0 every configuration ranked
+by popularity: the hidden layer was spent pushing every output down; jaxae/models/cdae.py,
+docs/results.md).
 Validation = 10% of the training entries; test = test.txt.
 
   python train.py --config=configs/cdae_gowalla.py --config.data.path=../shared/data/gowalla

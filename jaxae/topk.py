@@ -50,3 +50,11 @@ def top_k(scores: jax.Array, k: int, group: int = 0) -> tuple[jax.Array, jax.Arr
   cand = jnp.take_along_axis(scores, cols, axis=1, mode="fill", fill_value=-jnp.inf)
   vals, pos = jax.lax.top_k(cand, k)
   return vals, jnp.take_along_axis(cols, pos, axis=1)
+
+
+def top_k_excluding(scores: jax.Array, seg: jax.Array, cols: jax.Array, real: jax.Array, k: int,
+                    group: int = 0) -> tuple[jax.Array, jax.Array]:
+  """:func:`top_k` of ``scores`` [B, n] with the entries ``(seg, cols)`` excluded (a row's
+  training items): min with -inf at the real entries, +inf (a no-op) at the padding ones."""
+  scores = scores.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))
+  return top_k(scores, k, group)

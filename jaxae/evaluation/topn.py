@@ -93,10 +93,8 @@ def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
   shard_scores = scores.astype(jnp.float32).reshape(s, -1, n_cols)   # [S, B/S, n]
 
   def one_shard(sc, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
-    # Exclude the inputs: min with -inf at stored entries, +inf (no-op) at padding entries.
-    sc = sc.at[in_seg, in_cols].min(jnp.where(in_real, -jnp.inf, jnp.inf))
     rel = jnp.zeros(sc.shape, jnp.int8).at[t_seg, t_cols].max(t_real.astype(jnp.int8))
-    top_s, top_i = topk.top_k(sc, max(ks), group)
+    top_s, top_i = topk.top_k_excluding(sc, in_seg, in_cols, in_real, max(ks), group)  # no inputs
     return top_s, jnp.take_along_axis(rel, top_i, axis=1)
 
   top_s, top_rel = jax.vmap(one_shard)(shard_scores, inputs.seg, inputs.cols,

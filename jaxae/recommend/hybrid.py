@@ -58,7 +58,7 @@ from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
                                      to_records, top_per_row)
 from jaxae.recommend.song_as_user import neighbours_by_embedding
-from jaxae.topk import top_k
+from jaxae.topk import top_k_excluding
 
 DENSE_QUERY_SONGS = 100   # seed A: densify the query to about 100 songs
 MIN_CONTENT_NEIGHBOURS = 1
@@ -83,14 +83,9 @@ def _top_k_excluding(scores: jax.Array, exclude: SparseBatch, k: int, group: int
   """Per row the ``k`` best columns of ``scores`` [B, n], ``exclude``'s entries set to -inf
   (``group``: :func:`jaxae.topk.top_k`'s)."""
   s = exclude.cols.shape[0]
-  n_cols = scores.shape[-1]
-
-  def one_shard(sc, seg, cols, real):
-    sc = sc.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))   # padding entries: no-op
-    return top_k(sc, k, group)
-
-  vals, idx = jax.vmap(one_shard)(scores.astype(jnp.float32).reshape(s, -1, n_cols), exclude.seg,
-                                  exclude.cols, real_entries(exclude))
+  shard_scores = scores.astype(jnp.float32).reshape(s, -1, scores.shape[-1])   # [S, B/S, n]
+  one_shard = functools.partial(top_k_excluding, k=k, group=group)
+  vals, idx = jax.vmap(one_shard)(shard_scores, exclude.seg, exclude.cols, real_entries(exclude))
   return vals.reshape(-1, k), idx.reshape(-1, k)
 
 

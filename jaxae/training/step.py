@@ -76,22 +76,18 @@ def _apply_if_finite(ok: jax.Array, state: TrainState, grads, **extra_args) -> T
                       state, grads)
 
 
-def _finite(loss: jax.Array, grad_norm: jax.Array) -> jax.Array:
+def _finite(loss: jax.Array, grad_norm: jax.Array, output: jax.Array | None = None) -> jax.Array:
   """True when the loss and the global gradient norm are finite (a NaN/Inf gradient entry makes
-  the norm NaN/Inf)."""
-  return jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  the norm NaN/Inf), and, given a pass's dense ``output`` (re-feeding), that output too.
 
-
-def _output_finite(recon: jax.Array) -> jax.Array:
-  """True when a pass's dense output is finite: re-feeding reads it as the next pass's input and
-  target, and the entries-path loss reads it at the batch's entries only (the last re-feed pass's
-  output is checked too: one rule for every pass of a re-feeding step).
-
-  The check also makes the output an input of the conditional update: without it XLA keeps the
-  pre-update output layer alive for computing it later, as copies of the layer's kernel (two
-  [hidden, n_items] copies per Deep AE re-feed step; docs/benchmarks.md has the step time with and
-  without them)."""
-  return jnp.isfinite(jnp.sum(recon))
+  Re-feeding reads the output as the next pass's input and target, while the entries-path loss
+  reads it at the batch's entries only, so it is checked for every pass of a re-feeding step (the
+  last pass's too: one rule). The check also makes the output an input of the conditional update:
+  without it XLA keeps the pre-update output layer alive for computing it later, as copies of the
+  layer's kernel (two [hidden, n_items] copies per Deep AE re-feed step; docs/benchmarks.md has the
+  step time with and without them)."""
+  ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  return ok if output is None else ok & jnp.isfinite(jnp.sum(output))
 
 
 def make_loss_fn(model, loss_config, anneal=None, mesh=None) -> Callable:
@@ -167,9 +163,7 @@ def train_step_fn(model, config, n_cols: int, mesh=None
     (loss, (terms, recon)), grads = grad_fn(state.params, x, target, observed, batch.mask,
                                             batch.rows, pass_key, state.step)
     grad_norm = optax.tree.norm(grads)
-    is_finite = _finite(loss, grad_norm)
-    if refeed_steps:
-      is_finite = is_finite & _output_finite(recon)
+    is_finite = _finite(loss, grad_norm, recon if refeed_steps else None)
     extra = {}
     if with_value_fn:     # L-BFGS: its line search evaluates this batch's loss at other params
       def value_fn(params):
@@ -191,7 +185,7 @@ def train_step_fn(model, config, n_cols: int, mesh=None
         refed_observed = (refed != 0).astype(jnp.float32)
         (r_loss, (_, r_recon)), r_grads = grad_fn(st.params, refed, refed, refed_observed,
                                                   batch.mask, batch.rows, key, state.step)
-        r_ok = _finite(r_loss, optax.tree.norm(r_grads)) & _output_finite(r_recon)
+        r_ok = _finite(r_loss, optax.tree.norm(r_grads), r_recon)
         return _apply_if_finite(r_ok, st, r_grads), r_recon, r_loss, ok & r_ok
 
       new_state, _, refeed_loss, is_finite = jax.lax.fori_loop(
