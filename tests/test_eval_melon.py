@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib
 import json
 import math
 
@@ -24,6 +25,9 @@ from jaxae.evaluation.melon import (MelonEvaluator, idcg_table, official_questio
 from jaxae.recommend import most_popular, song_as_user
 from jaxae.training.logging import final_summary
 from tests.conftest import shared_file
+
+# The module (the package's name ``song_as_user`` is the function).
+song_as_user_module = importlib.import_module("jaxae.recommend.song_as_user")
 
 
 def _result(pid, songs_first=(), tags_first=(), song_base=1000, tag_base="r"):
@@ -252,8 +256,13 @@ def test_evaluator_most_popular_matches_direct_scoring():
     assert m[f"music_ndcg/{t}"] == pytest.approx(v["music_ndcg"])
 
 
-def test_evaluator_song_as_user_uses_the_code_layer():
+@pytest.mark.parametrize("topk_group", [0, 2])
+def test_evaluator_song_as_user_uses_the_code_layer(topk_group, monkeypatch):
   ds, train, questions, answers = _melon_dataset(np.random.default_rng(2))
+  groups = []        # config.eval.topk_group reaches the neighbour search
+  real = song_as_user_module.neighbours_by_embedding
+  monkeypatch.setattr(song_as_user_module, "neighbours_by_embedding",
+                      lambda *a, **kw: groups.append(a[6]) or real(*a, **kw))
   n_cols = ds.n_cols
   w = jax.random.normal(jax.random.PRNGKey(0), (n_cols, 6))
 
@@ -264,11 +273,13 @@ def test_evaluator_song_as_user_uses_the_code_layer():
   types = np.array(["a", "b"] * 15)                  # an array aligned with the questions
   ds.extras["val_question_types"] = types
   cfg = _eval_config(recommender="song_as_user",
-                     recommender_args={"song_neighbours": 3, "tag_neighbours": 5})
+                     recommender_args={"song_neighbours": 3, "tag_neighbours": 5},
+                     topk_group=topk_group)
   (ev,) = build_evaluators(cfg, ds, "val")
   ctx = EvalContext(score_fn=None, embed_fn=embed_fn, dataset=ds, split="val", batch_size=16,
                     num_shards=2)
   m = ev.run(ctx)
+  assert groups == [topk_group]
   emb = np.asarray(ds.train.matrix.toarray() @ np.asarray(w))
   direct = song_as_user(train, questions, song_embeddings=emb, song_ids=ds.train.row_ids,
                         song_neighbours=3, tag_neighbours=5)

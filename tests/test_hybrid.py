@@ -181,6 +181,9 @@ def test_random_world_valid_answers_and_route_counts():
   results = hybrid(train, questions, score_top_k=_linear_scorer(w, batch_size=8),
                    score_song_ids=cf_ids, content=content, chunk_size=16, report=report)
   _check_valid(results, questions)
+  # Content neighbours through group maxima (topk_group 3: 280 content rows > 3 x 3): the same.
+  assert hybrid(train, questions, score_top_k=_linear_scorer(w, batch_size=8),
+                score_song_ids=cf_ids, content=content, chunk_size=16, topk_group=3) == results
   assert report["questions"] == 25
   assert report["questions_cf"] == 12
   assert report["questions_tag_cooccurrence"] == 5 + 3       # unknown songs fall back to tags

@@ -285,13 +285,19 @@ def test_seed_b_equals_plain_reference_and_chunking():
   train = _random_playlists(rng, 150, 0, n_songs=300, n_tags=25)
   questions = _random_playlists(rng, 40, 900, n_songs=300, n_tags=25)
   questions.append(_pl(3, train[3]["songs"][:2], []))   # same id as a training playlist
+  questions += [_pl(950 + i, [], p["tags"][:2]) for i, p in enumerate(train[:12]) if p["tags"]]
   song_ids = np.arange(0, 300, 1)[rng.random(300) < 0.8]  # ~20% of songs have no embedding
   emb = rng.normal(size=(len(song_ids), 8)).astype(np.float32)
   want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7)
-  for chunk in (1, 7, 256):
+  # topk_group 4 and 16: neighbours through group maxima (150 playlists > 7 x 4 and 7 x 16); 64 is
+  # wider than 150 / 7 and falls back to jax.lax.top_k.
+  for chunk, group in ((1, 0), (7, 0), (256, 0), (7, 4), (256, 16), (7, 64)):
+    rep = {}
     got = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids,
-                       song_neighbours=4, tag_neighbours=7, chunk_size=chunk)
-    assert got == want
+                       song_neighbours=4, tag_neighbours=7, chunk_size=chunk, topk_group=group,
+                       report=rep)
+    assert got == want, (chunk, group)
+  assert rep["questions_tag_overlap"] > 0 and rep["questions_embedding"] > 0   # both routes
   _check_valid(got, questions)
 
 
@@ -344,6 +350,8 @@ def test_seed_b_argument_errors():
     song_as_user(train, [], song_embeddings=np.zeros((2, 2)), song_ids=np.array([5, 5]))
   with pytest.raises(JaxaeError, match="song_neighbours must be a positive integer"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], song_neighbours=0)
+  with pytest.raises(JaxaeError, match="topk_group must be an integer >= 0, got -1"):
+    song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], topk_group=-1)
 
 
 def test_registry():
@@ -352,5 +360,10 @@ def test_registry():
   assert get_recommender("genre_most_popular").uses_song_meta
   assert "song_neighbours" in get_recommender("song_as_user").arg_names()
   assert "song_embeddings" not in get_recommender("song_as_user").arg_names()
+  # topk_group comes from config.eval.topk_group (passed by the evaluator), never recommender_args.
+  assert get_recommender("song_as_user").takes_topk_group
+  assert get_recommender("hybrid").takes_topk_group
+  assert not get_recommender("most_popular").takes_topk_group
+  assert "topk_group" not in get_recommender("song_as_user").arg_names()
   with pytest.raises(ConfigError, match="unknown recommender 'x'; known"):
     get_recommender("x")

@@ -450,6 +450,8 @@ class MelonEvaluator(Evaluator):
       kwargs.update(score_top_k=model_top_k(ctx.score_fn, ctx.put_fn, batch_size=ctx.batch_size,
                                             num_shards=ctx.num_shards, group=self.topk_group),
                     score_song_ids=ds.train.col_ids)
+    if self.recommender.takes_topk_group:
+      kwargs["topk_group"] = self.topk_group
     report: dict = {}
     results = self._recommend(self.recommender_name, self.recommender, ds, kwargs, report)
     s = score_results(answers, results, types, empty_answers=self.empty_answers)

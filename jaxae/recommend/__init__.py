@@ -10,6 +10,8 @@ each song row), ``uses_song_meta`` (``song_meta=``, may be None), ``needs_scores
 ``jaxae.recommend.hybrid.model_top_k``) and ``setup`` (run once per evaluator as
 ``setup(dataset, split, **setup_args)``; its keyword arguments come from the config and it returns
 keyword arguments for the function, e.g. seed A's content AE loaded from ``content_workdir``).
+A function with a ``topk_group`` argument ranks on the device with :func:`jaxae.topk.top_k` and is
+passed the evaluator's ``config.eval.topk_group`` (``takes_topk_group``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from jaxae.recommend.song_as_user import song_as_user
 
 # Arguments the caller (the Melon evaluator) passes itself; a config can never set them.
 RESERVED_ARGS = frozenset({"train", "questions", "report", "song_embeddings", "song_ids",
-                           "song_meta", "score_top_k", "score_song_ids"})
+                           "song_meta", "score_top_k", "score_song_ids", "topk_group"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,11 @@ class Recommender:
   def depends_on_model(self) -> bool:
     """Whether the answers depend on the evaluated model's parameters (else: a fixed baseline)."""
     return self.needs_embeddings or self.needs_scores
+
+  @property
+  def takes_topk_group(self) -> bool:
+    """Whether the function ranks with :func:`jaxae.topk.top_k` (passed ``topk_group=``)."""
+    return "topk_group" in inspect.signature(self.fn).parameters
 
   def setup_arg_names(self) -> list[str]:
     """Config arguments that go to ``setup`` rather than to the function."""

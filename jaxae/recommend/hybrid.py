@@ -6,7 +6,8 @@ code layer places songs by release year / month / genre / tags) and the CF AE
 question:
 
   1. densify: every question song the content AE knows brings its nearest songs by cosine of the
-     content codes (on the device, ``jax.lax.top_k`` in chunks of query songs; only songs the CF AE
+     content codes (on the device, :func:`jaxae.topk.top_k` in chunks of query songs, the
+     evaluator's ``config.eval.topk_group``; only songs the CF AE
      has as columns qualify), ``k`` per song with ``k = clip(ceil((dense_query_songs - n) / m),
      min_content_neighbours, max_content_neighbours)`` for a question of ``n`` songs of which ``m``
      have a content code (``k = 0`` once ``n >= dense_query_songs``): the query grows towards about
@@ -187,21 +188,24 @@ def _unit(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def neighbours_per_song(content: ContentEmbeddings, rows: np.ndarray, allowed: np.ndarray, k: int,
-                        chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+                        chunk_size: int, group: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """The ``k`` nearest content rows [len(rows), k] (index, valid) of content ``rows`` by cosine.
 
   Candidates are the content rows with a nonzero code and ``allowed`` (e.g. CF columns); a row is
-  never its own neighbour; a query row whose own code is zero has no neighbour.
+  never its own neighbour; a query row whose own code is zero has no neighbour. ``group``: how the
+  top k is found (:func:`jaxae.topk.top_k`; the same neighbours either way).
   """
   unit, ok = _unit(jnp.asarray(content.embeddings, jnp.float32))
   cand_ok = ok & jnp.asarray(allowed)
-  nb, valid = neighbours_by_embedding(unit[jnp.asarray(rows)], unit, cand_ok, rows, k, chunk_size)
+  nb, valid = neighbours_by_embedding(unit[jnp.asarray(rows)], unit, cand_ok, rows, k, chunk_size,
+                                      group)
   return nb, valid & np.asarray(jax.device_get(ok))[rows][:, None]
 
 
 def densify_queries(q_row: np.ndarray, q_songs: np.ndarray, n_q: int, content: ContentEmbeddings,
                     cf_ids: np.ndarray, *, dense_query_songs: int, min_neighbours: int,
-                    max_neighbours: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+                    max_neighbours: int, chunk_size: int,
+                    group: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
   """Content neighbours of the question songs: (question row, CF column) pairs to add, and counts.
 
   Args:
@@ -209,6 +213,7 @@ def densify_queries(q_row: np.ndarray, q_songs: np.ndarray, n_q: int, content: C
     n_q: number of questions.
     content: the content AE's song codes.
     cf_ids: raw song id of each CF column (only these can be added).
+    group: how each song's nearest songs are found (`neighbours_per_song`).
   """
   c_ids = np.asarray(content.song_ids, np.int64)
   if np.asarray(content.embeddings).ndim != 2 or content.embeddings.shape[0] != len(c_ids):
@@ -231,7 +236,7 @@ def densify_queries(q_row: np.ndarray, q_songs: np.ndarray, n_q: int, content: C
   k = int(min(max_neighbours, len(c_ids) - 1))
   if k < 1:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), counts
-  nb, valid = neighbours_per_song(content, uniq, cf_col >= 0, k, chunk_size)
+  nb, valid = neighbours_per_song(content, uniq, cf_col >= 0, k, chunk_size, group)
   nb, valid = nb[inv.reshape(-1)], valid[inv.reshape(-1)]           # per query-song entry
   take = valid & (np.arange(k)[None, :] < per_song[q_row[use]][:, None])
   rows = np.repeat(q_row[use], k).reshape(-1, k)[take]
@@ -274,7 +279,8 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
            min_content_neighbours: int = MIN_CONTENT_NEIGHBOURS,
            max_content_neighbours: int = MAX_CONTENT_NEIGHBOURS, n_songs: int = N_SONGS,
            n_tags: int = N_TAGS, chunk_size: int = 256, song_pool: int = SONG_POOL,
-           tag_pool: int = TAG_POOL, report: dict | None = None) -> list[dict]:
+           tag_pool: int = TAG_POOL, topk_group: int = 0,
+           report: dict | None = None) -> list[dict]:
   """Seed A: densified queries ranked by the CF AE, tags by song <-> tag co-occurrence.
 
   Args:
@@ -288,6 +294,9 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
     n_songs, n_tags: answer sizes (100 / 10).
     chunk_size: query songs per on-device cosine block, questions per co-occurrence block.
     song_pool, tag_pool: popularity pools of the fill-up (see `most_popular`).
+    topk_group: how the content neighbours are found (:func:`jaxae.topk.top_k`: 0 =
+      ``jax.lax.top_k``; the same songs either way); the Melon evaluator passes its
+      ``config.eval.topk_group``, which it also builds ``score_top_k`` with.
     report: optional dict receiving counts: questions per route (``questions_cf``,
       ``questions_tag_cooccurrence``, ``questions_popular``), ``content_model`` (1 / 0),
       ``questions_densified``, ``densify_songs_added``, ``dense_query_songs_mean`` (CF route),
@@ -301,7 +310,8 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
                       ("min_content_neighbours", min_content_neighbours, 0),
                       ("max_content_neighbours", max_content_neighbours, 0),
                       ("n_songs", n_songs, 1), ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
-                      ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1)):
+                      ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
+                      ("topk_group", topk_group, 0)):
     _check_int(name, v, lo)
   if min_content_neighbours > max_content_neighbours:
     raise JaxaeError(f"hybrid: min_content_neighbours ({min_content_neighbours}) exceeds "
@@ -329,7 +339,7 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
     add_r, add_c, counts = densify_queries(
         q_row, q.songs, n_q, content, cf_ids, dense_query_songs=dense_query_songs,
         min_neighbours=min_content_neighbours, max_neighbours=max_content_neighbours,
-        chunk_size=chunk_size)
+        chunk_size=chunk_size, group=topk_group)
 
   def binary(r, c):
     m = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n_q, n_cf))

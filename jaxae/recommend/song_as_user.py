@@ -6,8 +6,9 @@ song row, with the raw song ids of its rows):
   1. playlist embedding = the sum of its songs' embeddings (songs without an embedding are skipped
      and counted), for training playlists and questions alike, summed on the device;
   2. cosine similarity of each question to every training playlist, on the device in chunks of
-     questions, best ``max(song_neighbours, tag_neighbours)`` by ``jax.lax.top_k`` (ties to the
-     lower training index); a training playlist with the question's own id is never its neighbour;
+     questions, best ``max(song_neighbours, tag_neighbours)`` by :func:`jaxae.topk.top_k` (the
+     evaluator's ``config.eval.topk_group``; ties to the lower training index); a training playlist
+     with the question's own id is never its neighbour;
   3. songs = the most frequent songs among the top ``song_neighbours`` (10) neighbours, tags = the
      most frequent tags among the top ``tag_neighbours`` (50), plain counts, ties to the more
      popular item; the question's own songs / tags are excluded;
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from jaxae import topk
 from jaxae.errors import DataError, JaxaeError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, prepare, row_of_entries, to_records, top_per_row)
@@ -76,24 +78,26 @@ def _unit_rows(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return x / jnp.maximum(norm, 1e-30), norm[:, 0] > 0
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk"))
+@functools.partial(jax.jit, static_argnames=("k", "chunk", "group"))
 def _cosine_top_k(q_all: jax.Array, self_all: jax.Array, start: jax.Array, train_unit: jax.Array,
-                  train_ok: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
+                  train_ok: jax.Array, k: int, chunk: int,
+                  group: int = 0) -> tuple[jax.Array, jax.Array]:
   """Top-k cosine neighbours of rows ``start .. start+chunk`` of ``q_all`` (unit-norm rows)."""
   q = jax.lax.dynamic_slice_in_dim(q_all, start, chunk)
   self_idx = jax.lax.dynamic_slice_in_dim(self_all, start, chunk)
   sims = jnp.matmul(q, train_unit.T, precision=jax.lax.Precision.HIGHEST)
   col = jnp.arange(train_unit.shape[0])
   bad = ~train_ok[None, :] | (col[None, :] == self_idx[:, None])
-  return jax.lax.top_k(jnp.where(bad, -jnp.inf, sims), k)
+  return topk.top_k(jnp.where(bad, -jnp.inf, sims), k, group)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _overlap_top_k(sims: jax.Array, self_idx: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("k", "group"))
+def _overlap_top_k(sims: jax.Array, self_idx: jax.Array, k: int,
+                   group: int = 0) -> tuple[jax.Array, jax.Array]:
   """Top-k of precomputed similarities, keeping only positive ones that are not the question."""
   col = jnp.arange(sims.shape[1])
   bad = (sims <= 0) | (col[None, :] == self_idx[:, None])
-  return jax.lax.top_k(jnp.where(bad, -jnp.inf, sims), k)
+  return topk.top_k(jnp.where(bad, -jnp.inf, sims), k, group)
 
 
 def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
@@ -103,13 +107,14 @@ def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
 
 
 def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: jax.Array,
-                            self_idx: np.ndarray, k: int,
-                            chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+                            self_idx: np.ndarray, k: int, chunk_size: int,
+                            group: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Top-k cosine neighbours [Q, k] (index, valid) of unit question rows among training ones.
 
   ``train_unit`` / ``train_ok`` come from `_unit_rows`: training rows with a zero embedding are
   never neighbours, and ``valid`` is False where fewer than ``k`` training rows qualify. One
   compiled function serves every chunk (the questions are padded to a multiple of ``chunk_size``).
+  ``group``: how each chunk's top k is found (:func:`jaxae.topk.top_k`; the same neighbours).
   """
   n = q_unit.shape[0]
   if not n:
@@ -117,15 +122,16 @@ def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: 
   n_pad = -(-n // chunk_size) * chunk_size
   q_unit = jnp.pad(q_unit, ((0, n_pad - n), (0, 0)))
   self_all = jnp.asarray(_pad_rows(self_idx.astype(np.int32), n_pad, -1))
-  parts = [_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit, train_ok, k, chunk_size)
-           for s in range(0, n_pad, chunk_size)]
+  parts = [_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit, train_ok, k, chunk_size,
+                         group) for s in range(0, n_pad, chunk_size)]
   vals, idx = jax.device_get(([v for v, _ in parts], [i for _, i in parts]))
   return (np.concatenate(idx)[:n].astype(np.int64), np.isfinite(np.concatenate(vals)[:n]))
 
 
 def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
-                       k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only)."""
+                       k: int, chunk_size: int, group: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only);
+  ``group`` as in `neighbours_by_embedding`."""
   def unit(m: sp.csr_matrix) -> sp.csr_matrix:
     n = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
     return sp.diags(np.where(n > 0, 1.0 / np.maximum(n, 1e-30), 0.0).astype(np.float32)) @ m
@@ -137,7 +143,7 @@ def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_id
     sims = np.zeros((chunk_size, tu_t.shape[1]), np.float32)
     sims[:e - s] = (qu[s:e] @ tu_t).toarray()
     vals, idx = _overlap_top_k(jnp.asarray(sims), jnp.asarray(_pad_rows(self_idx[s:e], chunk_size,
-                                                                         -1)), k)
+                                                                         -1)), k, group)
     idx, vals = jax.device_get((idx, vals))
     idx_out.append(np.asarray(idx[:e - s], np.int64))
     ok_out.append(np.isfinite(np.asarray(vals[:e - s])))
@@ -175,7 +181,7 @@ def _embedding_rows(song_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
 def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: Any,
                  song_neighbours: int = SONG_NEIGHBOURS, tag_neighbours: int = TAG_NEIGHBOURS,
                  n_songs: int = N_SONGS, n_tags: int = N_TAGS, chunk_size: int = 256,
-                 song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL,
+                 song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL, topk_group: int = 0,
                  report: dict | None = None) -> list[dict]:
   """Seed B: answers from the nearest training playlists in song-embedding space.
 
@@ -188,6 +194,9 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     n_songs, n_tags: answer sizes (100 / 10).
     chunk_size: questions per on-device similarity block ([chunk_size, n_train] floats).
     song_pool, tag_pool: the popularity pools of the fill-up (see `most_popular`).
+    topk_group: how the nearest playlists are found (:func:`jaxae.topk.top_k`: 0 =
+      ``jax.lax.top_k``; the same neighbours either way); the Melon evaluator passes its
+      ``config.eval.topk_group``.
     report: optional dict that receives counts: questions per route (``questions_embedding``,
       ``questions_tag_overlap``, ``questions_popular``), song entries without an embedding
       (``question_songs_without_embedding``, ``train_songs_without_embedding``), training playlists
@@ -197,11 +206,14 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   Returns:
     results records ``[{"id", "songs", "tags"}]`` in question order.
   """
-  for name, v in (("song_neighbours", song_neighbours), ("tag_neighbours", tag_neighbours),
-                  ("n_songs", n_songs), ("n_tags", n_tags), ("chunk_size", chunk_size),
-                  ("song_pool", song_pool), ("tag_pool", tag_pool)):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-      raise JaxaeError(f"song_as_user argument {name} must be a positive integer, got {v!r}")
+  for name, v, least in (("song_neighbours", song_neighbours, 1),
+                         ("tag_neighbours", tag_neighbours, 1), ("n_songs", n_songs, 1),
+                         ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
+                         ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
+                         ("topk_group", topk_group, 0)):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
+      what = "a positive integer" if least else "an integer >= 0"
+      raise JaxaeError(f"song_as_user argument {name} must be {what}, got {v!r}")
   emb = jnp.asarray(song_embeddings, jnp.float32)
   ids = np.asarray(song_ids)
   if emb.ndim != 2 or ids.ndim != 1 or emb.shape[0] != len(ids):
@@ -230,10 +242,10 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
 
   q_sel = q_unit if len(by_emb) == n_q else q_unit[jnp.asarray(by_emb)]
   nb_e, ok_e = neighbours_by_embedding(q_sel, train_unit, train_ok, self_idx[by_emb], k,
-                                       chunk_size)
+                                       chunk_size, topk_group)
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
   nb_t, ok_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], k,
-                                  chunk_size)
+                                  chunk_size, topk_group)
   nb = np.concatenate([nb_e, nb_t])
   ok = np.concatenate([ok_e, ok_t])
   rows = np.concatenate([by_emb, by_tags])
