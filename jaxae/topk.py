@@ -1,7 +1,7 @@
 """The exact top K of each row of a score block, on the device (``config.eval.topk_group``).
 
-Used by the top-N evaluator, the Melon recommender that ranks a model's columns (seed A) and the
-export's cosine neighbours. ``group`` 0 is ``jax.lax.top_k``; ``group`` N finds the same columns
+Used by the top-N evaluator, the Melon recommenders (seed A's model ranking and content
+neighbours, seed B's playlist neighbours) and the export's cosine neighbours. ``group`` 0 is ``jax.lax.top_k``; ``group`` N finds the same columns
 through the maxima of groups of N columns, which on a 2-core CPU and on an H100 is several times
 faster over a catalog of tens of thousands of columns or more (``python -m bench.topk``,
 docs/benchmarks.md).
@@ -22,6 +22,40 @@ def config_group(eval_config) -> int:
   return checks.number(0 if group is None else group, "eval.topk_group", minimum=0, integer=True)
 
 
+def _grouped(n: int, k: int, group: int) -> bool:
+  """Whether the top ``k`` of ``n`` columns goes through groups of ``group`` (else lax.top_k)."""
+  return group > 1 and n > k * group
+
+
+def _maxima(scores: jax.Array, group: int) -> jax.Array:
+  """[B, ceil(n / group)] maxima of the row's groups of ``group`` columns (the last one shorter
+  when ``group`` does not divide ``n``): a windowed max over the scores as they are (no padded
+  copy: on a CPU, padding a score block costs more than ranking it), the short group's from its
+  own slice."""
+  n = scores.shape[1]
+  full = n // group
+  maxima = jax.lax.reduce_window(scores, -jnp.inf, jax.lax.max, (1, group), (1, group), "VALID")
+  if n % group:
+    maxima = jnp.concatenate([maxima, scores[:, full * group:].max(axis=1, keepdims=True)], axis=1)
+  return maxima
+
+
+def _candidates(scores: jax.Array, maxima: jax.Array, k: int,
+                group: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The top ``k`` groups by their maxima (ties: lower group first) in column order [B, k], their
+  ``k * group`` columns [B, k * group] and those columns' scores (-inf past the row's end)."""
+  b = scores.shape[0]
+  _, gidx = jax.lax.top_k(maxima, k)
+  gidx = jnp.sort(gidx, axis=-1)                                          # column order
+  cols = (gidx[:, :, None] * group + jnp.arange(group, dtype=gidx.dtype)).reshape(b, k * group)
+  return gidx, cols, jnp.take_along_axis(scores, cols, axis=1, mode="fill", fill_value=-jnp.inf)
+
+
+def _best(cand: jax.Array, cols: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  vals, pos = jax.lax.top_k(cand, k)
+  return vals, jnp.take_along_axis(cols, pos, axis=1)
+
+
 def top_k(scores: jax.Array, k: int, group: int = 0) -> tuple[jax.Array, jax.Array]:
   """(values, column indices) of the ``k`` largest scores of each row of ``[B, n]`` ``scores``,
   best first, the same as ``jax.lax.top_k`` (ties included: equal scores come out in column order).
@@ -33,28 +67,52 @@ def top_k(scores: jax.Array, k: int, group: int = 0) -> tuple[jax.Array, jax.Arr
   ahead of the group of a top-``k`` column holds a column ranked ahead of that column, so at most
   ``k - 1`` groups rank ahead of it; candidates are kept in column order, so ties resolve as
   ``jax.lax.top_k`` resolves them. The sort-based top-K then runs over ``n / group`` maxima and
-  ``k * group`` candidates instead of ``n`` columns. The maxima come from a windowed max over the
-  scores as they are (no padded copy: on a CPU, padding a score block costs more than ranking it)
-  and the short last group's from its own slice; its missing columns are read as -inf, and come
-  after every real column of the same value, so they are never chosen over one."""
-  b, n = scores.shape
-  if group <= 1 or n <= k * group:
+  ``k * group`` candidates instead of ``n`` columns. The short last group's missing columns are
+  read as -inf, and come after every real column of the same value, so they are never chosen over
+  one."""
+  if not _grouped(scores.shape[1], k, group):
     return jax.lax.top_k(scores, k)
-  full = n // group
-  maxima = jax.lax.reduce_window(scores, -jnp.inf, jax.lax.max, (1, group), (1, group), "VALID")
-  if n % group:
-    maxima = jnp.concatenate([maxima, scores[:, full * group:].max(axis=1, keepdims=True)], axis=1)
-  _, gidx = jax.lax.top_k(maxima, k)                                      # [B, k]
-  gidx = jnp.sort(gidx, axis=-1)                                          # column order
-  cols = (gidx[:, :, None] * group + jnp.arange(group, dtype=gidx.dtype)).reshape(b, k * group)
-  cand = jnp.take_along_axis(scores, cols, axis=1, mode="fill", fill_value=-jnp.inf)
-  vals, pos = jax.lax.top_k(cand, k)
-  return vals, jnp.take_along_axis(cols, pos, axis=1)
+  _, cols, cand = _candidates(scores, _maxima(scores, group), k, group)
+  return _best(cand, cols, k)
 
 
 def top_k_excluding(scores: jax.Array, seg: jax.Array, cols: jax.Array, real: jax.Array, k: int,
                     group: int = 0) -> tuple[jax.Array, jax.Array]:
   """:func:`top_k` of ``scores`` [B, n] with the entries ``(seg, cols)`` excluded (a row's
-  training items): min with -inf at the real entries, +inf (a no-op) at the padding ones."""
-  scores = scores.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))
-  return top_k(scores, k, group)
+  training items): what ``top_k(scores.at[seg, cols].min(-inf), k, group)`` returns, where the
+  entries with ``real`` False (padding) exclude nothing. Duplicate entries are allowed, in any
+  order.
+
+  Through groups, the score block is only read: writing -inf into it would copy the whole
+  non-donated block first (a CPU spends more on that copy than on the ranking). Instead the maxima
+  of the groups that hold an excluded column are taken again from those groups' own scores with
+  their excluded columns at -inf, and the excluded columns among the chosen groups' candidates are
+  set to -inf: the same maxima and candidates as those of the excluded scores, so the same
+  result."""
+  b, n = scores.shape
+  n_groups = -(-n // group) if group > 1 else n
+  if not _grouped(n, k, group) or b * n_groups >= 2 ** 31 - 1:   # (the int32 group keys below)
+    scores = scores.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))
+    return top_k(scores, k, group)
+  maxima = _maxima(scores, group)
+  grp = cols // group
+  # The entries sorted by (row, group): each run shares one copy of its group's scores, where
+  # every excluded column of the run is set to -inf; padding sorts last, in a run of its own.
+  key = jnp.where(real, seg * n_groups + grp, b * n_groups)
+  order = jnp.argsort(key)
+  key_s, seg_s, col_s, grp_s, real_s = (a[order] for a in (key, seg, cols, grp, real))
+  m = key.shape[0]
+  starts = jnp.concatenate([jnp.ones(1, bool), key_s[1:] != key_s[:-1]])
+  first = jax.lax.cummax(jnp.where(starts, jnp.arange(m), 0))           # its run's first entry
+  block = scores.at[seg_s[:, None], grp_s[:, None] * group + jnp.arange(group)].get(
+      mode="fill", fill_value=-jnp.inf)                                 # [m, group]
+  block = block.at[first, col_s % group].min(-jnp.inf)
+  maxima = maxima.at[seg_s, grp_s].min(jnp.where(real_s, block.max(axis=1)[first], jnp.inf))
+  gidx, ccols, cand = _candidates(scores, maxima, k, group)
+  # Each excluded entry's place among its row's candidates, if its group was chosen.
+  slot = jnp.full(maxima.shape, -1, jnp.int32).at[jnp.arange(b)[:, None], gidx].set(
+      jnp.arange(k, dtype=jnp.int32))[seg, grp]
+  hit = real & (slot >= 0)
+  cand = cand.at[seg, jnp.maximum(slot, 0) * group + cols % group].min(
+      jnp.where(hit, -jnp.inf, jnp.inf))
+  return _best(cand, ccols, k)

@@ -16,6 +16,7 @@ from jaxae.data.matrix import Interactions
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation import EvalContext, build_evaluators
 from jaxae.evaluation.topn import TopNEvaluator
+from jaxae import topk
 from jaxae.topk import top_k
 
 
@@ -180,6 +181,49 @@ def test_group_top_k_equals_lax_top_k(n_cols, k, group):
   v, i = jax.jit(lambda s: top_k(s, k, group))(jnp.asarray(scores))
   np.testing.assert_array_equal(np.asarray(i), np.asarray(ref_i))
   np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
+
+
+@pytest.mark.parametrize("n_cols,k,group", [(1000, 10, 8), (1000, 7, 100), (1001, 10, 3),
+                                             (257, 50, 4), (257, 50, 6), (1000, 10, 0)])
+def test_top_k_excluding_equals_top_k_of_the_excluded_scores(n_cols, k, group):
+  """Through groups the score block is only read; the result is exactly top_k of the scores with
+  -inf written at the excluded entries: ties, -inf, duplicate and unsorted entries, rows with
+  every column excluded, padding entries (which exclude nothing, even where they point at a
+  row's best column), groups that do and do not divide the row, and the fallbacks."""
+  rng = np.random.default_rng(n_cols + k + group)
+  b = 17
+  scores = np.round(rng.normal(size=(b, n_cols)), 1).astype(np.float32)   # many ties
+  scores[rng.random(scores.shape) < 0.05] = -np.inf
+  scores[0, :] = 0.0                                                      # ties only
+  seg, cols = [], []
+  for r in range(b):
+    m = int(rng.integers(0, n_cols // 4))
+    c = rng.choice(n_cols, m)                                 # duplicates, any order
+    if r == 1:
+      c = np.arange(n_cols)                                   # everything excluded
+    elif r == 2:
+      c = np.argsort(-scores[2], kind="stable")[: 3 * k]       # the row's best columns
+    elif r == 3:
+      c = np.concatenate([np.arange(n_cols - 5, n_cols), c])  # the (short) last group
+    seg += [r] * len(c)
+    cols += list(c)
+  n_real = len(seg)
+  n_pad = 64
+  seg += [4] * n_pad                                          # padding at row 4's best columns
+  cols += list(np.argsort(-scores[4], kind="stable")[:n_pad])
+  perm = rng.permutation(n_real)                              # entries in no particular order
+  seg = np.asarray(seg, np.int32)
+  cols = np.asarray(cols, np.int32)
+  seg[:n_real], cols[:n_real] = seg[:n_real][perm], cols[:n_real][perm]
+  real = np.arange(len(seg)) < n_real
+  excluded = scores.copy()
+  excluded[seg[real], cols[real]] = -np.inf
+  ref_v, ref_i = jax.lax.top_k(jnp.asarray(excluded), k)
+  v, i = jax.jit(lambda *a: topk.top_k_excluding(*a, k=k, group=group))(
+      jnp.asarray(scores), jnp.asarray(seg), jnp.asarray(cols), jnp.asarray(real))
+  np.testing.assert_array_equal(np.asarray(i), np.asarray(ref_i))
+  np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
+  assert np.isneginf(np.asarray(v)[1]).all()
 
 
 def test_topk_group_gives_the_same_metrics():
