@@ -3,7 +3,7 @@ top-K through group maxima that the top-N evaluator can use (``config.eval.topk_
 two-stage blocked top-K kept here for comparison.
 
   python -m bench.topk [--rows=4096] [--cols=277218] [--k=100] [--blocks=0,1024]
-      [--groups=4,8,16,32,64] [--repeats=5]
+      [--groups=4,8,16,32,64] [--repeats=5] [--exclude=0]
 
 "lax" (block 0) is ``jax.lax.top_k`` over each whole row; block N splits the row into blocks of N
 columns (the last padded with -inf), takes the top K of each block, then the top K of those
@@ -13,6 +13,12 @@ groups' columns (``jaxae.topk.top_k`` with ``group=N``). Both are exact: the scr
 returns the same indices as block 0 on the same random scores (float32, fresh normal draws, some
 columns set to -inf as the evaluator's exclusion does), then times each (median of ``--repeats``
 after a warm-up; a new score matrix per timed call is not needed: top-K reads its input once).
+
+``--exclude=E`` times what the evaluator runs instead: the top K with E random entries of each row
+(its training items) excluded, ``jaxae.topk.top_k_excluding``. Then "lax" is its ``group`` 0 (-inf
+written into the score block, then ``jax.lax.top_k``), gN its group path (the block only read),
+and sN the group form after the same write into the block (``top_k`` of the excluded scores: what
+``top_k_excluding`` did before session 11); blocks are not timed.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ _BLOCKS = flags.DEFINE_list("blocks", ["0", "1024"],
 _GROUPS = flags.DEFINE_list("groups", ["4", "8", "16", "32", "64"],
                             "group sizes of the group-maxima top-K to compare")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls (median reported)")
+_EXCLUDE = flags.DEFINE_integer("exclude", 0, "entries of each row to exclude (the evaluator's "
+                                "training items; 0 = none): times top_k_excluding")
 
 
 def blocked_top_k(scores, k: int, block: int):
@@ -54,18 +62,29 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from jaxae.topk import top_k  # pylint: disable=import-outside-toplevel
+  from jaxae.topk import top_k, top_k_excluding  # pylint: disable=import-outside-toplevel
 
-  rows, cols, k = _ROWS.value, _COLS.value, _K.value
+  rows, cols, k, n_ex = _ROWS.value, _COLS.value, _K.value, _EXCLUDE.value
   key = jax.random.PRNGKey(0)
   scores = jax.random.normal(key, (rows, cols), jnp.float32)
   excluded = jax.random.uniform(jax.random.PRNGKey(1), (rows, cols)) < 0.001
   scores = jnp.where(excluded, -jnp.inf, scores)
   ref_i = None
   results = []
-  variants = [(str(int(b)) if int(b) else "lax", lambda s, b=int(b): blocked_top_k(s, k, b))
-              for b in _BLOCKS.value]
-  variants += [(f"g{int(g)}", lambda s, g=int(g): top_k(s, k, g)) for g in _GROUPS.value]
+  if n_ex > 0:
+    seg = jnp.repeat(jnp.arange(rows, dtype=jnp.int32), n_ex)
+    ex_cols = jax.random.randint(jax.random.PRNGKey(2), seg.shape, 0, cols, jnp.int32)
+    real = jnp.ones(seg.shape, bool)
+    def scattered(s):
+      return s.at[seg, ex_cols].min(-jnp.inf)
+    variants = [("lax", lambda s: top_k_excluding(s, seg, ex_cols, real, k, 0))]
+    for g in map(int, _GROUPS.value):
+      variants += [(f"g{g}", lambda s, g=g: top_k_excluding(s, seg, ex_cols, real, k, g)),
+                   (f"s{g}", lambda s, g=g: top_k(scattered(s), k, g))]
+  else:
+    variants = [(str(int(b)) if int(b) else "lax", lambda s, b=int(b): blocked_top_k(s, k, b))
+                for b in _BLOCKS.value]
+    variants += [(f"g{int(g)}", lambda s, g=int(g): top_k(s, k, g)) for g in _GROUPS.value]
   for name, f in variants:
     fn = jax.jit(f)
     t = time.perf_counter()
@@ -87,8 +106,9 @@ def main(argv):
     med = statistics.median(times)
     results.append((name, first, med, same))
   dev = jax.devices()[0]
-  print(f"top-{k} of [{rows:,}, {cols:,}] float32 scores on {dev.platform} {dev.device_kind}, "
-        f"jax {jax.__version__}; median of {_REPEATS.value}")
+  print(f"top-{k} of [{rows:,}, {cols:,}] float32 scores"
+        + (f", {n_ex} entries a row excluded" if n_ex > 0 else "")
+        + f" on {dev.platform} {dev.device_kind}, jax {jax.__version__}; median of {_REPEATS.value}")
   print(f"{'block':>7}  {'first call (compile)':>20}  {'median':>10}  {'rows/s':>12}  {'GB/s read':>9}"
         f"  check")
   for name, first, med, same in results:

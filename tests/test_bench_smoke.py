@@ -51,6 +51,14 @@ def test_topk_bench_checks_the_variants():
           ("lax", "64", "g4", "g16")]
   assert [r[0] for r in rows] == ["lax", "64", "g4", "g16"], out
   assert rows[0][-1] == "reference" and all(r[-2:] == ["same", "indices"] for r in rows[1:]), out
+  # --exclude: the evaluator's top_k_excluding, group path (g) and write-then-rank (s) forms.
+  out = _module("bench.topk", "--rows=16", "--cols=700", "--k=20", "--groups=4,16",
+                "--repeats=1", "--exclude=30")
+  assert "30 entries a row excluded" in out, out
+  rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in
+          ("lax", "g4", "s4", "g16", "s16")]
+  assert [r[0] for r in rows] == ["lax", "g4", "s4", "g16", "s16"], out
+  assert rows[0][-1] == "reference" and all(r[-2:] == ["same", "indices"] for r in rows[1:]), out
 
 
 def test_step_parts_prints_every_part():
