@@ -1,9 +1,9 @@
 """Recall@K and NDCG@K over the full catalog, scored in chunks on the device.
 
-For each chunk of evaluated rows (``ctx.batch_size`` rows) the model scores every column; the rows'
-input (training) entries are set to -inf, :func:`jaxae.topk.top_k` picks the ``max(ks)`` best
-columns, the chunk's held-out targets are densified on the device (int8) and looked up at those
-columns.
+For each chunk of evaluated rows (``ctx.batch_size`` rows) the model scores every column;
+:func:`jaxae.topk.top_k_excluding` picks the ``max(ks)`` best columns that are not the rows' input
+(training) entries (as if those were -inf), and each of the chunk's held-out target entries is
+compared with its row's picked columns (no [chunk, n_cols] relevance block).
 Per-row metrics are summed per chunk on the device and all chunk sums are read back once, at the
 end. Only a ``[chunk, n_cols]`` score block ever exists (a million rows x a million columns never
 materializes).
@@ -93,9 +93,11 @@ def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
   shard_scores = scores.astype(jnp.float32).reshape(s, -1, n_cols)   # [S, B/S, n]
 
   def one_shard(sc, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
-    rel = jnp.zeros(sc.shape, jnp.int8).at[t_seg, t_cols].max(t_real.astype(jnp.int8))
     top_s, top_i = topk.top_k_excluding(sc, in_seg, in_cols, in_real, max(ks), group)  # no inputs
-    return top_s, jnp.take_along_axis(rel, top_i, axis=1)
+    # Relevance of the picked columns from the targets' entries ([targets, K] compares), not
+    # from a [B, n] relevance block.
+    hit = (top_i[t_seg] == t_cols[:, None]) & t_real[:, None]
+    return top_s, jnp.zeros(top_i.shape, jnp.int8).at[t_seg].max(hit.astype(jnp.int8))
 
   top_s, top_rel = jax.vmap(one_shard)(shard_scores, inputs.seg, inputs.cols,
                                        real_entries(inputs), targets.seg, targets.cols,
