@@ -108,7 +108,8 @@ def main(argv):
   dev = jax.devices()[0]
   print(f"top-{k} of [{rows:,}, {cols:,}] float32 scores"
         + (f", {n_ex} entries a row excluded" if n_ex > 0 else "")
-        + f" on {dev.platform} {dev.device_kind}, jax {jax.__version__}; median of {_REPEATS.value}")
+        + f" on {dev.platform} {dev.device_kind}, jax {jax.__version__}; "
+        f"median of {_REPEATS.value}")
   print(f"{'block':>7}  {'first call (compile)':>20}  {'median':>10}  {'rows/s':>12}  {'GB/s read':>9}"
         f"  check")
   for name, first, med, same in results:

@@ -1,10 +1,10 @@
 """The exact top K of each row of a score block, on the device (``config.eval.topk_group``).
 
 Used by the top-N evaluator, the Melon recommenders (seed A's model ranking and content
-neighbours, seed B's playlist neighbours) and the export's cosine neighbours. ``group`` 0 is ``jax.lax.top_k``; ``group`` N finds the same columns
-through the maxima of groups of N columns, which on a 2-core CPU and on an H100 is several times
-faster over a catalog of tens of thousands of columns or more (``python -m bench.topk``,
-docs/benchmarks.md).
+neighbours, seed B's playlist neighbours) and the export's cosine neighbours. ``group`` 0 is
+``jax.lax.top_k``; ``group`` N finds the same columns through the maxima of groups of N columns,
+which on a 2-core CPU and on an H100 is several times faster over a catalog of tens of thousands
+of columns or more (``python -m bench.topk``, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import pathlib
 import subprocess
 import sys
 

@@ -174,7 +174,6 @@ def table_case(draw, fmt: Format):
 
 def table_reference(fmt: Format, rows) -> tuple[str, object]:
   """("error", bad line numbers) or ("ok", {(user, item): (rating, time)}) (last record wins)."""
-  offset = 1 if fmt.header is not None else 0
   counts = {len(r) for r in rows}
   if len(counts) > 1 or not counts <= fmt.counts:
     return "error", None
