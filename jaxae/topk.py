@@ -90,7 +90,7 @@ def top_k_excluding(scores: jax.Array, seg: jax.Array, cols: jax.Array, real: ja
   set to -inf: the same maxima and candidates as those of the excluded scores, so the same
   result."""
   b, n = scores.shape
-  n_groups = -(-n // group) if group > 1 else n
+  n_groups = -(-n // max(group, 1))
   if not _grouped(n, k, group) or b * n_groups >= 2 ** 31 - 1:   # (the int32 group keys below)
     scores = scores.at[seg, cols].min(jnp.where(real, -jnp.inf, jnp.inf))
     return top_k(scores, k, group)
