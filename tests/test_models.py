@@ -70,12 +70,13 @@ def init(model, x, rows=None, seed=0):
 
 
 GRADIENT_MODELS = ["deep_ae", "autorec", "cdae", "mult_dae", "mult_vae"]
+# logits: the linear output layer; score_input: its input (models.has_score_head)
 EXPECTED_KEYS = {
-    "deep_ae": {"recon", "logits", "code"},    # logits: the linear output layer
+    "deep_ae": {"recon", "logits", "code", "score_input"},
     "autorec": {"recon", "code"},
-    "cdae": {"recon", "logits", "code"},
-    "mult_dae": {"recon", "logits", "code"},
-    "mult_vae": {"recon", "logits", "code", "kl"},
+    "cdae": {"recon", "logits", "code", "score_input"},
+    "mult_dae": {"recon", "logits", "code", "score_input"},
+    "mult_vae": {"recon", "logits", "code", "kl", "score_input"},
 }
 CODE_DIM = {"deep_ae": 4, "autorec": 5, "cdae": 5, "mult_dae": 3, "mult_vae": 3}
 

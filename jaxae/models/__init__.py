@@ -12,6 +12,14 @@ closed-form model the params come from ``CLOSED_FORM[name](config.model, dataset
 params pytree, e.g. ``{"B": B}`` for EASE) instead of init + training; scoring is the same
 ``apply(...)["recon"]`` as for the autoencoders.
 
+Scoring in column tiles (``config.eval.score_tile``): a model whose output layer is a dense layer
+followed by an elementwise function (cdae, deep_ae, mult_dae, mult_vae) also returns
+``"score_input"`` [B, d] (float32: that layer's input at ``train=False``) and defines
+``score_layer(params) -> (kernel [d, n], bias [n])`` and ``score_tile(hidden, kernel, bias)``
+(the output layer on any slice of its columns, float32; ``recon`` is it over all of them, up to
+``n_cols``). The top-N evaluator then never holds a [chunk, n_cols] score block
+(``has_score_head``).
+
 Keys per model (``name`` always; the engine also reads ``sparse_input``):
 
   deep_ae:  layers, activation, tied, code_dropout, last_activation, sparse_input, dtype; optional
@@ -58,6 +66,12 @@ from jaxae.models.glocal_k import GLocalK
 from jaxae.models.kernel_ae import KernelAE
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.mult_vae import MultDAE, MultVAE
+
+
+def has_score_head(model) -> bool:
+  """Whether ``model`` can be scored in column tiles (see the module docstring)."""
+  return callable(getattr(model, "score_layer", None)) and callable(
+      getattr(model, "score_tile", None))
 
 BSPM = bspm_lib.BSPM
 

@@ -69,5 +69,19 @@ class CDAE(nn.Module):
     act = L.get_activation(self.hidden_activation, key="model.hidden_activation")
     code = act(self.encoder(y) + self.user_embedding(rows))
     logits = self.decoder(code).astype(jnp.float32)
-    recon = jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
-    return {"logits": logits, "recon": recon, "code": code.astype(jnp.float32)}
+    recon = self._output(logits)
+    code = code.astype(jnp.float32)
+    return {"logits": logits, "recon": recon, "code": code, "score_input": code}
+
+  def _output(self, logits: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
+
+  def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
+    """The output layer's (kernel [hidden, n_cols], bias [n_cols]) in ``params``."""
+    return params["decoder"]["kernel"], params["decoder"]["bias"]
+
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    ``"score_input"``."""
+    return self._output(L.linear(hidden, kernel, bias, L.get_dtype(self.dtype))
+                        .astype(jnp.float32))

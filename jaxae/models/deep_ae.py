@@ -143,6 +143,20 @@ class DeepAE(nn.Module):
     bias = last.variables["params"]["bias"]
     return h, (last_in, kernel, bias)
 
+  def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
+    """The output layer's (kernel [layers[0], padded_cols], bias [padded_cols]) in ``params`` (the
+    first encoder kernel's transpose when tied)."""
+    last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
+    kernel = params["encoder_0"]["kernel"].T if self.tied else last["kernel"]
+    return kernel, last["bias"]
+
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    ``"score_input"``."""
+    y = L.linear(hidden, kernel, bias, L.get_dtype(self.dtype))
+    return (L.get_activation(self.activation)(y) if self.last_activation else y).astype(
+        jnp.float32)
+
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
     del rows  # not a per-row model
@@ -151,13 +165,12 @@ class DeepAE(nn.Module):
     code = self.encode(x)
     out = {"code": code.astype(jnp.float32)}
     z = self.code_drop(code, deterministic=not train)
+    out["recon"], (hidden, kernel, bias) = self.decode(z, with_last=True)
+    out["score_input"] = hidden.astype(jnp.float32)
     if self.last_layer_outputs:
-      out["recon"], (hidden, kernel, bias) = self.decode(z, with_last=True)
-      out.update(last_hidden=hidden.astype(jnp.float32), last_kernel=kernel, last_bias=bias)
+      out.update(last_hidden=out["score_input"], last_kernel=kernel, last_bias=bias)
       if self.last_activation:   # only the masked terms can use it (losses.sparse_predictions)
         out["last_act"] = L.get_activation(self.activation)
-    else:
-      out["recon"] = self.decode(z)
     if not self.last_activation:     # a linear output layer: its values are logits too
       out["logits"] = out["recon"]     # (the multinomial / BCE losses of implicit data)
     return out

@@ -177,6 +177,14 @@ def _add_bias_bwd(res, g):
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
+def linear(x: Array, kernel: Array, bias: Array | None, dtype) -> Array:
+  """``x @ kernel + bias`` in the compute ``dtype`` (the parameters cast to it): a dense layer's
+  product, shared by :class:`Dense`, :class:`TiedDense` and the models' ``score_tile`` (the output
+  layer applied to a slice of its columns, ``config.eval.score_tile``)."""
+  y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
+  return y if bias is None else add_bias(y, bias.astype(dtype))
+
+
 # --------------------------------------------------------------------------- layers
 class Dense(nn.Module):
   """``x @ kernel + bias`` with float32 parameters and ``dtype`` compute.
@@ -202,11 +210,8 @@ class Dense(nn.Module):
   def __call__(self, x: Array | SparseBatch) -> Array:
     if isinstance(x, SparseBatch):
       y = embedding_bag(x, self.kernel, self.dtype)
-    else:
-      y = jnp.dot(x.astype(self.dtype), self.kernel.astype(self.dtype))
-    if self.use_bias:
-      y = add_bias(y, self.bias.astype(self.dtype))
-    return y
+      return add_bias(y, self.bias.astype(self.dtype)) if self.use_bias else y
+    return linear(x, self.kernel, self.bias if self.use_bias else None, self.dtype)
 
 
 class TiedDense(nn.Module):
@@ -220,8 +225,7 @@ class TiedDense(nn.Module):
   @nn.compact
   def __call__(self, z: Array, kernel: Array) -> Array:
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-    y = jnp.dot(z.astype(self.dtype), kernel.astype(self.dtype).T)
-    return add_bias(y, bias.astype(self.dtype))
+    return linear(z, kernel.T, bias, self.dtype)
 
 
 KERNEL_WEIGHT_INITS = ("glorot", "small")

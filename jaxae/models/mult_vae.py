@@ -38,7 +38,28 @@ def _dense_stack(sizes: tuple[int, ...], cdt, prefix: str) -> list[L.Dense]:
   ]
 
 
-class MultDAE(nn.Module):
+def _decode(decoders, act, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(the output layer's input, float32; the logits, float32) of the decoder stack from ``h``."""
+  for dec in decoders[:-1]:
+    h = act(dec(h))
+  return h.astype(jnp.float32), decoders[-1](h).astype(jnp.float32)
+
+
+class _ScoreHead:
+  """The output layer as the top-N evaluator's column tiles use it (``config.eval.score_tile``)."""
+
+  def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
+    """The output layer's (kernel [layers[0], n_cols], bias [n_cols]) in ``params``."""
+    last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
+    return last["kernel"], last["bias"]
+
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """The logits at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    ``"score_input"``."""
+    return L.linear(hidden, kernel, bias, L.get_dtype(self.dtype)).astype(jnp.float32)
+
+
+class MultDAE(_ScoreHead, nn.Module):
   """Attributes: ``n_cols``, ``layers`` (encoder sizes), ``input_dropout``, ``activation``,
   ``dtype`` compute dtype name."""
 
@@ -65,16 +86,12 @@ class MultDAE(nn.Module):
     for enc in self.encoders:
       h = act(enc(h))
     code = h
-    k = len(self.decoders)
-    for j, dec in enumerate(self.decoders):
-      h = dec(h)
-      if j < k - 1:
-        h = act(h)
-    logits = h.astype(jnp.float32)
-    return {"logits": logits, "recon": logits, "code": code.astype(jnp.float32)}
+    hidden, logits = _decode(self.decoders, act, h)
+    return {"logits": logits, "recon": logits, "code": code.astype(jnp.float32),
+            "score_input": hidden}
 
 
-class MultVAE(nn.Module):
+class MultVAE(_ScoreHead, nn.Module):
   """Attributes as :class:`MultDAE`; ``layers[-1]`` is the latent dimension."""
 
   n_cols: int
@@ -113,10 +130,5 @@ class MultVAE(nn.Module):
     else:
       z = mu
     h = z
-    k = len(self.decoders)
-    for j, dec in enumerate(self.decoders):
-      h = dec(h)
-      if j < k - 1:
-        h = act(h)
-    logits = h.astype(jnp.float32)
-    return {"logits": logits, "recon": logits, "code": mu, "kl": kl}
+    hidden, logits = _decode(self.decoders, act, h)
+    return {"logits": logits, "recon": logits, "code": mu, "kl": kl, "score_input": hidden}
