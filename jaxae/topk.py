@@ -4,15 +4,19 @@ Used by the top-N evaluator, the Melon recommenders (seed A's model ranking and 
 neighbours, seed B's playlist neighbours) and the export's cosine neighbours. ``group`` 0 is
 ``jax.lax.top_k``; ``group`` N finds the same columns through the maxima of groups of N columns,
 which on a 2-core CPU and on an H100 is several times faster over a catalog of tens of thousands
-of columns or more (``python -m bench.topk``, docs/benchmarks.md).
+of columns or more (``python -m bench.topk``, docs/benchmarks.md). :func:`top_k_tiled` ranks scores
+that come in column tiles (``config.eval.score_tile``) without a whole block.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
 from jaxae import checks
+from jaxae.errors import ConfigError
 
 
 def config_group(eval_config) -> int:
@@ -20,6 +24,17 @@ def config_group(eval_config) -> int:
   the key existed) = 0, ``jax.lax.top_k``, which ranks the same columns."""
   group = eval_config.get("topk_group") if hasattr(eval_config, "get") else None
   return checks.number(0 if group is None else group, "eval.topk_group", minimum=0, integer=True)
+
+
+def config_tile(eval_config, group: int) -> int:
+  """``config.eval.score_tile``, checked (an integer >= 0, a multiple of ``group`` when ``group``
+  > 1); absent or None (a config saved before the key existed) = 0: whole score blocks."""
+  tile = eval_config.get("score_tile") if hasattr(eval_config, "get") else None
+  tile = checks.number(0 if tile is None else tile, "eval.score_tile", minimum=0, integer=True)
+  if tile and group > 1 and tile % group:
+    raise ConfigError(f"config.eval.score_tile ({tile}) must be a multiple of "
+                      f"config.eval.topk_group ({group})")
+  return tile
 
 
 def _grouped(n: int, k: int, group: int) -> bool:
@@ -115,4 +130,58 @@ def top_k_excluding(scores: jax.Array, seg: jax.Array, cols: jax.Array, real: ja
   hit = real & (slot >= 0)
   cand = cand.at[seg, jnp.maximum(slot, 0) * group + cols % group].min(
       jnp.where(hit, -jnp.inf, jnp.inf))
+  return _best(cand, ccols, k)
+
+
+def top_k_tiled(block_fn: Callable[[jax.Array, int], jax.Array], n: int, n_padded: int,
+                seg: jax.Array, cols: jax.Array, real: jax.Array, k: int, group: int,
+                tile: int) -> tuple[jax.Array, jax.Array]:
+  """:func:`top_k_excluding` of a score block that is never materialized whole: the scores come
+  in column tiles, ``block_fn(start, width) -> [B, width]`` (float32; ``start`` a traced multiple
+  of ``tile``), each ranked while it is fresh (on a CPU, writing the [B, n] block and reading it
+  back costs more than the products that make it: ``python -m bench.topk --tiles``).
+
+  ``n`` real columns, ``n_padded`` (a multiple of ``tile``, >= n) columns ``block_fn`` can give
+  (columns from ``n`` on count as -inf). Groups of ``max(group, 1)`` columns (``tile`` a multiple
+  of it): the first block holds at least ``k`` groups; after each block the top ``k`` groups so
+  far (by maxima, ties: lower group first) keep their scores; at the end the top ``k`` of those
+  groups' columns, in column order. The same groups as :func:`top_k`'s over the whole row (each
+  merge keeps the top ``k`` of the union, and earlier groups come first among equal maxima), so
+  the same result as ``top_k_excluding`` of the whole block.
+  """
+  g = max(group, 1) if n_padded >= k * max(group, 1) else 1
+  first = min(n_padded, -(-(k * g) // tile) * tile)        # the first block: >= k groups
+
+  def scored(start, width):
+    s = block_fn(start, width)
+    b = s.shape[0]
+    colno = start + jnp.arange(width)
+    s = jnp.where(colno < n, s, -jnp.inf)
+    local = cols - start
+    inside = real & (local >= 0) & (local < width)
+    s = s.at[seg, jnp.where(inside, local, width)].min(-jnp.inf, mode="drop")
+    return s.reshape(b, width // g, g)
+
+  s = scored(0, first)
+  m, gid = jax.lax.top_k(s.max(axis=2), k)                  # [B, k]
+  v = jnp.take_along_axis(s, gid[:, :, None], axis=1)       # [B, k, g]
+
+  def merge(t, carry):
+    m, gid, v = carry
+    start = t * tile
+    s = scored(start, tile)
+    m, pos = jax.lax.top_k(jnp.concatenate([m, s.max(axis=2)], axis=1), k)
+    old = pos < k
+    gid = jnp.where(old, jnp.take_along_axis(gid, jnp.minimum(pos, k - 1), axis=1),
+                    start // g + pos - k)
+    v = jnp.where(old[:, :, None], jnp.take_along_axis(v, jnp.minimum(pos, k - 1)[:, :, None], 1),
+                  jnp.take_along_axis(s, jnp.maximum(pos - k, 0)[:, :, None], axis=1))
+    return m, gid, v
+
+  m, gid, v = jax.lax.fori_loop(first // tile, n_padded // tile, merge, (m, gid, v))
+  order = jnp.argsort(gid, axis=1)                         # column order
+  gid = jnp.take_along_axis(gid, order, axis=1)
+  b = gid.shape[0]
+  cand = jnp.take_along_axis(v, order[:, :, None], axis=1).reshape(b, k * g)
+  ccols = (gid[:, :, None] * g + jnp.arange(g, dtype=gid.dtype)).reshape(b, k * g)
   return _best(cand, ccols, k)

@@ -183,14 +183,12 @@ def test_group_top_k_equals_lax_top_k(n_cols, k, group):
   np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
 
 
-@pytest.mark.parametrize("n_cols,k,group", [(1000, 10, 8), (1000, 7, 100), (1001, 10, 3),
-                                             (257, 50, 4), (257, 50, 6), (1000, 10, 0)])
-def test_top_k_excluding_equals_top_k_of_the_excluded_scores(n_cols, k, group):
-  """Through groups the score block is only read; the result is exactly top_k of the scores with
-  -inf written at the excluded entries: ties, -inf, duplicate and unsorted entries, rows with
-  every column excluded, padding entries (which exclude nothing, even where they point at a
-  row's best column), groups that do and do not divide the row, and the fallbacks."""
-  rng = np.random.default_rng(n_cols + k + group)
+def _exclusion_case(n_cols, k, seed):
+  """(scores [17, n_cols], seg, cols, real, top_k of the scores with the real entries at -inf):
+  ties, -inf, duplicate and unsorted entries, a row with every column excluded (row 1), a row's
+  best columns excluded (2), the last columns (3), padding entries at row 4's best columns (they
+  exclude nothing)."""
+  rng = np.random.default_rng(seed)
   b = 17
   scores = np.round(rng.normal(size=(b, n_cols)), 1).astype(np.float32)   # many ties
   scores[rng.random(scores.shape) < 0.05] = -np.inf
@@ -218,12 +216,48 @@ def test_top_k_excluding_equals_top_k_of_the_excluded_scores(n_cols, k, group):
   real = np.arange(len(seg)) < n_real
   excluded = scores.copy()
   excluded[seg[real], cols[real]] = -np.inf
-  ref_v, ref_i = jax.lax.top_k(jnp.asarray(excluded), k)
+  return scores, seg, cols, real, jax.lax.top_k(jnp.asarray(excluded), k)
+
+
+@pytest.mark.parametrize("n_cols,k,group", [(1000, 10, 8), (1000, 7, 100), (1001, 10, 3),
+                                             (257, 50, 4), (257, 50, 6), (1000, 10, 0)])
+def test_top_k_excluding_equals_top_k_of_the_excluded_scores(n_cols, k, group):
+  """Through groups the score block is only read; the result is exactly top_k of the scores with
+  -inf written at the excluded entries (:func:`_exclusion_case`), for groups that do and do not
+  divide the row, and the fallbacks."""
+  scores, seg, cols, real, (ref_v, ref_i) = _exclusion_case(n_cols, k, n_cols + k + group)
   v, i = jax.jit(lambda *a: topk.top_k_excluding(*a, k=k, group=group))(
       jnp.asarray(scores), jnp.asarray(seg), jnp.asarray(cols), jnp.asarray(real))
   np.testing.assert_array_equal(np.asarray(i), np.asarray(ref_i))
   np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
   assert np.isneginf(np.asarray(v)[1]).all()
+
+
+@pytest.mark.parametrize("n_cols,k,group,tile", [
+    (1000, 10, 8, 32),     # the first block (>= k groups) spans 3 tiles; a padded last tile
+    (1000, 10, 8, 200),    # one tile holds the first k groups
+    (1001, 10, 0, 100),    # group 0: runs of jax.lax.top_k over each tile, merged
+    (1000, 7, 100, 300),   # groups of 100, the first block 3 tiles
+    (257, 50, 6, 6),       # k groups would not fit in the row: groups of 1
+    (257, 50, 4, 256),     # two tiles, the second one column and 255 of padding
+    (257, 50, 4, 512),     # one tile longer than the row
+])
+def test_top_k_tiled_equals_top_k_of_the_excluded_scores(n_cols, k, group, tile):
+  """Scores that come ``tile`` columns at a time, ranked as they come: exactly top_k of the whole
+  block with -inf at the excluded entries (:func:`_exclusion_case`); columns past the row's end
+  (the last tile's padding, here filled with +inf) are never chosen."""
+  scores, seg, cols, real, (ref_v, ref_i) = _exclusion_case(n_cols, k, n_cols + k + group)
+  n_pad = -(-n_cols // tile) * tile
+  padded = jnp.asarray(np.pad(scores, ((0, 0), (0, n_pad - n_cols)), constant_values=np.inf))
+
+  def run(padded, seg, cols, real):
+    def block(start, width):
+      return jax.lax.dynamic_slice_in_dim(padded, start, width, axis=1)
+    return topk.top_k_tiled(block, n_cols, n_pad, seg, cols, real, k, group, tile)
+
+  v, i = jax.jit(run)(padded, jnp.asarray(seg), jnp.asarray(cols), jnp.asarray(real))
+  np.testing.assert_array_equal(np.asarray(i), np.asarray(ref_i))
+  np.testing.assert_array_equal(np.asarray(v), np.asarray(ref_v))
 
 
 def test_topk_group_gives_the_same_metrics():
