@@ -21,6 +21,11 @@ from ml_collections import config_dict
 # (12.7x over 277,218, measured with the earlier padded form): docs/benchmarks.md, `python -m
 # bench.topk`.
 TOPK_GROUP = 64
+# Scoring in column tiles (config.eval.score_tile): 0 = the model scores a whole [chunk, n_cols]
+# block, then it is ranked; N = for a model with a linear output layer (cdae, deep_ae, mult_dae,
+# mult_vae), its scores are made N columns at a time and ranked as they come, so no score block is
+# written to memory and read back (a multiple of TOPK_GROUP). Same metrics; docs/benchmarks.md.
+SCORE_TILE = 0
 
 
 def get_base() -> ml_collections.ConfigDict:
@@ -75,6 +80,7 @@ def get_base() -> ml_collections.ConfigDict:
       metric_mode="min",
       batch_size=1024,
       topk_group=TOPK_GROUP,
+      score_tile=SCORE_TILE,
   ))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   return c
@@ -99,4 +105,4 @@ def topn_eval(k: int = 20) -> ml_collections.ConfigDict:
   """Full-catalog top-N evaluation, the best checkpoint picked by Recall@k (LightGCN definition)."""
   return ml_collections.ConfigDict(dict(
       evaluators=("topn",), ks=(k,), metric=f"recall@{k}", metric_mode="max", batch_size=1024,
-      topk_group=TOPK_GROUP))
+      topk_group=TOPK_GROUP, score_tile=SCORE_TILE))

@@ -184,6 +184,7 @@ def make_context(run: LoadedRun, dataset: Dataset, split: str, fns_cache: list |
   """
   # pylint: disable-next=import-outside-toplevel
   from jaxae.evaluation import EvalContext, check_all_rows
+  from jaxae.evaluation.context import score_head  # pylint: disable=import-outside-toplevel
   from jaxae.training import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
 
@@ -193,17 +194,19 @@ def make_context(run: LoadedRun, dataset: Dataset, split: str, fns_cache: list |
   fns = next((f for k, f in fns_cache or () if k == key), None)
   if fns is None:
     fns = step_lib.make_eval_fns(run.model, run.mesh, n_cols=dataset.n_cols,
-                                 sparse_input=sparse_input)
+                                 sparse_input=sparse_input) + (
+        step_lib.make_head_fn(run.model, run.mesh, n_cols=dataset.n_cols,
+                              sparse_input=sparse_input),)
     if fns_cache is not None:
       fns_cache.append((key, fns))
-  score_fn, embed_fn = fns
+  score_fn, embed_fn, head_fn = fns
   sharding = mesh_lib.batch_sharding(run.mesh)
   params = run.params
   return EvalContext(score_fn=lambda batch: score_fn(params, batch),
                      embed_fn=lambda batch: embed_fn(params, batch), dataset=dataset, split=split,
                      batch_size=eval_batch_size(run), num_shards=run.num_shards,
                      put_fn=lambda batch: mesh_lib.put_global(batch, sharding), params=params,
-                     model=run.model)
+                     model=run.model, head=score_head(run.model, head_fn, params))
 
 
 # -------------------------------------------------------------------------------- evaluation
@@ -272,7 +275,7 @@ def ensemble_context(runs: list[LoadedRun], dataset: Dataset, split: str):
   # A member that reads the whole matrix decides how rows are fed (others score any rows alike).
   model = next((r.model for r in runs if needs_all_rows(r.model)), runs[0].model)
   return dataclasses.replace(ctxs[0], score_fn=score, embed_fn=None, params=None, model=model,
-                             batch_size=max(c.batch_size for c in ctxs))
+                             batch_size=max(c.batch_size for c in ctxs), head=None)
 
 
 def ensemble_filename(split: str, step: int, size: int) -> str:

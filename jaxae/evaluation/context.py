@@ -29,6 +29,34 @@ def default_put(batch: SparseBatch) -> SparseBatch:
   return jax.device_put(batch)
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreHead:
+  """A model's output layer, for scoring in column tiles (``config.eval.score_tile``).
+
+  Attributes:
+    hidden_fn: jitted ``SparseBatch -> [B, d]``: the output layer's input (float32).
+    kernel: [d, n] (n >= n_cols: the model's padded item dimension).
+    bias: [n].
+    tile: ``(hidden, kernel[:, cols], bias[cols]) -> [B, len(cols)]`` float32 scores: the model's
+      ``score_tile``, the same values ``score_fn`` gives at those columns.
+  """
+
+  hidden_fn: Callable[[SparseBatch], jax.Array]
+  kernel: jax.Array
+  bias: jax.Array
+  tile: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def score_head(model, head_fn: Callable | None, params) -> ScoreHead | None:
+  """The :class:`ScoreHead` of ``model`` at ``params`` from its jitted ``head_fn(params, batch)``
+  (``training.step.make_head_fn``; None: the model has none, and so has the result)."""
+  if head_fn is None:
+    return None
+  kernel, bias = model.score_layer(params)
+  return ScoreHead(hidden_fn=lambda batch: head_fn(params, batch), kernel=kernel, bias=bias,
+                   tile=model.score_tile)
+
+
 @dataclasses.dataclass(kw_only=True)
 class EvalContext:
   """Everything an evaluator needs to score one split.
@@ -43,6 +71,8 @@ class EvalContext:
     put_fn: puts a host :class:`SparseBatch` on the devices with the right sharding.
     params: the params pytree (for evaluators that need it).
     model: the flax module.
+    head: the model's output layer for scoring in column tiles (:class:`ScoreHead`); None when
+      the model has none (or the scores are not one model's, e.g. an ensemble's mean).
   """
 
   score_fn: Callable[[SparseBatch], jax.Array]
@@ -54,6 +84,7 @@ class EvalContext:
   put_fn: Callable[[SparseBatch], SparseBatch] = default_put
   params: Any = None
   model: Any = None
+  head: ScoreHead | None = None
 
   def eval_split(self) -> EvalSplit:
     """The :class:`EvalSplit` named by ``split``; ConfigError when the dataset lacks it."""

@@ -15,6 +15,12 @@ times faster on a 2-core CPU and an order of magnitude faster on an H100 over a 
 (``python -m bench.topk``, docs/benchmarks.md). A config saved without the key ranks with
 ``jax.lax.top_k``.
 
+``config.eval.score_tile`` = T (0 = off) scores a model with a linear output layer
+(``models.has_score_head``; ``EvalContext.head``) T columns at a time and ranks each tile as it
+comes (:func:`jaxae.topk.top_k_tiled`): the same metrics, and no [chunk, n_cols] block; faster for
+a small K on a 2-core CPU, slower for a large one (``python -m bench.score_tiles``,
+docs/benchmarks.md). Other models (and ensembles) score whole blocks.
+
 Definitions (binary relevance: every stored target entry is relevant; ``T`` = number of targets of
 the row, ``hits@K`` = relevant columns among the top K):
 
@@ -43,6 +49,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from jaxae import topk
 from jaxae.data.dataset import Dataset
@@ -84,28 +91,56 @@ def topn_row_metrics(top_scores: jax.Array, top_rel: jax.Array, n_targets: jax.A
   return jnp.stack(out, axis=1) * (n_t > 0)[:, None]
 
 
-@functools.partial(jax.jit, static_argnames=("ks", "group"))
-def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
-                ks: tuple[int, ...], group: int = 0) -> jax.Array:
-  """[3 * len(ks)] sums of the chunk's per-row metrics (padding rows add 0)."""
+def _sums(rank, per_shard, inputs: SparseBatch, targets: SparseBatch,
+          ks: tuple[int, ...]) -> jax.Array:
+  """[3 * len(ks)] sums of the chunk's per-row metrics (padding rows add 0), where
+  ``rank(x, seg, cols, real, k)`` gives one shard's (top-k scores, columns) with its input entries
+  excluded, from its slice ``x`` of each array in ``per_shard`` (leading axis: the rows)."""
   s, _ = inputs.cols.shape
-  n_cols = scores.shape[-1]
-  shard_scores = scores.astype(jnp.float32).reshape(s, -1, n_cols)   # [S, B/S, n]
+  shards = [a.reshape((s, -1) + a.shape[1:]) for a in per_shard]       # [S, B/S, ...]
 
-  def one_shard(sc, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
-    top_s, top_i = topk.top_k_excluding(sc, in_seg, in_cols, in_real, max(ks), group)  # no inputs
+  def one_shard(x, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
+    top_s, top_i = rank(x, in_seg, in_cols, in_real, max(ks))          # no input entries
     # Relevance of the picked columns from the targets' entries ([targets, K] compares), not
     # from a [B, n] relevance block.
     hit = (top_i[t_seg] == t_cols[:, None]) & t_real[:, None]
     return top_s, jnp.zeros(top_i.shape, jnp.int8).at[t_seg].max(hit.astype(jnp.int8))
 
-  top_s, top_rel = jax.vmap(one_shard)(shard_scores, inputs.seg, inputs.cols,
-                                       real_entries(inputs), targets.seg, targets.cols,
-                                       real_entries(targets))
+  top_s, top_rel = jax.vmap(one_shard)(shards, inputs.seg, inputs.cols, real_entries(inputs),
+                                       targets.seg, targets.cols, real_entries(targets))
   kmax = top_s.shape[-1]
   per_row = topn_row_metrics(top_s.reshape(-1, kmax), top_rel.reshape(-1, kmax),
                              targets.lengths * (targets.mask > 0), ks)
   return per_row.sum(axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "group"))
+def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
+                ks: tuple[int, ...], group: int = 0) -> jax.Array:
+  """:func:`_sums` of a [B, n_cols] score block."""
+
+  def rank(x, seg, cols, real, k):
+    return topk.top_k_excluding(x[0], seg, cols, real, k, group)
+
+  return _sums(rank, [scores.astype(jnp.float32)], inputs, targets, ks)
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "group", "tile", "n_cols", "score_tile"))
+def _tiled_chunk_sums(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
+                      targets: SparseBatch, ks: tuple[int, ...], group: int, tile: int,
+                      n_cols: int, score_tile) -> jax.Array:
+  """:func:`_sums` from the output layer's input ``hidden`` [B, d]: each row's scores made
+  ``tile`` columns at a time (``score_tile`` on the slices of ``kernel`` [d, n_pad] and ``bias``
+  [n_pad], ``n_pad`` a multiple of ``tile``) and ranked as they come
+  (:func:`jaxae.topk.top_k_tiled`)."""
+
+  def rank(x, seg, cols, real, k):
+    def block(start, width):
+      return score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width, axis=1),
+                        jax.lax.dynamic_slice_in_dim(bias, start, width))
+    return topk.top_k_tiled(block, n_cols, kernel.shape[1], seg, cols, real, k, group, tile)
+
+  return _sums(rank, [hidden], inputs, targets, ks)
 
 
 class TopNEvaluator(Evaluator):
@@ -127,7 +162,9 @@ class TopNEvaluator(Evaluator):
     get_split(dataset, split)
     self.ks = tuple(sorted({int(k) for k in raw}))
     self.group = topk.config_group(eval_config)
+    self.tile = topk.config_tile(eval_config, self.group)
     self.split = split
+    self._told = False
 
   def run(self, ctx: EvalContext) -> dict[str, float]:
     es = get_split(ctx.dataset, self.split)
@@ -140,11 +177,23 @@ class TopNEvaluator(Evaluator):
     t = es.targets.matrix[rows]                   # cold counts on the host, vectorized
     out["targets_cold_rows"] = float(np.diff(t.indptr)[es.inputs.row_lengths()[rows] == 0].sum())
     out["targets_cold_cols"] = float((ctx.dataset.train.col_counts()[t.indices] == 0).sum())
+    head = ctx.head if self.tile else None
+    if self.tile and head is None and not self._told:
+      logging.info("eval.score_tile: this model has no output layer to score in tiles (or its "
+                   "items are split over the mesh); scoring whole [chunk, n_cols] blocks")
+      self._told = True
+    if head is not None:                          # the kernel's columns to a multiple of the tile
+      pad = -head.kernel.shape[1] % self.tile
+      kernel, bias = jnp.pad(head.kernel, ((0, 0), (0, pad))), jnp.pad(head.bias, (0, pad))
     sums = []                                     # per-chunk device arrays: no host sync
     for inputs, targets in split_batches(ctx, es, rows):
-      inputs = ctx.put_fn(inputs)
-      sums.append(_chunk_sums(ctx.score_fn(inputs), inputs, ctx.put_fn(targets), self.ks,
-                              self.group))
+      inputs, targets = ctx.put_fn(inputs), ctx.put_fn(targets)
+      if head is None:
+        sums.append(_chunk_sums(ctx.score_fn(inputs), inputs, targets, self.ks, self.group))
+      else:
+        sums.append(_tiled_chunk_sums(head.hidden_fn(inputs), kernel, bias, inputs, targets,
+                                      self.ks, self.group, self.tile, es.inputs.shape[1],
+                                      head.tile))
     total = np.asarray(jax.device_get(jnp.stack(sums)), np.float64).sum(axis=0)  # one transfer
     out.update({name: float(v) / len(rows) for name, v in zip(metric_names(self.ks), total)})
     return out

@@ -47,6 +47,7 @@ from jaxae.data.batching import BatchIterator, prefetch
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError, JaxaeError
 from jaxae.evaluation import EvalContext, build_evaluators, check_all_rows, split_available
+from jaxae.evaluation.context import score_head
 from jaxae.training import checkpoint as ckpt_lib
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
@@ -61,7 +62,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # Keys of config.eval that belong to one evaluator (read by it). An evaluator class may also declare
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
-    "topn": ("ks", "topk_group"),
+    "topn": ("ks", "topk_group", "score_tile"),
     "melon": ("recommender", "recommender_args", "empty_answers", "baselines", "topk_group"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
@@ -313,6 +314,9 @@ class _Run:
     self.score_fn, self.embed_fn = step_lib.make_eval_fns(
         self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input,
         param_sharding=self.param_sharding)
+    self.head_fn = step_lib.make_head_fn(
+        self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input,
+        param_sharding=self.param_sharding)
     self._batch_sharding = mesh_lib.batch_sharding(self.mesh)
 
   def put(self, batch):
@@ -326,7 +330,7 @@ class _Run:
                       embed_fn=functools.partial(self.embed_fn, params), dataset=self.dataset,
                       split="val", batch_size=int(self.config.eval.batch_size),
                       num_shards=self.num_shards, put_fn=self.put, params=params,
-                      model=self.model)
+                      model=self.model, head=score_head(self.model, self.head_fn, params))
     out: dict[str, float] = {}
     for ev in self.evaluators:
       out.update({k: float(v) for k, v in ev.run(ctx).items()})

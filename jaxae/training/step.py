@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxae import losses
+from jaxae import losses, models
 from jaxae.data.sparse import SparseBatch, densify, observed_mask
 from jaxae.errors import ConfigError
 from jaxae.training import mesh as mesh_lib
@@ -214,6 +214,17 @@ def make_train_step(model, config, n_cols: int, mesh, state_sharding=None
                  out_shardings=(state_sh, rep), donate_argnums=0)
 
 
+def _eval_forward(model, n_cols: int, sparse_input: bool) -> Callable:
+  """``(params, batch) -> model outputs`` at ``train=False`` (the batch densified on the device
+  unless the model takes it sparse)."""
+
+  def forward(params, batch: SparseBatch) -> dict[str, jax.Array]:
+    x = batch if sparse_input else densify(batch, n_cols)
+    return model.apply({"params": params}, x, rows=batch.rows, train=False)
+
+  return forward
+
+
 def make_eval_fns(model, mesh, *, n_cols: int | None = None, sparse_input: bool = False,
                   param_sharding=None) -> tuple[Callable, Callable]:
   """Jitted ``score_fn(params, batch) -> [B, n_cols]`` ("recon") and ``embed_fn(params, batch)``
@@ -227,9 +238,7 @@ def make_eval_fns(model, mesh, *, n_cols: int | None = None, sparse_input: bool 
   rep = mesh_lib.replicated(mesh) if param_sharding is None else param_sharding
   shard = mesh_lib.batch_sharding(mesh)
 
-  def forward(params, batch: SparseBatch) -> dict[str, jax.Array]:
-    x = batch if sparse_input else densify(batch, n_cols)
-    return model.apply({"params": params}, x, rows=batch.rows, train=False)
+  forward = _eval_forward(model, n_cols, sparse_input)
 
   def score(params, batch):
     return forward(params, batch)["recon"].astype(jnp.float32)
@@ -240,3 +249,24 @@ def make_eval_fns(model, mesh, *, n_cols: int | None = None, sparse_input: bool 
   score_fn = jax.jit(score, in_shardings=(rep, shard), out_shardings=shard)
   embed_fn = jax.jit(embed, in_shardings=(rep, shard), out_shardings=shard)
   return score_fn, embed_fn
+
+
+def make_head_fn(model, mesh, *, n_cols: int | None = None, sparse_input: bool = False,
+                 param_sharding=None) -> Callable | None:
+  """Jitted ``head_fn(params, batch) -> [B, d]``: the input of the model's output layer
+  (``"score_input"``, ``train=False``; the output layer itself is not computed), split over "data"
+  like the batch, for the top-N evaluator's column tiles (``config.eval.score_tile``). None when
+  the model has no such head (``models.has_score_head``) or its item dimension is split over the
+  mesh's "model" axis (then the evaluator scores whole blocks with ``score_fn``)."""
+  if not models.has_score_head(model) or mesh_lib.model_size(mesh) > 1:
+    return None
+  n_cols = int(model.n_cols if n_cols is None else n_cols)
+  rep = mesh_lib.replicated(mesh) if param_sharding is None else param_sharding
+
+  forward = _eval_forward(model, n_cols, sparse_input)
+
+  def head(params, batch):
+    return forward(params, batch)["score_input"]
+
+  return jax.jit(head, in_shardings=(rep, mesh_lib.batch_sharding(mesh)),
+                 out_shardings=mesh_lib.batch_sharding(mesh))
