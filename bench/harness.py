@@ -122,6 +122,7 @@ class Engine:
   num_shards: int
   sparse_input: bool
   put: Callable
+  head_fn: Callable | None = None   # step.make_head_fn's (None: the model has no score head)
 
 
 def build_engine(config, n_rows: int, n_cols: int, steps_per_epoch: int) -> Engine:
@@ -156,9 +157,11 @@ def build_engine(config, n_rows: int, n_cols: int, steps_per_epoch: int) -> Engi
   train_step = step_lib.make_train_step(model, config, n_cols, mesh, **step_kwargs)
   score_fn, _ = step_lib.make_eval_fns(model, mesh, n_cols=n_cols, sparse_input=sparse_input,
                                        **eval_kwargs)
+  head_fn = step_lib.make_head_fn(model, mesh, n_cols=n_cols, sparse_input=sparse_input,
+                                 **eval_kwargs)
   batch_sharding = mesh_lib.batch_sharding(mesh)
   return Engine(config, mesh, model, state, train_step, score_fn, mesh_lib.data_size(mesh),
-                sparse_input, lambda b: mesh_lib.put_global(b, batch_sharding))
+                sparse_input, lambda b: mesh_lib.put_global(b, batch_sharding), head_fn)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -243,29 +246,40 @@ class EvalTiming:
   metrics: dict
 
 
-def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
-              repeats: int = 1, topk_group: int = 0) -> EvalTiming:
-  """Full-catalog top-K of the split's rows: a first pass compiles every chunk shape (reported
-  apart), then the best of ``repeats`` timed passes (none: the first pass is the figure).
-  ``topk_group`` is ``config.eval.topk_group``."""
+def topn_pass(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
+              topk_group: int = 0, score_tile: int = 0) -> Callable[[], dict]:
+  """One full-catalog top-K pass over the split's rows as the top-N evaluator runs it:
+  ``run() -> metrics``. ``topk_group`` and ``score_tile`` are ``config.eval.topk_group`` /
+  ``score_tile``."""
   import functools  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
   from jaxae.data.dataset import Dataset  # pylint: disable=import-outside-toplevel
   from jaxae.evaluation import EvalContext  # pylint: disable=import-outside-toplevel
+  from jaxae.evaluation.context import score_head  # pylint: disable=import-outside-toplevel
   from jaxae.evaluation.topn import TopNEvaluator  # pylint: disable=import-outside-toplevel
 
   dataset = Dataset(train=train, test=eval_split, info={"name": "bench"})
-  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks), "topk_group": int(topk_group)}),
-                     dataset, "test")
+  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks), "topk_group": int(topk_group),
+                                                 "score_tile": int(score_tile)}), dataset, "test")
   ctx = EvalContext(score_fn=functools.partial(engine.score_fn, params), dataset=dataset,
                     split="test", batch_size=batch_size, num_shards=engine.num_shards,
-                    put_fn=engine.put, params=params, model=engine.model)
+                    put_fn=engine.put, params=params, model=engine.model,
+                    head=score_head(engine.model, engine.head_fn, params))
+  return lambda: ev.run(ctx)
+
+
+def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
+              repeats: int = 1, topk_group: int = 0, score_tile: int = 0) -> EvalTiming:
+  """Full-catalog top-K of the split's rows (:func:`topn_pass`): a first pass compiles every
+  chunk shape (reported apart), then the best of ``repeats`` timed passes (none: the first pass
+  is the figure)."""
+  run = topn_pass(engine, params, train, eval_split, ks, batch_size, topk_group, score_tile)
   t = time.perf_counter()
-  out = ev.run(ctx)
+  out = run()
   warm = time.perf_counter() - t
   best = warm if repeats < 1 else float("inf")
   for _ in range(repeats):
     t = time.perf_counter()
-    out = ev.run(ctx)
+    out = run()
     best = min(best, time.perf_counter() - t)
   return EvalTiming(int(out["rows_evaluated"]), best, warm, out)

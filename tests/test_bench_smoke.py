@@ -61,6 +61,14 @@ def test_topk_bench_checks_the_variants():
   assert rows[0][-1] == "reference" and all(r[-2:] == ["same", "indices"] for r in rows[1:]), out
 
 
+def test_score_tiles_bench_checks_and_prints_every_variant():
+  out = _module("bench.score_tiles", "--config=configs/cdae_gowalla.py", "--size=smoke",
+                "--tiles=64,128", "--ks=5,20", "--rounds=1", "--config.eval.batch_size=64")
+  rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in ("5", "20")]
+  assert [(r[0], r[1]) for r in rows] == [(k, t) for k in ("5", "20") for t in ("0", "64", "128")]
+  assert rows[0][4] == "1.00x" and "same metrics in every variant" in out, out
+
+
 def test_step_parts_prints_every_part():
   out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
   for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",
