@@ -138,8 +138,8 @@ def top_k_tiled(block_fn: Callable[[jax.Array, int], jax.Array], n: int, n_padde
                 tile: int) -> tuple[jax.Array, jax.Array]:
   """:func:`top_k_excluding` of a score block that is never materialized whole: the scores come
   in column tiles, ``block_fn(start, width) -> [B, width]`` (float32; ``start`` a traced multiple
-  of ``tile``), each ranked while it is fresh (on a CPU, writing the [B, n] block and reading it
-  back costs more than the products that make it: ``python -m bench.topk --tiles``).
+  of ``tile``), each ranked while it is fresh, so no [B, n] block is written and read back
+  (where that wins and where it loses: ``python -m bench.score_tiles``).
 
   ``n`` real columns, ``n_padded`` (a multiple of ``tile``, >= n) columns ``block_fn`` can give
   (columns from ``n`` on count as -inf). Groups of ``max(group, 1)`` columns (``tile`` a multiple

@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
 import jax
 import ml_collections
 import numpy as np
@@ -64,8 +71,10 @@ def _context(model_config: dict, ds: Dataset, seed: int = 0):
   score_fn, _ = step_lib.make_eval_fns(model, mesh, n_cols=N_COLS, sparse_input=sparse)
   head_fn = step_lib.make_head_fn(model, mesh, n_cols=N_COLS, sparse_input=sparse)
   sharding = mesh_lib.batch_sharding(mesh)
+  shards = mesh_lib.data_size(mesh)
   return EvalContext(score_fn=lambda b: score_fn(params, b), dataset=ds, split="val",
-                     batch_size=8, put_fn=lambda b: mesh_lib.put_global(b, sharding),
+                     batch_size=8 * shards, num_shards=shards,
+                     put_fn=lambda b: mesh_lib.put_global(b, sharding),
                      params=params, model=model, head=score_head(model, head_fn, params))
 
 
@@ -143,3 +152,34 @@ def test_score_tile_config_errors():
   ev = TopNEvaluator(ml_collections.ConfigDict(dict(ks=[5], topk_group=0, score_tile=100)), ds,
                      "val")
   assert ev.tile == 100
+
+
+_CHILD = textwrap.dedent("""
+    import os
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import json
+    import jax
+    from tests.test_score_tiles import MODELS, _context, _data, _evaluate
+    assert len(jax.devices()) == 8
+    out = {}
+    for name in ("cdae_sigmoid", "deep_ae"):
+      ctx = _context(MODELS[name], _data())
+      assert ctx.num_shards == 8 and ctx.head is not None
+      out[name] = [_evaluate(ctx, group=4), _evaluate(ctx, group=4, tile=64)]
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def test_tiles_on_eight_devices():
+  """Rows split over 8 (simulated CPU) devices, the output kernel replicated: the same metrics."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+  proc = subprocess.run([sys.executable, "-c", _CHILD], cwd=root, env=env, capture_output=True,
+                        text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  out = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1][6:])
+  for name, (whole, tiled) in out.items():
+    assert whole["recall@20"] > 0, name
+    assert tiled == pytest.approx(whole, rel=1e-6, abs=1e-7), name
