@@ -14,6 +14,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from jaxae import cli
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (what train.py wrote).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate; default: the latest.")
 _BEST = flags.DEFINE_bool(
@@ -31,6 +33,7 @@ _QUESTION_TYPES = flags.DEFINE_string(
 _EMPTY_ANSWERS = flags.DEFINE_enum(
     "empty_answers", "error", ["error", "skip"],
     "melon: an answer without songs or tags is an error (as officially) or left out of that mean.")
+_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 
 _COMMANDS = ("melon",)
 
@@ -54,7 +57,6 @@ def _melon() -> None:
 
 
 def main(argv):
-  from jaxae import cli  # pylint: disable=import-outside-toplevel
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.ERROR)   # orbax logs every restore; --verbosity=0 shows it all
   args = argv[1:]
@@ -75,9 +77,9 @@ def main(argv):
     raise app.UsageError("--workdir is required (or use the subcommand: eval.py melon ...)")
   if _BEST.value and _STEP.value is not None:
     raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   cli.run(_evaluate)
 
 
 if __name__ == "__main__":
-  from jaxae import cli  # pylint: disable=g-import-not-at-top
   app.run(main, flags_parser=cli.parse_flags)

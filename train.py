@@ -15,6 +15,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from jaxae import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and plots go; a workdir that holds a run is resumed. "
@@ -28,13 +30,14 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
                                       "--coordinator_address).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. "
                                    "num_processes - 1 (with --coordinator_address).")
+_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from jaxae import cli  # pylint: disable=import-outside-toplevel
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
   cli.quiet_third_party_logs()
   if _DISTRIBUTED.value or any(f.value is not None for f in (_COORDINATOR, _NUM_PROCESSES,
@@ -51,5 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from jaxae import cli  # pylint: disable=g-import-not-at-top
   app.run(main, flags_parser=cli.parse_flags)

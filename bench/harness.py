@@ -1,19 +1,14 @@
 """The measuring pieces shared by the ``bench`` scripts: the peers' figures (ANCHORS.md) and their
 targets, the engine built as the training loop builds it, steady-state step timing (compile apart),
-a median timer for parts, top-K evaluation timing, peak memory, and the glibc huge-page setting for
-XLA:CPU's buffers."""
+a median timer for parts, top-K evaluation timing and peak memory (the glibc huge-page setting is
+``jaxae.cli``'s, as for ``train.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
-import sys
 import time
 from typing import Any, Callable
-
-
-HUGETLB = "glibc.malloc.hugetlb=1"
 
 # Peer figures measured on this kind of CPU machine (../shared/ANCHORS.md), Gowalla, and the
 # targets of issue 7 as ratios: (name, peer rows/s, target ratio or None, predicate on the
@@ -80,23 +75,6 @@ def print_parts(title: str, rows: list[tuple[str, float, str]]) -> None:
   w0 = max(len(r[0]) for r in rows)
   for name, t, note in rows:
     print(f"{name:<{w0}}  {t * 1e3:9.2f} ms  {note}")
-
-
-def malloc_mode() -> str:
-  """How glibc's malloc was tuned for this process (shown in the table header)."""
-  tun = os.environ.get("GLIBC_TUNABLES", "")
-  return f"GLIBC_TUNABLES={tun}" if tun else "glibc malloc defaults (4 KiB pages)"
-
-
-def reexec_with_hugepages(module: str) -> None:
-  """Re-executes ``python -m module argv...`` with :data:`HUGETLB` added to GLIBC_TUNABLES (glibc
-  reads tunables only at process start); a no-op when already set or not on Linux."""
-  tun = os.environ.get("GLIBC_TUNABLES", "")
-  if not sys.platform.startswith("linux") or "glibc.malloc.hugetlb" in tun:
-    return
-  env = dict(os.environ, GLIBC_TUNABLES=f"{tun}:{HUGETLB}" if tun else HUGETLB)
-  sys.stdout.flush()
-  os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
 
 
 def peak_memory() -> tuple[int, str]:

@@ -31,6 +31,8 @@ import time
 from absl import app
 from absl import flags
 
+from jaxae import cli
+
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "training epochs of both VAEs")
 _EVAL_USERS = flags.DEFINE_integer("eval_users", 2000, "test users both rank (first N test users)")
 _EASE = flags.DEFINE_enum("ease", "cornac", ["both", "ours", "cornac", "none"],
@@ -228,9 +230,8 @@ def main(argv):
   if _CHILD.value:
     cornac_ease_child(_CORNAC_MEM_GB.value)
     return
-  from bench import harness as run_lib  # pylint: disable=import-outside-toplevel
   if _HUGEPAGES.value:
-    run_lib.reexec_with_hugepages("bench.peers")
+    cli.reexec_with_hugepages()
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxae.evaluation.context import eval_rows  # pylint: disable=import-outside-toplevel
   data = load_gowalla()
@@ -282,7 +283,7 @@ def main(argv):
     print("  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r)).rstrip())
   if missing:
     print(f"Cornac rows skipped: {missing}")
-  print(f"{run_lib.malloc_mode()}; jaxae VAE: compile {ours['compile_s']:.1f} s (not in rows/s), "
+  print(f"{cli.malloc_mode()}; jaxae VAE: compile {ours['compile_s']:.1f} s (not in rows/s), "
         f"last loss {ours['loss']:.4g}"
         + ("" if theirs is None else f"; Cornac dataset build {theirs['build_s']:.2f} s"))
 

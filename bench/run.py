@@ -28,8 +28,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from bench.harness import (ANCHORS, build_engine, malloc_mode, peak_memory, reexec_with_hugepages,
-                           time_topn, time_training)
+from bench.harness import ANCHORS, build_engine, peak_memory, time_topn, time_training
+from jaxae import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _SIZE = flags.DEFINE_string("size", "gowalla", "ml100k | gowalla | netflix | melon_cf | "
@@ -43,10 +43,7 @@ _EVAL_K = flags.DEFINE_integer("eval_k", 100, "top-K of the evaluation row")
 _EVAL_REPEATS = flags.DEFINE_integer("eval_repeats", 2, "timed evaluation passes after the first "
                                      "(which compiles); 0 = the first pass is the figure")
 _SMOKE = flags.DEFINE_bool("smoke", False, "tiny data, 2 steps, 1 repeat: checks the suite runs")
-_HUGEPAGES = flags.DEFINE_bool(
-    "hugepages", True, "run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (re-executes the process): "
-    "glibc then asks for transparent huge pages for large allocations, so XLA:CPU's per-step "
-    "buffers do not page-fault 4 KiB at a time")
+_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 flags.mark_flags_as_required(["config"])
 
 GOWALLA_EVAL_TARGET_S = 5.0       # full-ranking top-20 of all 29,858 Gowalla users
@@ -113,7 +110,7 @@ def bench(config, size: str, *, steps: int, repeats: int, scale: float, eval_row
       f"data: {data.description}",
       f"device: {dev.platform} {dev.device_kind} x{jax.device_count()} ({os.cpu_count()} host "
       f"cores, {platform.processor() or platform.machine()}), jax {jax.__version__}; "
-      f"{malloc_mode()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+      f"{cli.malloc_mode()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
       + (" -- SMOKE RUN, NOT A MEASUREMENT" if smoke else ""),
   ]
   chain = flops_lib.layer_chain(model)
@@ -222,8 +219,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if _HUGEPAGES.value:
-    reexec_with_hugepages("bench.run")
-  from jaxae import cli  # pylint: disable=import-outside-toplevel
+    cli.reexec_with_hugepages()
   _CONFIG_PATH[0] = config_flags.get_config_filename(flags.FLAGS["config"])
   smoke = _SMOKE.value
   cli.run(bench, _CONFIG.value, _SIZE.value, steps=2 if smoke else _STEPS.value,

@@ -25,6 +25,8 @@ import time
 from absl import app
 from absl import flags
 
+from jaxae import cli
+
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps per repeat")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "timed loops per side (best one)")
 _ONLY = flags.DEFINE_list("only", ["deeprec1", "deeprec0", "multidae"], "workloads")
@@ -133,7 +135,7 @@ def main(argv):
   del argv
   from bench import harness  # pylint: disable=import-outside-toplevel
   if _HUGEPAGES.value:
-    harness.reexec_with_hugepages("bench.torch_peers")
+    cli.reexec_with_hugepages()
   import numpy as np  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   from bench import flops as flops_lib  # pylint: disable=import-outside-toplevel
@@ -146,7 +148,7 @@ def main(argv):
   steps, repeats = _STEPS.value, _REPEATS.value
   peak = flops_lib.measure_cpu_peak()
   print(f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads) vs jaxae, Gowalla "
-        f"{train.shape[0]:,} x {n:,}; {harness.malloc_mode()}; f32 jnp.dot peak now "
+        f"{train.shape[0]:,} x {n:,}; {cli.malloc_mode()}; f32 jnp.dot peak now "
         f"{peak / 1e9:.0f} GFLOP/s")
   print(f"{'workload':<44} {'torch rows/s':>12} {'jaxae rows/s':>12} {'ratio':>6}  target")
   for name in _ONLY.value:

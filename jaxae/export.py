@@ -280,6 +280,7 @@ def _main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   f = flags.FLAGS
+  cli.hugepages(f.hugepages)                      # before any device work: may re-execute
   if not f["verbosity"].present:
     logging.set_verbosity(logging.ERROR)     # orbax logs every restore
   meta = cli.run(export_embeddings, f.workdir, f.out, step=f.step, top_k=f.top_k,
@@ -299,6 +300,8 @@ def _define_flags() -> None:
                     "code: encoder code of each training row; decoder: output-layer vector of each "
                     "column; auto: code when rows are items / songs, else decoder.")
   flags.DEFINE_bool("normalize", False, "L2-normalize the exported vectors.")
+  from jaxae import cli  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from jaxae import cli
 from jaxae.errors import ConfigError, JaxaeError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
@@ -42,6 +43,7 @@ _GRID = flags.DEFINE_multi_string(
     "grid", [], "KEY=[v1,v2,...]: a config key (dotted, e.g. loss.l2) and the values to try.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the sweep's run directories. Default: "
                                "workdirs/sweep_<config file name>.")
+_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 flags.mark_flags_as_required(["config"])
 
 RESULTS_FILE = "sweep.jsonl"
@@ -212,16 +214,15 @@ def format_table(records: list[dict[str, Any]], metric: str, mode: str) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from jaxae import cli  # pylint: disable=import-outside-toplevel
   cli.quiet_third_party_logs()
   config_path = config_flags.get_config_filename(flags.FLAGS["config"])
   workdir = _WORKDIR.value or os.path.join(
       "workdirs", "sweep_" + os.path.splitext(os.path.basename(config_path))[0])
   base = tuple(a for a in sys.argv[1:] if a.startswith("--config."))
   grid = cli.run(parse_grid, _GRID.value)
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   cli.run(sweep, _CONFIG.value, grid, workdir, base_flags=base, config_path=config_path)
 
 
 if __name__ == "__main__":
-  from jaxae import cli as _cli  # pylint: disable=g-import-not-at-top
-  app.run(main, flags_parser=_cli.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -69,6 +69,14 @@ def test_score_tiles_bench_checks_and_prints_every_variant():
   assert rows[0][4] == "1.00x" and "same metrics in every variant" in out, out
 
 
+def test_hugepages_bench_runs_both_variants_and_compares_their_metrics():
+  out = _module("bench.hugepages", "--config=configs/autorec_ml100k.py", "--rounds=1", "--",
+                "--config.train.epochs=1")          # no data.path: the config's synthetic ratings
+  rows = [ln.split() for ln in out.splitlines() if ln.split()[:1] == ["train.py"]]
+  assert [r[1] for r in rows] == ["--hugepages", "--nohugepages"], out
+  assert rows[1][-1] == "1.00x" and "final metrics: the same in both variants" in out, out
+
+
 def test_step_parts_prints_every_part():
   out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
   for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",

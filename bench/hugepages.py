@@ -1,0 +1,99 @@
+r"""``train.py`` (and ``eval.py``) with and without ``--hugepages``, alternating, as a user runs them.
+
+  python -m bench.hugepages --config=configs/cdae_gowalla.py [--rounds=2] [--eval] \
+      -- --config.data.path=../shared/data/gowalla --config.train.epochs=2
+
+Each round runs ``python train.py --config=CONFIG ARGS --workdir=<fresh>`` once with
+``--hugepages`` (the default: the process re-executes itself with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``) and once with ``--nohugepages``, both started from an
+environment without that tunable; with ``--eval`` each run's workdir is then evaluated by
+``eval.py --split=test`` the same way. Prints each variant's median and best wall time (the whole
+command: start-up, data, compilation, steps, evaluations, checkpoints) and their ratio, and checks
+that both variants end with the same metrics (huge pages change where memory comes from, not what
+is computed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+from jaxae import cli
+
+_CONFIG = flags.DEFINE_string("config", None, "config file for train.py", required=True)
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "runs per variant (alternating)", lower_bound=1)
+_EVAL = flags.DEFINE_bool("eval", False, "also time eval.py --split=test on each run's workdir")
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+VARIANTS = ("--hugepages", "--nohugepages")
+
+
+def _env() -> dict[str, str]:
+  """This environment without glibc's hugetlb tunable (the variants set it or not themselves)."""
+  env = dict(os.environ)
+  tun = [t for t in env.pop("GLIBC_TUNABLES", "").split(":")
+         if t and not t.startswith("glibc.malloc.hugetlb")]
+  if tun:
+    env["GLIBC_TUNABLES"] = ":".join(tun)
+  return env
+
+
+def _timed(cmd: list[str]) -> float:
+  start = time.perf_counter()
+  p = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, check=False)
+  secs = time.perf_counter() - start
+  if p.returncode:
+    raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+  return secs
+
+
+def _last_metrics(workdir: pathlib.Path) -> dict:
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return {k: v for k, v in json.loads(lines[-1]).items()       # what was computed, not how fast
+          if not (k.endswith("_s") or "time" in k)}
+
+
+def main(argv):
+  extra = argv[1:]
+  train = {v: [] for v in VARIANTS}
+  evals = {v: [] for v in VARIANTS}
+  finals = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    for r in range(_ROUNDS.value):
+      for v in VARIANTS:
+        wd = pathlib.Path(tmp) / f"{v.strip('-')}_{r}"
+        train[v].append(_timed([sys.executable, "train.py", f"--config={_CONFIG.value}", *extra,
+                                f"--workdir={wd}", v]))
+        finals.setdefault(v, _last_metrics(wd))
+        if _EVAL.value:
+          evals[v].append(_timed([sys.executable, "eval.py", f"--workdir={wd}", "--split=test",
+                                  v]))
+  a, b = finals[VARIANTS[0]], finals[VARIANTS[1]]
+  same = a == b
+  print(f"jaxae bench.hugepages: train.py --config={_CONFIG.value} {' '.join(extra)}; "
+        f"{_ROUNDS.value} round(s), alternating; started without glibc.malloc.hugetlb "
+        f"({cli.malloc_mode()} here)")
+  print(f"{'command':<10} {'variant':<15} {'median s':>9} {'best s':>8} {'nohugepages / this':>19}")
+  for name, runs in (("train.py", train), ("eval.py", evals)):
+    if not runs[VARIANTS[0]]:
+      continue
+    base = statistics.median(runs["--nohugepages"])
+    for v in VARIANTS:
+      med = statistics.median(runs[v])
+      print(f"{name:<10} {v:<15} {med:>9.2f} {min(runs[v]):>8.2f} {base / med:>18.2f}x")
+  print("final metrics: " + ("the same in both variants" if same else f"DIFFER: {a} vs {b}"))
+  if not same:
+    raise SystemExit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)
