@@ -24,9 +24,7 @@ TOPK_GROUP = 64
 # Scoring in column tiles (config.eval.score_tile): 0 = the model scores a whole [chunk, n_cols]
 # block, then it is ranked; N = for a model with a linear output layer (cdae, deep_ae, mult_dae,
 # mult_vae), its scores are made N columns at a time and ranked as they come, so no score block is
-# written to memory and read back (a multiple of TOPK_GROUP). Same metrics; faster for a top-20
-# (1.14-1.47x on two 2-core CPUs), slower for a top-100 (0.68-0.83x), so 0 here and 2048 in the
-# Gowalla configs that validate on Recall@20: docs/benchmarks.md, `python -m bench.score_tiles`.
+# written to memory and read back (a multiple of TOPK_GROUP). Same metrics; docs/benchmarks.md.
 SCORE_TILE = 0
 
 

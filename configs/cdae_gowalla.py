@@ -47,5 +47,4 @@ def get_config():
   c.train.checkpoint_every_epochs = 2
 
   c.eval = base.topn_eval(20)
-  c.eval.score_tile = 2048      # top-20 in column tiles, same metrics: 1.15-1.47x (docs/benchmarks.md)
   return c
