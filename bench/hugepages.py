@@ -15,7 +15,6 @@ is computed).
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import statistics
@@ -28,6 +27,7 @@ from absl import app
 from absl import flags
 
 from jaxae import cli
+from jaxae.training import logging as log_lib
 
 _CONFIG = flags.DEFINE_string("config", None, "config file for train.py", required=True)
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "runs per variant (alternating)", lower_bound=1)
@@ -57,8 +57,8 @@ def _timed(cmd: list[str]) -> float:
 
 
 def _last_metrics(workdir: pathlib.Path) -> dict:
-  lines = (workdir / "metrics.jsonl").read_text().splitlines()
-  return {k: v for k, v in json.loads(lines[-1]).items()       # what was computed, not how fast
+  last = log_lib.read_metrics(workdir / log_lib.METRICS_FILE)[-1]
+  return {k: v for k, v in last.items()                      # what was computed, not how fast
           if not (k.endswith("_s") or "time" in k)}
 
 

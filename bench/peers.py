@@ -230,8 +230,7 @@ def main(argv):
   if _CHILD.value:
     cornac_ease_child(_CORNAC_MEM_GB.value)
     return
-  if _HUGEPAGES.value:
-    cli.reexec_with_hugepages()
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxae.evaluation.context import eval_rows  # pylint: disable=import-outside-toplevel
   data = load_gowalla()

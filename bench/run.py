@@ -218,8 +218,7 @@ _CONFIG_PATH = [""]
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if _HUGEPAGES.value:
-    cli.reexec_with_hugepages()
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   _CONFIG_PATH[0] = config_flags.get_config_filename(flags.FLAGS["config"])
   smoke = _SMOKE.value
   cli.run(bench, _CONFIG.value, _SIZE.value, steps=2 if smoke else _STEPS.value,

@@ -134,8 +134,7 @@ def time_torch(step, batches, refeed: int, steps: int, repeats: int) -> float:
 def main(argv):
   del argv
   from bench import harness  # pylint: disable=import-outside-toplevel
-  if _HUGEPAGES.value:
-    cli.reexec_with_hugepages()
+  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   import numpy as np  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   from bench import flops as flops_lib  # pylint: disable=import-outside-toplevel

@@ -13,11 +13,6 @@ vectors) on a 2 x 4 mesh against an 8 x 1 mesh.
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -26,8 +21,8 @@ import pytest
 from jaxae.errors import ConfigError
 from jaxae.models import DeepAE
 from jaxae.training import mesh as mesh_lib
+from tests.conftest import run_on_eight_devices
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 _CHILD = textwrap.dedent("""
     import os
@@ -139,15 +134,7 @@ _CHILD = textwrap.dedent("""
 
 
 def _run_child(kind: str) -> dict:
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-  env["JAX_PLATFORMS"] = "cpu"
-  env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-  proc = subprocess.run([sys.executable, "-c", _CHILD, kind], cwd=REPO_ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
-  return json.loads(line[len("RESULT"):])
+  return run_on_eight_devices(_CHILD, kind, timeout=600)
 
 
 @pytest.mark.parametrize("kind", ["sparse", "gram", "entries"])

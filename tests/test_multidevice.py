@@ -8,17 +8,13 @@ and must give the same losses and parameters within float tolerance.
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import run_on_eight_devices
+
 
 _CHILD = textwrap.dedent("""
     import os
@@ -75,15 +71,7 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("kind", ["dense", "sparse", "lbfgs", "glocal_k"])
 def test_eight_devices_match_one_device(kind):
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-  env["JAX_PLATFORMS"] = "cpu"
-  env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-  proc = subprocess.run([sys.executable, "-c", _CHILD, kind], cwd=REPO_ROOT, env=env,
-                        capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
-  out = json.loads(line[len("RESULT"):])
+  out = run_on_eight_devices(_CHILD, kind)
   eight, one = out["8"], out["1"]
   assert eight["step"] == one["step"] == 3
   np.testing.assert_allclose(eight["losses"], one["losses"], rtol=1e-5)

@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -27,6 +22,7 @@ from jaxae.evaluation.topn import TopNEvaluator
 from jaxae.models import build_model, has_score_head
 from jaxae.training import mesh as mesh_lib
 from jaxae.training import step as step_lib
+from tests.conftest import run_on_eight_devices
 
 N_ROWS, N_COLS = 37, 301
 
@@ -173,13 +169,7 @@ _CHILD = textwrap.dedent("""
 
 def test_tiles_on_eight_devices():
   """Rows split over 8 (simulated CPU) devices, the output kernel replicated: the same metrics."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-  root = pathlib.Path(__file__).resolve().parents[1]
-  env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-  proc = subprocess.run([sys.executable, "-c", _CHILD], cwd=root, env=env, capture_output=True,
-                        text=True, timeout=300, check=False)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  out = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1][6:])
+  out = run_on_eight_devices(_CHILD)
   for name, (whole, tiled) in out.items():
     assert whole["recall@20"] > 0, name
     assert tiled == pytest.approx(whole, rel=1e-6, abs=1e-7), name
