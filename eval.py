@@ -1,6 +1,7 @@
 r"""Evaluates a trained run from its workdir, or scores a Melon results file.
 
   python eval.py --workdir=DIR [--step=N | --best] [--split=val|test] [--ensemble=DIR2,DIR3]
+                 [--score_dtype=model|float32|bfloat16]
   python eval.py melon --answers=answers.json --results=results.json [--question_types=types.json]
 
 The first form loads the checkpoint (the latest, or ``--step``), rebuilds the data from the saved
@@ -33,6 +34,12 @@ _QUESTION_TYPES = flags.DEFINE_string(
 _EMPTY_ANSWERS = flags.DEFINE_enum(
     "empty_answers", "error", ["error", "skip"],
     "melon: an answer without songs or tags is an error (as officially) or left out of that mean.")
+_SCORE_DTYPE = flags.DEFINE_enum(
+    "score_dtype", None, ["model", "float32", "bfloat16"],
+    "The top-N evaluator's output-layer product from operands in this dtype, float32 "
+    "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 is faster on a "
+    "CPU with AVX512_BF16 and moves the metrics within its rounding (docs/benchmarks.md). The "
+    "record says which was used.")
 _HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
 
 _COMMANDS = ("melon",)
@@ -45,7 +52,7 @@ def _evaluate() -> None:
 
   ensemble = tuple((w, pick(w)) for w in _ENSEMBLE.value)
   record = evaluate.evaluate_workdir(_WORKDIR.value, pick(_WORKDIR.value), _SPLIT.value,
-                                     ensemble=ensemble)
+                                     ensemble=ensemble, score_dtype=_SCORE_DTYPE.value)
   print(evaluate.format_table(record))
 
 

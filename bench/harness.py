@@ -225,10 +225,11 @@ class EvalTiming:
 
 
 def topn_pass(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
-              topk_group: int = 0, score_tile: int = 0) -> Callable[[], dict]:
+              topk_group: int = 0, score_tile: int = 0,
+              score_dtype: str = "model") -> Callable[[], dict]:
   """One full-catalog top-K pass over the split's rows as the top-N evaluator runs it:
-  ``run() -> metrics``. ``topk_group`` and ``score_tile`` are ``config.eval.topk_group`` /
-  ``score_tile``."""
+  ``run() -> metrics``. ``topk_group``, ``score_tile`` and ``score_dtype`` are
+  ``config.eval``'s keys of those names."""
   import functools  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
   from jaxae.data.dataset import Dataset  # pylint: disable=import-outside-toplevel
@@ -238,7 +239,8 @@ def topn_pass(engine: Engine, params, train, eval_split, ks: tuple[int, ...], ba
 
   dataset = Dataset(train=train, test=eval_split, info={"name": "bench"})
   ev = TopNEvaluator(ml_collections.ConfigDict({"ks": tuple(ks), "topk_group": int(topk_group),
-                                                 "score_tile": int(score_tile)}), dataset, "test")
+                                                 "score_tile": int(score_tile),
+                                                 "score_dtype": score_dtype}), dataset, "test")
   ctx = EvalContext(score_fn=functools.partial(engine.score_fn, params), dataset=dataset,
                     split="test", batch_size=batch_size, num_shards=engine.num_shards,
                     put_fn=engine.put, params=params, model=engine.model,
@@ -247,11 +249,13 @@ def topn_pass(engine: Engine, params, train, eval_split, ks: tuple[int, ...], ba
 
 
 def time_topn(engine: Engine, params, train, eval_split, ks: tuple[int, ...], batch_size: int,
-              repeats: int = 1, topk_group: int = 0, score_tile: int = 0) -> EvalTiming:
+              repeats: int = 1, topk_group: int = 0, score_tile: int = 0,
+              score_dtype: str = "model") -> EvalTiming:
   """Full-catalog top-K of the split's rows (:func:`topn_pass`): a first pass compiles every
   chunk shape (reported apart), then the best of ``repeats`` timed passes (none: the first pass
   is the figure)."""
-  run = topn_pass(engine, params, train, eval_split, ks, batch_size, topk_group, score_tile)
+  run = topn_pass(engine, params, train, eval_split, ks, batch_size, topk_group, score_tile,
+                  score_dtype)
   t = time.perf_counter()
   out = run()
   warm = time.perf_counter() - t

@@ -166,10 +166,11 @@ def bench(config, size: str, *, steps: int, repeats: int, scale: float, eval_row
   ev_batch = int(config.eval.get("batch_size", 1024))
   group = int(config.eval.get("topk_group", 0) or 0)
   tile = int(config.eval.get("score_tile", 0) or 0) if engine.head_fn is not None else 0
+  sdt = str(config.eval.get("score_dtype", "model")) if engine.head_fn is not None else "model"
   et = time_topn(engine, params, train, data.eval_split, (eval_k,), ev_batch,
-                 repeats=eval_repeats, topk_group=group, score_tile=tile)
+                 repeats=eval_repeats, topk_group=group, score_tile=tile, score_dtype=sdt)
   ev_note = (f"{et.users:,} rows x {n_cols:,} columns, chunk {ev_batch}, topk_group {group}, "
-             f"score_tile {tile}; "
+             f"score_tile {tile}, score_dtype {sdt}; "
              + (f"first pass (compile) {et.warm_s:.2f} s; " if eval_repeats else
                 "one pass, compile included; ")
              + f"recall@{eval_k} {et.metrics[f'recall@{eval_k}']:.4f}")
@@ -186,7 +187,7 @@ def bench(config, size: str, *, steps: int, repeats: int, scale: float, eval_row
                     f"target <= {GOWALLA_LOAD_TARGET_S} s: "
                     f"{'MET' if data.load_seconds <= GOWALLA_LOAD_TARGET_S else 'NOT MET'}"))
     e20 = time_topn(engine, params, train, data.eval_split, (20,), ev_batch, repeats=2,
-                    topk_group=group, score_tile=tile)
+                    topk_group=group, score_tile=tile, score_dtype=sdt)
     rows.append(Row("target: top-20 eval, all users", f"{e20.seconds:.2f} s",
                     f"{e20.users:,} users; target <= {GOWALLA_EVAL_TARGET_S} s: "
                     f"{'MET' if e20.seconds <= GOWALLA_EVAL_TARGET_S else 'NOT MET'}; recall@20 "

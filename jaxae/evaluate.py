@@ -284,7 +284,8 @@ def ensemble_filename(split: str, step: int, size: int) -> str:
 
 def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split: str = "val", *,
                      dataset: Dataset | None = None, write: bool = True,
-                     ensemble: tuple[tuple[str, int | None], ...] = ()) -> dict[str, Any]:
+                     ensemble: tuple[tuple[str, int | None], ...] = (),
+                     score_dtype: str | None = None) -> dict[str, Any]:
   """Scores the checkpoint of ``workdir`` at ``step`` (default: latest) on ``split``.
 
   Args:
@@ -298,6 +299,9 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
       scores evaluated are the mean of all the runs' scores (rating / topn evaluators). The record
       lists the members; it is written to ``metrics_<split>_step<N>_ensemble<K>.json`` of
       ``workdir`` only (``metrics.json`` stays the single model's).
+    score_dtype: ``config.eval.score_dtype`` for this evaluation ("model" | "float32" |
+      "bfloat16"; None = the run's own): the top-N evaluator's output-layer product from operands
+      in that dtype. The record then says ``"score_dtype"``.
 
   Returns:
     ``{"split", "step", "model", "dataset", "metrics": {name: float | None}}`` (what is written to
@@ -322,6 +326,9 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   if ensemble and other:
     raise ConfigError(f"an ensemble averages scores: it runs {', '.join(able)}, "
                       f"not {', '.join(map(repr, other))}")
+  if score_dtype is not None:
+    with run.config.unlocked():
+      run.config.eval.score_dtype = score_dtype
   dataset = rebuild_dataset(run, dataset)
   evaluators = build_evaluators(run.config.eval, dataset, split)
   members = []
@@ -342,6 +349,8 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   record = {"split": split, "step": run.step, "model": run.model_name,
             "dataset": str(run.info.get("name", run.config.data.get("name", ""))),
             "metrics": metrics}
+  if score_dtype is not None:
+    record["score_dtype"] = score_dtype
   if members:
     record["ensemble"] = [{"workdir": r.workdir, "step": r.step, "model": r.model_name}
                           for r in [run] + members]

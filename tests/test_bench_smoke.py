@@ -63,10 +63,12 @@ def test_topk_bench_checks_the_variants():
 
 def test_score_tiles_bench_checks_and_prints_every_variant():
   out = _module("bench.score_tiles", "--config=configs/cdae_gowalla.py", "--size=smoke",
-                "--tiles=64,128", "--ks=5,20", "--rounds=1", "--config.eval.batch_size=64")
+                "--tiles=64,128", "--score_dtypes=model,bfloat16", "--ks=5,20", "--rounds=1",
+                "--config.eval.batch_size=64")
   rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in ("5", "20")]
-  assert [(r[0], r[1]) for r in rows] == [(k, t) for k in ("5", "20") for t in ("0", "64", "128")]
-  assert rows[0][4] == "1.00x" and "same metrics in every variant" in out, out
+  assert [(r[0], r[1], r[2]) for r in rows] == [
+      (k, d, t) for k in ("5", "20") for d in ("model", "bfloat16") for t in ("0", "64", "128")]
+  assert rows[0][5] == "1.00x" and "each score dtype give the same metrics" in out, out
 
 
 def test_hugepages_bench_runs_both_variants_and_compares_their_metrics():

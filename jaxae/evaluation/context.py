@@ -37,8 +37,9 @@ class ScoreHead:
     hidden_fn: jitted ``SparseBatch -> [B, d]``: the output layer's input (float32).
     kernel: [d, n] (n >= n_cols: the model's padded item dimension).
     bias: [n].
-    tile: ``(hidden, kernel[:, cols], bias[cols]) -> [B, len(cols)]`` float32 scores: the model's
-      ``score_tile``, the same values ``score_fn`` gives at those columns.
+    tile: ``(hidden, kernel[:, cols], bias[cols], dtype=None) -> [B, len(cols)]`` float32
+      scores: the model's ``score_tile``, the same values ``score_fn`` gives at those columns
+      (``dtype``: the product's operands, ``config.eval.score_dtype``; None: as ``score_fn``).
   """
 
   hidden_fn: Callable[[SparseBatch], jax.Array]

@@ -21,6 +21,15 @@ comes (:func:`jaxae.topk.top_k_tiled`): the same metrics, and no [chunk, n_cols]
 a small K on a 2-core CPU, slower for a large one (``python -m bench.score_tiles``,
 docs/benchmarks.md). Other models (and ensembles) score whole blocks.
 
+``config.eval.score_dtype`` = "model" (the default) scores with the model's own forward, in its
+compute dtype; "bfloat16" / "float32" computes the output layer's product (for a model with one,
+as above) from operands in that dtype, accumulated and returned in float32
+(:func:`jaxae.models.layers.score_product`), whole blocks or tiles. bfloat16 operands make the
+product, most of a top-N pass, faster on a CPU with bfloat16 dot instructions (AVX512_BF16;
+``python -m bench.score_tiles --score_dtypes=model,bfloat16``, docs/benchmarks.md); the scores
+carry bfloat16's rounding, so near-equal scores may swap ranks and the metrics move within that
+noise (``eval.py --score_dtype``).
+
 Definitions (binary relevance: every stored target entry is relevant; ``T`` = number of targets of
 the row, ``hits@K`` = relevant columns among the top K):
 
@@ -57,6 +66,7 @@ from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.context import (EvalContext, Evaluator, config_value, eval_rows, get_split,
                                       split_batches)
+from jaxae.models.layers import DTYPES
 
 
 def metric_names(ks) -> list[str]:
@@ -125,22 +135,45 @@ def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
   return _sums(rank, [scores.astype(jnp.float32)], inputs, targets, ks)
 
 
-@functools.partial(jax.jit, static_argnames=("ks", "group", "tile", "n_cols", "score_tile"))
+@functools.partial(jax.jit, static_argnames=("ks", "group", "tile", "n_cols", "score_tile",
+                                             "score_dtype"))
 def _tiled_chunk_sums(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
                       targets: SparseBatch, ks: tuple[int, ...], group: int, tile: int,
-                      n_cols: int, score_tile) -> jax.Array:
+                      n_cols: int, score_tile, score_dtype: str | None = None) -> jax.Array:
   """:func:`_sums` from the output layer's input ``hidden`` [B, d]: each row's scores made
   ``tile`` columns at a time (``score_tile`` on the slices of ``kernel`` [d, n_pad] and ``bias``
-  [n_pad], ``n_pad`` a multiple of ``tile``) and ranked as they come
-  (:func:`jaxae.topk.top_k_tiled`)."""
+  [n_pad], ``n_pad`` a multiple of ``tile``, with operands in ``score_dtype``) and ranked as they
+  come (:func:`jaxae.topk.top_k_tiled`)."""
 
   def rank(x, seg, cols, real, k):
     def block(start, width):
       return score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width, axis=1),
-                        jax.lax.dynamic_slice_in_dim(bias, start, width))
+                        jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
     return topk.top_k_tiled(block, n_cols, kernel.shape[1], seg, cols, real, k, group, tile)
 
   return _sums(rank, [hidden], inputs, targets, ks)
+
+
+@functools.partial(jax.jit, static_argnames=("n_cols", "score_tile", "score_dtype"))
+def _head_scores(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, n_cols: int, score_tile,
+                 score_dtype: str | None) -> jax.Array:
+  """The whole [B, n_cols] score block from the output layer's input ``hidden`` [B, d], its
+  product's operands in ``score_dtype``; ranked by :func:`_chunk_sums` in a jit of its own, as a
+  model's ``score_fn`` block is (ranking in the same jit as the product measured slower:
+  docs/benchmarks.md)."""
+  return score_tile(hidden, kernel, bias, score_dtype)[:, :n_cols]
+
+
+def config_score_dtype(eval_config) -> str | None:
+  """``config.eval.score_dtype``, checked: None for "model" (the model's own forward; also when
+  absent, a config saved before the key existed), else "bfloat16" | "float32"."""
+  name = eval_config.get("score_dtype") if hasattr(eval_config, "get") else None
+  if name is None or name == "model":
+    return None
+  if not isinstance(name, str) or name not in DTYPES:
+    raise ConfigError(f"config.eval.score_dtype: expected \"model\" or one of "
+                      f"{', '.join(sorted(DTYPES))}, got {name!r}")
+  return name
 
 
 class TopNEvaluator(Evaluator):
@@ -163,6 +196,7 @@ class TopNEvaluator(Evaluator):
     self.ks = tuple(sorted({int(k) for k in raw}))
     self.group = topk.config_group(eval_config)
     self.tile = topk.config_tile(eval_config, self.group)
+    self.score_dtype = config_score_dtype(eval_config)
     self.split = split
     self._told = False
 
@@ -177,23 +211,31 @@ class TopNEvaluator(Evaluator):
     t = es.targets.matrix[rows]                   # cold counts on the host, vectorized
     out["targets_cold_rows"] = float(np.diff(t.indptr)[es.inputs.row_lengths()[rows] == 0].sum())
     out["targets_cold_cols"] = float((ctx.dataset.train.col_counts()[t.indices] == 0).sum())
-    head = ctx.head if self.tile else None
-    if self.tile and head is None and not self._told:
-      logging.info("eval.score_tile: this model has no output layer to score in tiles (or its "
-                   "items are split over the mesh); scoring whole [chunk, n_cols] blocks")
+    asked = bool(self.tile or self.score_dtype)
+    head = ctx.head if asked else None
+    if asked and head is None and not self._told:
+      logging.info("eval.score_tile / eval.score_dtype: this model has no output layer to score "
+                   "apart (or its items are split over the mesh); scoring whole [chunk, n_cols] "
+                   "blocks with its own forward")
       self._told = True
     if head is not None:                          # the kernel's columns to a multiple of the tile
-      pad = -head.kernel.shape[1] % self.tile
-      kernel, bias = jnp.pad(head.kernel, ((0, 0), (0, pad))), jnp.pad(head.bias, (0, pad))
+      pad = -head.kernel.shape[1] % self.tile if self.tile else 0
+      kernel, bias = head.kernel, head.bias
+      if pad:
+        kernel, bias = jnp.pad(kernel, ((0, 0), (0, pad))), jnp.pad(bias, (0, pad))
     sums = []                                     # per-chunk device arrays: no host sync
     for inputs, targets in split_batches(ctx, es, rows):
       inputs, targets = ctx.put_fn(inputs), ctx.put_fn(targets)
       if head is None:
         sums.append(_chunk_sums(ctx.score_fn(inputs), inputs, targets, self.ks, self.group))
+      elif not self.tile:                         # whole blocks, the product in score_dtype
+        scores = _head_scores(head.hidden_fn(inputs), kernel, bias, es.inputs.shape[1],
+                              head.tile, self.score_dtype)
+        sums.append(_chunk_sums(scores, inputs, targets, self.ks, self.group))
       else:
         sums.append(_tiled_chunk_sums(head.hidden_fn(inputs), kernel, bias, inputs, targets,
                                       self.ks, self.group, self.tile, es.inputs.shape[1],
-                                      head.tile))
+                                      head.tile, self.score_dtype))
     total = np.asarray(jax.device_get(jnp.stack(sums)), np.float64).sum(axis=0)  # one transfer
     out.update({name: float(v) / len(rows) for name, v in zip(metric_names(self.ks), total)})
     return out

@@ -80,8 +80,9 @@ class CDAE(nn.Module):
     """The output layer's (kernel [hidden, n_cols], bias [n_cols]) in ``params``."""
     return params["decoder"]["kernel"], params["decoder"]["bias"]
 
-  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
+                 dtype: str | None = None) -> jax.Array:
     """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
-    ``"score_input"``."""
-    return self._output(L.linear(hidden, kernel, bias, L.get_dtype(self.dtype))
+    ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
+    return self._output(L.score_product(hidden, kernel, bias, self.dtype, dtype)
                         .astype(jnp.float32))

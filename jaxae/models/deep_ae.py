@@ -150,10 +150,11 @@ class DeepAE(nn.Module):
     kernel = params["encoder_0"]["kernel"].T if self.tied else last["kernel"]
     return kernel, last["bias"]
 
-  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
+                 dtype: str | None = None) -> jax.Array:
     """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
-    ``"score_input"``."""
-    y = L.linear(hidden, kernel, bias, L.get_dtype(self.dtype))
+    ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
+    y = L.score_product(hidden, kernel, bias, self.dtype, dtype)
     return (L.get_activation(self.activation)(y) if self.last_activation else y).astype(
         jnp.float32)
 

@@ -177,12 +177,31 @@ def _add_bias_bwd(res, g):
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
-def linear(x: Array, kernel: Array, bias: Array | None, dtype) -> Array:
+def linear(x: Array, kernel: Array, bias: Array | None, dtype, out_dtype=None) -> Array:
   """``x @ kernel + bias`` in the compute ``dtype`` (the parameters cast to it): a dense layer's
   product, shared by :class:`Dense`, :class:`TiedDense` and the models' ``score_tile`` (the output
-  layer applied to a slice of its columns, ``config.eval.score_tile``)."""
-  y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
-  return y if bias is None else add_bias(y, bias.astype(dtype))
+  layer applied to a slice of its columns, ``config.eval.score_tile``). ``out_dtype`` (None: the
+  product's own, ``dtype``) asks for the product accumulated and returned in that dtype, e.g.
+  bfloat16 operands with a float32 result (:func:`score_product`)."""
+  y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=out_dtype)
+  return y if bias is None else add_bias(y, bias.astype(y.dtype))
+
+
+def score_product(hidden: Array, kernel: Array, bias: Array, model_dtype: str,
+                  score_dtype: str | None) -> Array:
+  """The output layer's product when the top-N evaluator scores (a model's ``score_tile``).
+
+  ``score_dtype`` None: as the model's forward computes it, in its compute dtype ``model_dtype``.
+  Else (``config.eval.score_dtype``): from operands in ``score_dtype`` ("bfloat16" | "float32"),
+  accumulated and returned in float32, the float32 bias added. bfloat16 operands halve the bytes
+  the product reads, and on a CPU with bfloat16 dot instructions (AVX512_BF16) XLA runs the
+  product faster than in float32 (docs/benchmarks.md); the scores then carry the operands'
+  rounding (about 3 significant digits), so near-equal scores may swap ranks.
+  """
+  if score_dtype is None:
+    return linear(hidden, kernel, bias, get_dtype(model_dtype))
+  return linear(hidden, kernel, bias, get_dtype(score_dtype, "eval.score_dtype"),
+                out_dtype=jnp.float32)
 
 
 # --------------------------------------------------------------------------- layers

@@ -53,10 +53,11 @@ class _ScoreHead:
     last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
     return last["kernel"], last["bias"]
 
-  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
+                 dtype: str | None = None) -> jax.Array:
     """The logits at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
-    ``"score_input"``."""
-    return L.linear(hidden, kernel, bias, L.get_dtype(self.dtype)).astype(jnp.float32)
+    ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
+    return L.score_product(hidden, kernel, bias, self.dtype, dtype).astype(jnp.float32)
 
 
 class MultDAE(_ScoreHead, nn.Module):

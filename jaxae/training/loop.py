@@ -62,7 +62,7 @@ EVAL_KEYS = ("evaluators", "metric", "metric_mode", "batch_size")
 # Keys of config.eval that belong to one evaluator (read by it). An evaluator class may also declare
 # them itself as a ``config_keys`` tuple, which takes precedence.
 EVALUATOR_KEYS = {
-    "topn": ("ks", "topk_group", "score_tile"),
+    "topn": ("ks", "topk_group", "score_tile", "score_dtype"),
     "melon": ("recommender", "recommender_args", "empty_answers", "baselines", "topk_group"),
 }
 TOP_LEVEL_KEYS = ("seed", "data", "model", "loss", "optim", "train", "eval", "mesh")
