@@ -367,3 +367,32 @@ def test_registry():
   assert "topk_group" not in get_recommender("song_as_user").arg_names()
   with pytest.raises(ConfigError, match="unknown recommender 'x'; known"):
     get_recommender("x")
+
+
+def test_tag_neighbours_from_the_sparse_product_match_a_dense_ranking():
+  """``neighbours_by_tags`` ranks the nonzeros of the sparse product alone: the same neighbours as
+  ranking every playlist's cosine (overlap > 0, not the question itself; ties to the lower index,
+  frequent with binary tags), at any chunk size, with ``valid`` False past the sharing ones."""
+  import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
+  from jaxae.recommend.song_as_user import neighbours_by_tags  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  train = sp.csr_matrix((rng.random((300, 12)) < 0.15).astype(np.float32))
+  q = sp.csr_matrix((rng.random((41, 12)) < 0.2).astype(np.float32))
+  self_idx = np.where(rng.random(41) < 0.5, rng.integers(0, 300, 41), -1)
+  k = 7
+  tn = np.sqrt(np.asarray(train.sum(1)).ravel())
+  qn = np.sqrt(np.asarray(q.sum(1)).ravel())
+  sims = (q.toarray() @ train.toarray().T) / np.maximum(np.outer(qn, tn), 1e-30)
+  sims = sims.astype(np.float32)
+  sims[np.arange(41)[self_idx >= 0], self_idx[self_idx >= 0]] = 0
+  for chunk in (5, 16, 64):
+    idx, ok = neighbours_by_tags(q, train, self_idx, k, chunk)
+    assert idx.shape == ok.shape == (41, k)
+    for i in range(41):
+      order = np.argsort(-sims[i], kind="stable")             # ties: lower index first
+      want = order[sims[i][order] > 0][:k]
+      assert ok[i].sum() == len(want), (chunk, i)
+      np.testing.assert_array_equal(idx[i][ok[i]], want, err_msg=f"chunk {chunk}, row {i}")
+      np.testing.assert_allclose(sims[i][idx[i][ok[i]]], sims[i][want], rtol=1e-6)
+  assert (~ok).any() and ok.any()                            # short rows and full ones
+  assert any(len(np.unique(r[r > 0])) < (r > 0).sum() for r in sims)   # ties to break

@@ -15,8 +15,9 @@ song row, with the raw song ids of its rows):
   4. filled up to 100 songs / 10 tags with the most popular training items not already there.
 
 Questions with no embedded song fall back: with tags, neighbours are found by tag overlap (cosine of
-binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only); with neither, the answer
-is pure popularity (most_popular). Neighbour counting is a sparse product (questions x neighbours
+binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only, ranked from the nonzeros
+of the sparse product, ties to the lower training index); with neither, the answer is pure
+popularity (most_popular). Neighbour counting is a sparse product (questions x neighbours
 selection matrix times the training playlist x song matrix), never a per-song Python dict.
 """
 
@@ -91,15 +92,6 @@ def _cosine_top_k(q_all: jax.Array, self_all: jax.Array, start: jax.Array, train
   return topk.top_k(jnp.where(bad, -jnp.inf, sims), k, group)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "group"))
-def _overlap_top_k(sims: jax.Array, self_idx: jax.Array, k: int,
-                   group: int = 0) -> tuple[jax.Array, jax.Array]:
-  """Top-k of precomputed similarities, keeping only positive ones that are not the question."""
-  col = jnp.arange(sims.shape[1])
-  bad = (sims <= 0) | (col[None, :] == self_idx[:, None])
-  return topk.top_k(jnp.where(bad, -jnp.inf, sims), k, group)
-
-
 def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
   if len(x) == size:
     return x
@@ -129,27 +121,35 @@ def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: 
 
 
 def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
-                       k: int, chunk_size: int, group: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only);
-  ``group`` as in `neighbours_by_embedding`."""
+                       k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only).
+
+  Only playlists that share a tag with the question can be neighbours, so the ranking reads the
+  nonzeros of the sparse product alone (``chunk_size`` questions at a time, which bounds its
+  memory): no dense [questions, playlists] block is ever made. Best first, ties to the lower
+  playlist index (as :func:`jaxae.topk.top_k` breaks them); ``valid`` is False where fewer than
+  ``k`` playlists share a tag with the question (its own playlist never counts).
+  """
   def unit(m: sp.csr_matrix) -> sp.csr_matrix:
     n = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
     return sp.diags(np.where(n > 0, 1.0 / np.maximum(n, 1e-30), 0.0).astype(np.float32)) @ m
 
   qu, tu_t = unit(q_tags).tocsr(), unit(train_tags).T.tocsc()
-  idx_out, ok_out = [], []
-  for s in range(0, qu.shape[0], chunk_size):
-    e = min(s + chunk_size, qu.shape[0])
-    sims = np.zeros((chunk_size, tu_t.shape[1]), np.float32)
-    sims[:e - s] = (qu[s:e] @ tu_t).toarray()
-    vals, idx = _overlap_top_k(jnp.asarray(sims), jnp.asarray(_pad_rows(self_idx[s:e], chunk_size,
-                                                                         -1)), k, group)
-    idx, vals = jax.device_get((idx, vals))
-    idx_out.append(np.asarray(idx[:e - s], np.int64))
-    ok_out.append(np.isfinite(np.asarray(vals[:e - s])))
-  if not idx_out:
-    return np.zeros((0, k), np.int64), np.zeros((0, k), bool)
-  return np.concatenate(idx_out), np.concatenate(ok_out)
+  n_q = qu.shape[0]
+  idx_out, ok_out = np.zeros((n_q, k), np.int64), np.zeros((n_q, k), bool)
+  for s in range(0, n_q, chunk_size):
+    e = min(s + chunk_size, n_q)
+    prod = (qu[s:e] @ tu_t).tocoo()
+    r, c, v = prod.row, prod.col, prod.data
+    keep = (v > 0) & (c != self_idx[s:e][r])
+    r, c, v = r[keep], c[keep], v[keep]
+    order = np.lexsort((c, -v, r))                # by row, best first, ties to the lower index
+    r, c = r[order], c[order]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)     # position within the row
+    top = rank < k
+    idx_out[s + r[top], rank[top]] = c[top]
+    ok_out[s + r[top], rank[top]] = True
+  return idx_out, ok_out
 
 
 def neighbour_counts(nb: np.ndarray, ok: np.ndarray, q_rows: np.ndarray, n_q: int,
@@ -192,9 +192,10 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     song_ids: [n_songs] raw song id of each embedding row (unique).
     song_neighbours, tag_neighbours: how many nearest playlists vote for songs / tags.
     n_songs, n_tags: answer sizes (100 / 10).
-    chunk_size: questions per on-device similarity block ([chunk_size, n_train] floats).
+    chunk_size: questions per on-device similarity block ([chunk_size, n_train] floats), and
+      per sparse tag-overlap product.
     song_pool, tag_pool: the popularity pools of the fill-up (see `most_popular`).
-    topk_group: how the nearest playlists are found (:func:`jaxae.topk.top_k`: 0 =
+    topk_group: how the nearest playlists by embedding are found (:func:`jaxae.topk.top_k`: 0 =
       ``jax.lax.top_k``; the same neighbours either way); the Melon evaluator passes its
       ``config.eval.topk_group``.
     report: optional dict that receives counts: questions per route (``questions_embedding``,
@@ -245,7 +246,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                                        chunk_size, topk_group)
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
   nb_t, ok_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], k,
-                                  chunk_size, topk_group)
+                                  chunk_size)
   nb = np.concatenate([nb_e, nb_t])
   ok = np.concatenate([ok_e, ok_t])
   rows = np.concatenate([by_emb, by_tags])
