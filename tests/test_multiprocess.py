@@ -117,6 +117,62 @@ def test_two_processes_match_one_process(tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+TOPN_CONFIG = textwrap.dedent("""
+    from configs import base
+
+    def get_config():
+      c = base.get_base()
+      c.data = base.lightgcn_data()      # path None: embedded synthetic implicit data
+      c.model.name = "cdae"
+      c.model.hidden = 16
+      c.model.corruption = 0.2
+      c.model.output = "sigmoid"
+      c.model.sparse_input = True
+      c.loss.bce = 1.0
+      c.train.batch_size = 64
+      c.train.epochs = 1
+      c.train.log_every_steps = 4
+      c.eval = base.topn_eval(20)
+      c.eval.ks = (5, 20)
+      c.eval.batch_size = 128
+      c.eval.score_dtype = "{score_dtype}"
+      c.eval.score_tile = {score_tile}
+      return c
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("score_dtype,score_tile", [("bfloat16", 0), ("model", 128)])
+def test_two_processes_rank_like_one_process(tmp_path, score_dtype, score_tile):
+  """The top-N evaluator's output layer scored apart (from bfloat16 operands, or in column tiles)
+  with each process holding half of every chunk's rows: the validation metrics of one process."""
+  from jaxae.training import logging as log_lib  # pylint: disable=import-outside-toplevel
+  config = tmp_path / "mp_topn.py"
+  config.write_text(TOPN_CONFIG.format(score_dtype=score_dtype, score_tile=score_tile))
+  one, two = tmp_path / "one", tmp_path / "two"
+  single = subprocess.run(_train_cmd(config, one), cwd=REPO_ROOT, env=_env(2),
+                          capture_output=True, text=True, timeout=600)
+  assert single.returncode == 0, single.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _train_cmd(config, two, f"--coordinator_address=localhost:{port}", "--num_processes=2",
+                 f"--process_id={i}"),
+      cwd=REPO_ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+
+  def val_metrics(workdir):
+    recs = [r for r in log_lib.read_metrics(workdir / "metrics.jsonl") if r["split"] == "val"]
+    assert recs, workdir
+    return {k: v for k, v in recs[-1].items() if k != "split"}
+
+  m_one, m_two = val_metrics(one), val_metrics(two)
+  assert m_one["recall@20"] > 0 and m_one["rows_evaluated"] > 1000
+  assert m_two == pytest.approx(m_one, rel=1e-5, abs=1e-6)
+
+
 def test_distributed_flags_go_together():
   with pytest.raises(ConfigError, match="go together"):
     mesh_lib.initialize_distributed(coordinator_address="localhost:1234", num_processes=2)
