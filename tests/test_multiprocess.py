@@ -84,15 +84,12 @@ def _final_params(workdir: pathlib.Path):
   return meta["step"], [np.asarray(x) for x in jax.tree.leaves(params)]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process(tmp_path):
-  config = tmp_path / "mp_config.py"
-  config.write_text(CONFIG)
-  one, two = tmp_path / "one", tmp_path / "two"
+def _one_and_two_processes(config: pathlib.Path, one: pathlib.Path, two: pathlib.Path):
+  """``train.py`` with ``config`` as one process with two devices (workdir ``one``), then as two
+  cooperating processes with one each (``two``); returns the two processes' (stdout, stderr)."""
   single = subprocess.run(_train_cmd(config, one), cwd=REPO_ROOT, env=_env(2),
                           capture_output=True, text=True, timeout=600)
   assert single.returncode == 0, single.stderr[-3000:]
-
   port = _free_port()
   procs = [subprocess.Popen(
       _train_cmd(config, two, f"--coordinator_address=localhost:{port}", "--num_processes=2",
@@ -102,6 +99,15 @@ def test_two_processes_match_one_process(tmp_path):
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
+  return outs
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process(tmp_path):
+  config = tmp_path / "mp_config.py"
+  config.write_text(CONFIG)
+  one, two = tmp_path / "one", tmp_path / "two"
+  outs = _one_and_two_processes(config, one, two)
 
   # Process 0 logged the data, the progress and the final metrics; process 1 none of it.
   assert "final" in outs[0][0] and "rmse" in outs[0][0] and "dataset movielens" in outs[0][1]
@@ -150,18 +156,7 @@ def test_two_processes_rank_like_one_process(tmp_path, score_dtype, score_tile):
   config = tmp_path / "mp_topn.py"
   config.write_text(TOPN_CONFIG.format(score_dtype=score_dtype, score_tile=score_tile))
   one, two = tmp_path / "one", tmp_path / "two"
-  single = subprocess.run(_train_cmd(config, one), cwd=REPO_ROOT, env=_env(2),
-                          capture_output=True, text=True, timeout=600)
-  assert single.returncode == 0, single.stderr[-3000:]
-  port = _free_port()
-  procs = [subprocess.Popen(
-      _train_cmd(config, two, f"--coordinator_address=localhost:{port}", "--num_processes=2",
-                 f"--process_id={i}"),
-      cwd=REPO_ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  _one_and_two_processes(config, one, two)
 
   def val_metrics(workdir):
     recs = [r for r in log_lib.read_metrics(workdir / "metrics.jsonl") if r["split"] == "val"]

@@ -1,34 +1,22 @@
 """The output layer's product in another dtype when the top-N evaluator scores
 (``config.eval.score_dtype``): operands rounded to it, float32 accumulation, the same ranking as
-those scores give, whole blocks or tiles, on one device or eight."""
+those scores give, whole blocks or tiles (eight devices: tests/test_score_tiles.py), eval.py."""
 
 from __future__ import annotations
-
-import textwrap
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from absl import logging
 
 from jaxae.errors import ConfigError
 from jaxae.evaluation import EvalContext
 from jaxae.evaluation import topn
 from jaxae.evaluation.topn import TopNEvaluator
-from jaxae.models import build_model, has_score_head
 from jaxae.models import layers as L
-from jaxae.training import mesh as mesh_lib
-from jaxae.training import step as step_lib
-from tests.conftest import run_on_eight_devices
-from tests.test_score_tiles import MODELS, N_COLS, N_ROWS, _batches, _context, _data
-
-
-def _evaluate(ctx, score_dtype, ks=(5, 20), group=4, tile=0):
-  cfg = ml_collections.ConfigDict(dict(ks=list(ks), topk_group=group, score_tile=tile,
-                                       score_dtype=score_dtype))
-  return TopNEvaluator(cfg, ctx.dataset, "val").run(ctx)
+from tests.test_score_tiles import (MODELS, N_COLS, _batches, _context, _data,
+                                     _evaluate)
 
 
 def _rounded_scores(ctx, cfg, batch, dtype):
@@ -70,9 +58,10 @@ def test_float32_operands_of_a_float32_model_give_its_metrics(name):
   """``score_dtype="float32"`` on a float32 model scores what its forward scores: same metrics,
   whole blocks and tiles; on a bfloat16 model, the metrics of its scores from float32 operands."""
   ctx = _context(MODELS[name], _data())
-  plain = _evaluate(ctx, "model")
+  plain = _evaluate(ctx, score_dtype="model")
   assert plain["recall@20"] > 0
-  whole, tiled = _evaluate(ctx, "float32"), _evaluate(ctx, "float32", tile=64)
+  whole = _evaluate(ctx, score_dtype="float32")
+  tiled = _evaluate(ctx, score_dtype="float32", tile=64)
   assert tiled == pytest.approx(whole, rel=1e-6, abs=1e-7)
   if MODELS[name].get("dtype", "float32") == "float32":
     assert whole == pytest.approx(plain, rel=1e-6, abs=1e-7)
@@ -86,11 +75,13 @@ def test_bfloat16_metrics_are_those_of_the_rounded_scores(name):
   ds = _data()
   ctx = _context(MODELS[name], ds)
   ref_ctx = EvalContext(
-      score_fn=lambda b: jnp.asarray(_rounded_scores(ctx, MODELS[name], b, jnp.bfloat16), jnp.float32),
+      score_fn=lambda b: jnp.asarray(_rounded_scores(ctx, MODELS[name], b, jnp.bfloat16),
+                                     jnp.float32),
       dataset=ds, split="val", batch_size=ctx.batch_size, put_fn=ctx.put_fn, params=ctx.params,
       model=ctx.model, head=None)
-  want = _evaluate(ref_ctx, "model")
-  whole, tiled = _evaluate(ctx, "bfloat16"), _evaluate(ctx, "bfloat16", tile=64)
+  want = _evaluate(ref_ctx, score_dtype="model")
+  whole = _evaluate(ctx, score_dtype="bfloat16")
+  tiled = _evaluate(ctx, score_dtype="bfloat16", tile=64)
   assert want["recall@20"] > 0
   assert whole == pytest.approx(want, rel=1e-6, abs=1e-7)
   assert tiled == pytest.approx(want, rel=1e-6, abs=1e-7)
@@ -107,55 +98,6 @@ def test_score_dtype_config_errors_and_default():
                        "val").score_dtype is None
   with pytest.raises(ConfigError, match="config.eval.score_dtype: unknown dtype 'float16'"):
     L.score_product(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4), "float32", "float16")
-
-
-def test_models_without_a_head_score_with_their_forward(monkeypatch):
-  """EASE has no output layer to score apart: the key changes nothing, and says so once."""
-  ds = _data()
-  cfg = ml_collections.ConfigDict(dict(name="ease", l2=10.0))
-  model = build_model(cfg, N_COLS, N_ROWS)
-  assert not has_score_head(model)
-  mesh = mesh_lib.make_mesh(ml_collections.ConfigDict(dict(data=-1, model=1)))
-  from jaxae.models import CLOSED_FORM  # pylint: disable=import-outside-toplevel
-  params = CLOSED_FORM["ease"](cfg, ds.train)
-  score_fn, _ = step_lib.make_eval_fns(model, mesh, n_cols=N_COLS)
-  ctx = EvalContext(score_fn=lambda b: score_fn(params, b), dataset=ds, split="val",
-                    batch_size=8, params=params, model=model, head=None)
-  said = []
-  monkeypatch.setattr(logging, "info", lambda msg, *a: said.append(msg % a if a else msg))
-  ev = TopNEvaluator(ml_collections.ConfigDict(dict(ks=[5], topk_group=4,
-                                                    score_dtype="bfloat16")), ds, "val")
-  assert ev.run(ctx) == _evaluate(ctx, "model", ks=(5,))
-  ev.run(ctx)
-  assert sum("score_dtype" in m for m in said) == 1
-
-
-_CHILD = textwrap.dedent("""
-    import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    import json
-    import jax
-    from tests.test_score_tiles import MODELS, _context, _data
-    from tests.test_score_dtype import _evaluate
-    assert len(jax.devices()) == 8
-    out = {}
-    for name in ("cdae_sigmoid", "deep_ae"):
-      ctx = _context(MODELS[name], _data())
-      assert ctx.num_shards == 8 and ctx.head is not None
-      out[name] = [_evaluate(ctx, "bfloat16"), _evaluate(ctx, "bfloat16", tile=64)]
-    print("RESULT" + json.dumps(out))
-""")
-
-
-def test_bfloat16_scores_on_eight_devices():
-  """Rows split over 8 (simulated CPU) devices: the metrics of one device, whole and tiled."""
-  out = run_on_eight_devices(_CHILD)
-  for name, (whole, tiled) in out.items():
-    one = _evaluate(_context(MODELS[name], _data()), "bfloat16")
-    assert whole["recall@20"] > 0, name
-    assert whole == pytest.approx(one, rel=1e-6, abs=1e-7), name
-    assert tiled == pytest.approx(one, rel=1e-6, abs=1e-7), name
 
 
 @pytest.fixture(scope="module")

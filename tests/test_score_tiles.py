@@ -74,8 +74,9 @@ def _context(model_config: dict, ds: Dataset, seed: int = 0):
                      params=params, model=model, head=score_head(model, head_fn, params))
 
 
-def _evaluate(ctx, ks=(5, 20), group=4, tile=0):
-  cfg = ml_collections.ConfigDict(dict(ks=list(ks), topk_group=group, score_tile=tile))
+def _evaluate(ctx, ks=(5, 20), group=4, tile=0, score_dtype="model"):
+  cfg = ml_collections.ConfigDict(dict(ks=list(ks), topk_group=group, score_tile=tile,
+                                       score_dtype=score_dtype))
   return TopNEvaluator(cfg, ctx.dataset, "val").run(ctx)
 
 
@@ -113,8 +114,10 @@ def _batches(ds):
   return full_batches(ds.train, 8)
 
 
-def test_models_without_a_head_score_whole_blocks(monkeypatch):
-  """EASE has no output layer to tile: the key changes nothing, and says so once in the log."""
+@pytest.mark.parametrize("key,value", [("score_tile", 64), ("score_dtype", "bfloat16")])
+def test_models_without_a_head_score_whole_blocks(key, value, monkeypatch):
+  """EASE has no output layer to score apart (in tiles, or from bfloat16 operands): the key
+  changes nothing, and says so once in the log."""
   ds = _data()
   cfg = ml_collections.ConfigDict(dict(name="ease", l2=10.0))
   model = build_model(cfg, N_COLS, N_ROWS)
@@ -129,11 +132,11 @@ def test_models_without_a_head_score_whole_blocks(monkeypatch):
                     head=score_head(model, None, params))
   said = []
   monkeypatch.setattr(logging, "info", lambda msg, *a: said.append(msg % a if a else msg))
-  ev = TopNEvaluator(ml_collections.ConfigDict(dict(ks=[5], topk_group=4, score_tile=64)), ds,
+  ev = TopNEvaluator(ml_collections.ConfigDict({"ks": [5], "topk_group": 4, key: value}), ds,
                      "val")
   assert ev.run(ctx) == _evaluate(ctx, ks=(5,))
   ev.run(ctx)
-  assert sum("score_tile" in m for m in said) == 1
+  assert sum(key in m for m in said) == 1
 
 
 def test_score_tile_config_errors():
@@ -162,14 +165,20 @@ _CHILD = textwrap.dedent("""
     for name in ("cdae_sigmoid", "deep_ae"):
       ctx = _context(MODELS[name], _data())
       assert ctx.num_shards == 8 and ctx.head is not None
-      out[name] = [_evaluate(ctx, group=4), _evaluate(ctx, group=4, tile=64)]
+      out[name] = [_evaluate(ctx, group=4, tile=t, score_dtype=d)
+                   for d in ("model", "bfloat16") for t in (0, 64)]
     print("RESULT" + json.dumps(out))
 """)
 
 
-def test_tiles_on_eight_devices():
-  """Rows split over 8 (simulated CPU) devices, the output kernel replicated: the same metrics."""
+def test_tiles_and_bfloat16_scores_on_eight_devices():
+  """Rows split over 8 (simulated CPU) devices, the output kernel replicated: tiles give the
+  metrics of whole blocks, and bfloat16 operands (``config.eval.score_dtype``, whole or tiled)
+  the metrics they give on one device."""
   out = run_on_eight_devices(_CHILD)
-  for name, (whole, tiled) in out.items():
+  for name, (whole, tiled, bf16_whole, bf16_tiled) in out.items():
     assert whole["recall@20"] > 0, name
     assert tiled == pytest.approx(whole, rel=1e-6, abs=1e-7), name
+    one = _evaluate(_context(MODELS[name], _data()), group=4, score_dtype="bfloat16")
+    assert bf16_whole == pytest.approx(one, rel=1e-6, abs=1e-7), name
+    assert bf16_tiled == pytest.approx(one, rel=1e-6, abs=1e-7), name
