@@ -43,6 +43,10 @@ _HUGEPAGES = flags.DEFINE_bool("hugepages", True, "as bench.run's --hugepages")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  bad = [d for d in _DTYPES.value if d not in ("model", "float32", "bfloat16")]
+  if bad or not _DTYPES.value:
+    raise app.UsageError(f"--score_dtypes: each of model, float32, bfloat16 (config.eval."
+                         f"score_dtype), got {','.join(_DTYPES.value)!r}")
   cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel

@@ -69,6 +69,10 @@ def test_score_tiles_bench_checks_and_prints_every_variant():
   assert [(r[0], r[1], r[2]) for r in rows] == [
       (k, d, t) for k in ("5", "20") for d in ("model", "bfloat16") for t in ("0", "64", "128")]
   assert rows[0][5] == "1.00x" and "each score dtype give the same metrics" in out, out
+  bad = subprocess.run([sys.executable, "-m", "bench.score_tiles",
+                        "--config=configs/cdae_gowalla.py", "--score_dtypes=model,fp16"],
+                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert bad.returncode != 0 and "--score_dtypes:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_hugepages_bench_runs_both_variants_and_compares_their_metrics():
