@@ -40,7 +40,7 @@ _SCORE_DTYPE = flags.DEFINE_enum(
     "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 is faster on a "
     "CPU with AVX512_BF16 and moves the metrics within its rounding (docs/benchmarks.md). The "
     "record says which was used.")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
+_HUGEPAGES = cli.define_hugepages_flag()
 
 _COMMANDS = ("melon",)
 

@@ -30,7 +30,7 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
                                       "--coordinator_address).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. "
                                    "num_processes - 1 (with --coordinator_address).")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
+_HUGEPAGES = cli.define_hugepages_flag()
 flags.mark_flags_as_required(["config"])
 
 

@@ -41,8 +41,7 @@ _CORNAC_MEM_GB = flags.DEFINE_float("cornac_mem_gb", 16.0,
                                     "address-space cap of the Cornac EASE child process (GiB)")
 _CHILD = flags.DEFINE_bool("cornac_ease_child", False, "internal: run Cornac EASE and print JSON")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of both VAEs")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, "as bench.run's --hugepages (both sides share "
-                               "the process, so both get it)")
+_HUGEPAGES = cli.define_hugepages_flag("Both sides (jaxae, Cornac) run in this process.")
 
 K = 20
 

@@ -43,7 +43,7 @@ _EVAL_K = flags.DEFINE_integer("eval_k", 100, "top-K of the evaluation row")
 _EVAL_REPEATS = flags.DEFINE_integer("eval_repeats", 2, "timed evaluation passes after the first "
                                      "(which compiles); 0 = the first pass is the figure")
 _SMOKE = flags.DEFINE_bool("smoke", False, "tiny data, 2 steps, 1 repeat: checks the suite runs")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
+_HUGEPAGES = cli.define_hugepages_flag()
 flags.mark_flags_as_required(["config"])
 
 GOWALLA_EVAL_TARGET_S = 5.0       # full-ranking top-20 of all 29,858 Gowalla users

@@ -37,7 +37,7 @@ _DTYPES = flags.DEFINE_list("score_dtypes", ["model"],
 _KS = flags.DEFINE_list("ks", ["20", "100"], "the K of each comparison")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed passes per variant")
 _SCALE = flags.DEFINE_float("scale", 1.0, "scale of a synthetic size")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, "as bench.run's --hugepages")
+_HUGEPAGES = cli.define_hugepages_flag()
 
 
 def main(argv):

@@ -37,6 +37,17 @@ HUGEPAGES_HELP = (
     "environment as it is.")
 
 
+# Flags defined through this module's helpers belong to the command that calls them (its --help).
+flags.disclaim_key_flags()
+
+
+def define_hugepages_flag(note: str = ""):
+  """Defines a command's ``--hugepages`` flag (default on; help :data:`HUGEPAGES_HELP` plus
+  ``note``) and returns its holder; the command calls :func:`hugepages` with its value before it
+  imports jax."""
+  return flags.DEFINE_bool("hugepages", True, HUGEPAGES_HELP + (" " + note if note else ""))
+
+
 def malloc_mode() -> str:
   """How glibc's malloc is tuned for this process (for logs and benchmark headers)."""
   tun = os.environ.get("GLIBC_TUNABLES", "")

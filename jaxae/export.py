@@ -301,7 +301,7 @@ def _define_flags() -> None:
                     "column; auto: code when rows are items / songs, else decoder.")
   flags.DEFINE_bool("normalize", False, "L2-normalize the exported vectors.")
   from jaxae import cli  # pylint: disable=import-outside-toplevel
-  flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
+  cli.define_hugepages_flag()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ _GRID = flags.DEFINE_multi_string(
     "grid", [], "KEY=[v1,v2,...]: a config key (dotted, e.g. loss.l2) and the values to try.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the sweep's run directories. Default: "
                                "workdirs/sweep_<config file name>.")
-_HUGEPAGES = flags.DEFINE_bool("hugepages", True, cli.HUGEPAGES_HELP)
+_HUGEPAGES = cli.define_hugepages_flag()
 flags.mark_flags_as_required(["config"])
 
 RESULTS_FILE = "sweep.jsonl"

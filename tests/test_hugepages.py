@@ -12,8 +12,7 @@ import sys
 import pytest
 
 from jaxae import cli
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO_ROOT
 
 
 class _Execed(Exception):
@@ -86,7 +85,8 @@ def test_train_py_runs_with_huge_pages_unless_told_not_to(tmp_path, flag, line):
   p = subprocess.run([sys.executable, "train.py", "--config=configs/autorec_ml100k.py",
                       "--config.data.path=/nonexistent/u.data", f"--workdir={tmp_path / 'wd'}",
                       flag, "--verbosity=1"],
-                     cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+                     cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+                     check=False)
   assert p.returncode == 2, p.stderr
   assert line in p.stderr, p.stderr[-2000:]
   assert p.stderr.count("malloc: ") == 1, p.stderr[-2000:]        # re-executed once, not more
