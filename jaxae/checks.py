@@ -34,3 +34,12 @@ def number(value, name: str, *, minimum=None, strict: bool = False, maximum=None
     raise ConfigError(f"config.{name}: expected {kind}"
                       f"{' ' + ' and '.join(bounds) if bounds else ''}, got {value!r}")
   return int(value) if integer else float(value)
+
+
+def recommender_ints(values) -> None:
+  """Each ``(name, value, minimum)`` of a Melon recommender's arguments an integer ``>= minimum``;
+  else a ConfigError naming the key that sets it: ``config.eval.recommender_args.<name>``, or
+  ``config.eval.topk_group`` for ``topk_group`` (the evaluator passes that one itself)."""
+  for name, value, minimum in values:
+    key = "eval.topk_group" if name == "topk_group" else f"eval.recommender_args.{name}"
+    number(value, key, minimum=minimum, integer=True)

@@ -308,6 +308,10 @@ def test_evaluator_config_errors():
     MelonEvaluator(_eval_config(empty_answers="zero"), ds, "val")
   with pytest.raises(ConfigError, match=r"dataset.extras\['test_questions'\]"):
     MelonEvaluator(_eval_config(), ds, "test")
+  ev = MelonEvaluator(_eval_config(recommender_args={"song_pool": 0}), ds, "val")
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.song_pool: expected an "
+                     "integer >= 1, got 0$"):
+    ev.run(EvalContext(score_fn=None, dataset=ds, split="val", batch_size=8))
   ev = MelonEvaluator(_eval_config(recommender="song_as_user"), ds, "val")
   with pytest.raises(ConfigError, match="embed_fn is None"):
     ev.run(EvalContext(score_fn=None, dataset=ds, split="val", batch_size=8))

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from jaxae.data import pipelines
 from jaxae.data.sparse import densify
-from jaxae.errors import ConfigError, DataError, JaxaeError
+from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation import build_evaluators
 from jaxae.evaluation.context import EvalContext
 from jaxae.evaluation.melon import score_results
@@ -220,9 +220,11 @@ def test_argument_and_data_errors():
     hybrid(train, questions, score_top_k=ranker, score_song_ids=np.array(["pl:1", "pl:2"]))
   with pytest.raises(DataError, match="not unique"):
     hybrid(train, questions, score_top_k=ranker, score_song_ids=[1, 1])
-  with pytest.raises(JaxaeError, match="min_content_neighbours .* exceeds"):
+  with pytest.raises(ConfigError, match="recommender_args: hybrid's min_content_neighbours "
+                     r"\(4\) exceeds max_content_neighbours \(3\)"):
     hybrid(train, questions, score_top_k=ranker, score_song_ids=[1], min_content_neighbours=4)
-  with pytest.raises(JaxaeError, match="dense_query_songs must be an integer >= 1"):
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.dense_query_songs: "
+                     "expected an integer >= 1, got 0$"):
     hybrid(train, questions, score_top_k=ranker, score_song_ids=[1], dense_query_songs=0)
   bad = ContentEmbeddings(np.zeros((3, 2), np.float32), np.arange(4))
   with pytest.raises(DataError, match="do not match 4 song ids"):

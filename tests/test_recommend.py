@@ -219,6 +219,17 @@ def test_genre_most_popular_without_meta_falls_back():
   assert rep["genre_fallback_no_meta"] == 20
 
 
+@pytest.mark.parametrize("arg", ["n_songs", "n_tags", "song_pool", "tag_pool", "genre_pool"])
+def test_baseline_argument_errors_name_their_key(arg):
+  train, questions = [_pl(1, [1], ["a"])], [_pl(2, [1])]
+  fns = [genre_most_popular] + ([most_popular] if arg != "genre_pool" else [])
+  for fn in fns:
+    for bad in (0, True, 1.5):
+      with pytest.raises(ConfigError, match=rf"^config.eval.recommender_args.{arg}: expected an "
+                         rf"integer >= 1, got {bad!r}$"):
+        fn(train, questions, **{arg: bad})
+
+
 # ------------------------------------------------------------------------ seed B
 def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
                       n_tags=10):
@@ -348,9 +359,14 @@ def test_seed_b_argument_errors():
     song_as_user(train, [], song_embeddings=np.zeros((3, 2)), song_ids=np.arange(2))
   with pytest.raises(DataError, match="song id 5 has more than one embedding row"):
     song_as_user(train, [], song_embeddings=np.zeros((2, 2)), song_ids=np.array([5, 5]))
-  with pytest.raises(JaxaeError, match="song_neighbours must be a positive integer"):
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.song_neighbours: "
+                     "expected an integer >= 1, got 0$"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], song_neighbours=0)
-  with pytest.raises(JaxaeError, match="topk_group must be an integer >= 0, got -1"):
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.chunk_size: expected an "
+                     "integer >= 1, got 2.0$"):
+    song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], chunk_size=2.0)
+  with pytest.raises(ConfigError, match=r"^config.eval.topk_group: expected an integer >= 0, "
+                     "got -1$"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], topk_group=-1)
 
 

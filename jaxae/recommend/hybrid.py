@@ -51,10 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from jaxae import checks
 from jaxae.data.batching import full_batches
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, real_entries
-from jaxae.errors import CheckpointError, ConfigError, DataError, JaxaeError
+from jaxae.errors import CheckpointError, ConfigError, DataError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
                                      to_records, top_per_row)
@@ -244,11 +245,6 @@ def densify_queries(q_row: np.ndarray, q_songs: np.ndarray, n_q: int, content: C
 
 
 # ---------------------------------------------------------------------------------- seed A
-def _check_int(name: str, v: Any, minimum: int) -> None:
-  if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
-    raise JaxaeError(f"hybrid argument {name} must be an integer >= {minimum}, got {v!r}")
-
-
 def _complete_songs(chosen_ids: np.ndarray, n_chosen: np.ndarray, p, k: int,
                     pool: int) -> np.ndarray:
   """Completes raw-id rows ``chosen_ids[:n]`` with popular training songs not seen nor chosen."""
@@ -306,16 +302,16 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
   Returns:
     results records ``[{"id", "songs", "tags"}]`` in question order.
   """
-  for name, v, lo in (("dense_query_songs", dense_query_songs, 1),
-                      ("min_content_neighbours", min_content_neighbours, 0),
-                      ("max_content_neighbours", max_content_neighbours, 0),
-                      ("n_songs", n_songs, 1), ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
-                      ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
-                      ("topk_group", topk_group, 0)):
-    _check_int(name, v, lo)
+  checks.recommender_ints((("dense_query_songs", dense_query_songs, 1),
+                           ("min_content_neighbours", min_content_neighbours, 0),
+                           ("max_content_neighbours", max_content_neighbours, 0),
+                           ("n_songs", n_songs, 1), ("n_tags", n_tags, 1),
+                           ("chunk_size", chunk_size, 1), ("song_pool", song_pool, 1),
+                           ("tag_pool", tag_pool, 1), ("topk_group", topk_group, 0)))
   if min_content_neighbours > max_content_neighbours:
-    raise JaxaeError(f"hybrid: min_content_neighbours ({min_content_neighbours}) exceeds "
-                     f"max_content_neighbours ({max_content_neighbours})")
+    raise ConfigError(f"config.eval.recommender_args: hybrid's min_content_neighbours "
+                      f"({min_content_neighbours}) exceeds "
+                      f"max_content_neighbours ({max_content_neighbours})")
   cf_ids = np.asarray(score_song_ids)
   if cf_ids.ndim != 1 or (cf_ids.size and cf_ids.dtype.kind not in "iu"):
     raise DataError(f"hybrid needs a CF model whose columns are song ids (the melon_cf pipeline); "

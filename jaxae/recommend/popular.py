@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from jaxae import checks
 from jaxae.errors import DataError, JaxaeError
 
 N_SONGS = 100          # songs per answer (the competition's fixed answer size)
@@ -289,11 +290,10 @@ def to_records(ids: np.ndarray, songs: np.ndarray, tags: np.ndarray) -> list[dic
                              np.asarray(tags).tolist())]
 
 
-def _check_sizes(n_songs: int, n_tags: int, song_pool: int, tag_pool: int):
-  for name, v in (("n_songs", n_songs), ("n_tags", n_tags), ("song_pool", song_pool),
-                  ("tag_pool", tag_pool)):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-      raise JaxaeError(f"recommender argument {name} must be a positive integer, got {v!r}")
+def _check_sizes(n_songs: int, n_tags: int, song_pool: int, tag_pool: int, **more: int):
+  checks.recommender_ints([("n_songs", n_songs, 1), ("n_tags", n_tags, 1),
+                           ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1)]
+                          + [(name, v, 1) for name, v in more.items()])
 
 
 class _Prepared(NamedTuple):
@@ -377,8 +377,7 @@ def genre_most_popular(train: Any, questions: Any, *, song_meta: Any = None,
     genre_pool: songs kept per genre (the reference's ``most_common(200)``).
     Others: as in `most_popular`.
   """
-  _check_sizes(n_songs, n_tags, song_pool, tag_pool)
-  _check_sizes(genre_pool, 1, 1, 1)
+  _check_sizes(n_songs, n_tags, song_pool, tag_pool, genre_pool=genre_pool)
   if song_meta is None:
     out = most_popular(train, questions, n_songs=n_songs, n_tags=n_tags, song_pool=song_pool,
                        tag_pool=tag_pool, report=report)

@@ -33,7 +33,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxae import topk
-from jaxae.errors import DataError, JaxaeError
+from jaxae import checks
+from jaxae.errors import DataError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, prepare, row_of_entries, to_records, top_per_row)
 
@@ -207,14 +208,11 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   Returns:
     results records ``[{"id", "songs", "tags"}]`` in question order.
   """
-  for name, v, least in (("song_neighbours", song_neighbours, 1),
-                         ("tag_neighbours", tag_neighbours, 1), ("n_songs", n_songs, 1),
-                         ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
-                         ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
-                         ("topk_group", topk_group, 0)):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < least:
-      what = "a positive integer" if least else "an integer >= 0"
-      raise JaxaeError(f"song_as_user argument {name} must be {what}, got {v!r}")
+  checks.recommender_ints((("song_neighbours", song_neighbours, 1),
+                           ("tag_neighbours", tag_neighbours, 1), ("n_songs", n_songs, 1),
+                           ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
+                           ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
+                           ("topk_group", topk_group, 0)))
   emb = jnp.asarray(song_embeddings, jnp.float32)
   ids = np.asarray(song_ids)
   if emb.ndim != 2 or ids.ndim != 1 or emb.shape[0] != len(ids):
