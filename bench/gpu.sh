@@ -11,6 +11,9 @@
 #   bash bench/gpu.sh determinism  # tests/test_step.py with and without deterministic ops
 #   bash bench/gpu.sh flags     # bench.step_parts under three XLA GEMM settings
 #   bash bench/gpu.sh loop      # train.py itself on the full-scale synthetic Melon world, 4 epochs
+#   bash bench/gpu.sh recheck   # what changed since the H100 figures (sessions 10-14, not yet on a
+#                               # GPU): top-K with exclusion, column tiles and bfloat16 scoring
+#                               # (Melon CF AE, 1M users), the Melon step again; their tests on the GPU
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
 # tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
@@ -113,6 +116,23 @@ elif [ "$part" = flags ]; then
   run step_parts_cublaslt_notriton 90 env \
       "XLA_FLAGS=--xla_gpu_enable_triton_gemm=false --xla_gpu_enable_cublaslt=true" "$PY" \
       -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
+elif [ "$part" = recheck ]; then
+  # The evaluation changes made after the H100 session, on the GPU: the top-K variants with the
+  # evaluator's exclusion of ~46 training items a row (the Melon CF rows' mean), whole blocks vs
+  # column tiles in float32 ("model") and bfloat16 scoring on the Melon CF AE (same process,
+  # alternating), the 1M-user top-100 with bfloat16 scoring, the Melon CF AE bf16 step as the
+  # reference figure, and the equality tests of those paths on the GPU. About 9 minutes.
+  run topk_exclude 90 "$PY" -m bench.topk --rows=4096 --cols=277218 --k=100 --blocks=0,1024 \
+      --groups=16,32,64 --exclude=46
+  run score_tiles 200 "$PY" -m bench.score_tiles --config=configs/melon_cf_ae.py --size=melon_cf \
+      --config.model.dtype=bfloat16 --config.eval.batch_size=4096 --tiles=16384,65536 \
+      --score_dtypes=model,bfloat16 --ks=100 --rounds=3
+  run melon_1m_bf16_score 120 "$PY" "${melon[@]}" --size=melon_1m --config.model.dtype=bfloat16 \
+      --eval_rows=1000000 --steps=5 --repeats=1 --eval_repeats=1 --config.eval.score_dtype=bfloat16
+  run melon_cf_bf16 60 "$PY" "${melon[@]}" --size=melon_cf --config.model.dtype=bfloat16 \
+      --steps=112 --repeats=3 --eval_repeats=1
+  run tests 80 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
+      tests/test_eval_topn.py tests/test_score_dtype.py tests/test_score_tiles.py
 elif [ "$part" = suite ]; then
   run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
   run netflix_f32 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
@@ -123,7 +143,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags|loop" >&2
+  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags|loop|recheck" >&2
   exit 2
 fi
 
@@ -136,6 +156,7 @@ for f in "$OUT"/*.log; do
     */tests*.log) tail -3 "$f" ;;
     */loop_*.log) grep -E "^(dataset|epoch|loss:|train|final)|rows/s" "$f" | grep -v '^I1' | tail -12 ;;
     */step_parts*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -9 ;;
+    */topk*.log | */score_tiles*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -16 ;;
     *) awk '/^jaxae bench:|^top-[0-9]+ of|^encoder-side step|rc=/{p=1} p' "$f" \
          | grep -v '^[IWE][0-9][0-9][0-9][0-9] ' | cut -c1-220 ;;
   esac
