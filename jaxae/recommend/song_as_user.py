@@ -32,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from jaxae import topk
-from jaxae import checks
+from jaxae import checks, topk
 from jaxae.errors import DataError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, prepare, row_of_entries, to_records, top_per_row)
