@@ -89,7 +89,7 @@ def test_tiles_give_the_metrics_of_whole_blocks(name, group, tile, monkeypatch):
   ctx = _context(MODELS[name], _data())
   assert ctx.head is not None and has_score_head(ctx.model)
   whole = _evaluate(ctx, group=group)
-  monkeypatch.setattr(topn, "_chunk_sums", None)           # no whole block from here on
+  monkeypatch.setattr(topn, "_block_top_k", None)           # no whole block from here on
   tiled = _evaluate(ctx, group=group, tile=tile)
   assert whole["recall@20"] > 0                  # a case where the ranking decides something
   assert tiled == pytest.approx(whole, rel=1e-6, abs=1e-7)

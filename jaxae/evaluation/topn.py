@@ -101,46 +101,40 @@ def topn_row_metrics(top_scores: jax.Array, top_rel: jax.Array, n_targets: jax.A
   return jnp.stack(out, axis=1) * (n_t > 0)[:, None]
 
 
-def _sums(rank, per_shard, inputs: SparseBatch, targets: SparseBatch,
-          ks: tuple[int, ...]) -> jax.Array:
-  """[3 * len(ks)] sums of the chunk's per-row metrics (padding rows add 0), where
-  ``rank(x, seg, cols, real, k)`` gives one shard's (top-k scores, columns) with its input entries
-  excluded, from its slice ``x`` of each array in ``per_shard`` (leading axis: the rows)."""
+def _ranked(rank, per_shard, inputs: SparseBatch, k: int, exclude: bool
+            ) -> tuple[jax.Array, jax.Array]:
+  """Each shard's ``rank(x, seg, cols, real, k)`` -> (top-k scores, columns) from its slice ``x``
+  of each array in ``per_shard`` (leading axis: the rows): ``[S, B/S, k]`` each, shard-local rows.
+  ``exclude``: the rows' input entries are excluded (``real``); else none is (``real`` all False)."""
   s, _ = inputs.cols.shape
   shards = [a.reshape((s, -1) + a.shape[1:]) for a in per_shard]       # [S, B/S, ...]
-
-  def one_shard(x, in_seg, in_cols, in_real, t_seg, t_cols, t_real):
-    top_s, top_i = rank(x, in_seg, in_cols, in_real, max(ks))          # no input entries
-    # Relevance of the picked columns from the targets' entries ([targets, K] compares), not
-    # from a [B, n] relevance block.
-    hit = (top_i[t_seg] == t_cols[:, None]) & t_real[:, None]
-    return top_s, jnp.zeros(top_i.shape, jnp.int8).at[t_seg].max(hit.astype(jnp.int8))
-
-  top_s, top_rel = jax.vmap(one_shard)(shards, inputs.seg, inputs.cols, real_entries(inputs),
-                                       targets.seg, targets.cols, real_entries(targets))
-  kmax = top_s.shape[-1]
-  per_row = topn_row_metrics(top_s.reshape(-1, kmax), top_rel.reshape(-1, kmax),
-                             targets.lengths * (targets.mask > 0), ks)
-  return per_row.sum(axis=0)
+  real = real_entries(inputs)
+  if not exclude:
+    real = jnp.zeros_like(real)
+  return jax.vmap(lambda x, seg, cols, r: rank(x, seg, cols, r, k))(shards, inputs.seg,
+                                                                   inputs.cols, real)
 
 
-@functools.partial(jax.jit, static_argnames=("ks", "group"))
-def _chunk_sums(scores: jax.Array, inputs: SparseBatch, targets: SparseBatch,
-                ks: tuple[int, ...], group: int = 0) -> jax.Array:
-  """:func:`_sums` of a [B, n_cols] score block."""
+@functools.partial(jax.jit, static_argnames=("k", "group", "exclude"))
+def _block_top_k(scores: jax.Array, inputs: SparseBatch, k: int, group: int = 0,
+                 exclude: bool = True) -> tuple[jax.Array, jax.Array]:
+  """:func:`_ranked` of a whole [B, n_cols] score block."""
 
   def rank(x, seg, cols, real, k):
+    if not exclude:
+      return topk.top_k(x[0], k, group)
     return topk.top_k_excluding(x[0], seg, cols, real, k, group)
 
-  return _sums(rank, [scores.astype(jnp.float32)], inputs, targets, ks)
+  return _ranked(rank, [scores.astype(jnp.float32)], inputs, k, exclude)
 
 
-@functools.partial(jax.jit, static_argnames=("ks", "group", "tile", "n_cols", "score_tile",
-                                             "score_dtype"))
-def _tiled_chunk_sums(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
-                      targets: SparseBatch, ks: tuple[int, ...], group: int, tile: int,
-                      n_cols: int, score_tile, score_dtype: str | None = None) -> jax.Array:
-  """:func:`_sums` from the output layer's input ``hidden`` [B, d]: each row's scores made
+@functools.partial(jax.jit, static_argnames=("k", "group", "tile", "n_cols", "score_tile",
+                                             "score_dtype", "exclude"))
+def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
+                 k: int, group: int, tile: int, n_cols: int, score_tile,
+                 score_dtype: str | None = None, exclude: bool = True
+                 ) -> tuple[jax.Array, jax.Array]:
+  """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
   ``tile`` columns at a time (``score_tile`` on the slices of ``kernel`` [d, n_pad] and ``bias``
   [n_pad], ``n_pad`` a multiple of ``tile``, with operands in ``score_dtype``) and ranked as they
   come (:func:`jaxae.topk.top_k_tiled`)."""
@@ -151,17 +145,79 @@ def _tiled_chunk_sums(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inp
                         jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
     return topk.top_k_tiled(block, n_cols, kernel.shape[1], seg, cols, real, k, group, tile)
 
-  return _sums(rank, [hidden], inputs, targets, ks)
+  return _ranked(rank, [hidden], inputs, k, exclude)
 
 
 @functools.partial(jax.jit, static_argnames=("n_cols", "score_tile", "score_dtype"))
 def _head_scores(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, n_cols: int, score_tile,
                  score_dtype: str | None) -> jax.Array:
   """The whole [B, n_cols] score block from the output layer's input ``hidden`` [B, d], its
-  product's operands in ``score_dtype``; ranked by :func:`_chunk_sums` in a jit of its own, as a
+  product's operands in ``score_dtype``; ranked by :func:`_block_top_k` in a jit of its own, as a
   model's ``score_fn`` block is (ranking in the same jit as the product measured slower:
   docs/benchmarks.md)."""
   return score_tile(hidden, kernel, bias, score_dtype)[:, :n_cols]
+
+
+@functools.partial(jax.jit, static_argnames=("ks",))
+def _metric_sums(top_s: jax.Array, top_i: jax.Array, targets: SparseBatch,
+                 ks: tuple[int, ...]) -> jax.Array:
+  """[3 * len(ks)] sums of a chunk's per-row metrics (padding rows add 0) from its ranked columns
+  (:func:`_ranked`'s shard-shaped ``[S, B/S, max(ks)]``)."""
+
+  def relevance(top_i, t_seg, t_cols, t_real):
+    # Relevance of the picked columns from the targets' entries ([targets, K] compares), not
+    # from a [B, n] relevance block.
+    hit = (top_i[t_seg] == t_cols[:, None]) & t_real[:, None]
+    return jnp.zeros(top_i.shape, jnp.int8).at[t_seg].max(hit.astype(jnp.int8))
+
+  top_rel = jax.vmap(relevance)(top_i, targets.seg, targets.cols, real_entries(targets))
+  kmax = top_s.shape[-1]
+  per_row = topn_row_metrics(top_s.reshape(-1, kmax), top_rel.reshape(-1, kmax),
+                             targets.lengths * (targets.mask > 0), ks)
+  return per_row.sum(axis=0)
+
+
+class ChunkRanker:
+  """The top K columns of each row of a chunk, as ``config.eval`` ranks them.
+
+  Scores come from the model's own forward (``ctx.score_fn``, whole [chunk, n_cols] blocks) or,
+  when ``tile`` or ``score_dtype`` asks and the model has an output layer to score apart
+  (``ctx.head``), from that layer's product in ``score_dtype``, in whole blocks or in column tiles
+  ranked as they come. Ranked by :func:`jaxae.topk.top_k` with groups of ``group``; the rows' input
+  entries excluded unless asked not to. Used by the top-N evaluator and by ``jaxae.predict``.
+
+  Attributes:
+    fallback: ``tile`` / ``score_dtype`` asked for but the model has no head: whole blocks from its
+      own forward (the caller says so once).
+  """
+
+  def __init__(self, ctx: EvalContext, n_cols: int, group: int = 0, tile: int = 0,
+               score_dtype: str | None = None):
+    asked = bool(tile or score_dtype)
+    self.head = ctx.head if asked else None
+    self.fallback = asked and self.head is None
+    self.score_fn = ctx.score_fn
+    self.n_cols, self.group, self.tile, self.score_dtype = n_cols, group, tile, score_dtype
+    if self.head is not None:                     # the kernel's columns to a multiple of the tile
+      pad = -self.head.kernel.shape[1] % tile if tile else 0
+      self.kernel, self.bias = self.head.kernel, self.head.bias
+      if pad:
+        self.kernel = jnp.pad(self.kernel, ((0, 0), (0, pad)))
+        self.bias = jnp.pad(self.bias, (0, pad))
+
+  def __call__(self, inputs: SparseBatch, k: int, exclude: bool = True
+               ) -> tuple[jax.Array, jax.Array]:
+    """(scores, columns) of the top ``k`` of each row of the device batch ``inputs``, best first,
+    shard-shaped ``[S, B/S, k]`` (-inf: fewer than ``k`` columns left after the exclusion)."""
+    head = self.head
+    if head is None:
+      return _block_top_k(self.score_fn(inputs), inputs, k, self.group, exclude)
+    if not self.tile:                             # whole blocks, the product in score_dtype
+      scores = _head_scores(head.hidden_fn(inputs), self.kernel, self.bias, self.n_cols,
+                            head.tile, self.score_dtype)
+      return _block_top_k(scores, inputs, k, self.group, exclude)
+    return _tiled_top_k(head.hidden_fn(inputs), self.kernel, self.bias, inputs, k, self.group,
+                        self.tile, self.n_cols, head.tile, self.score_dtype, exclude)
 
 
 def config_score_dtype(eval_config) -> str | None:
@@ -211,31 +267,17 @@ class TopNEvaluator(Evaluator):
     t = es.targets.matrix[rows]                   # cold counts on the host, vectorized
     out["targets_cold_rows"] = float(np.diff(t.indptr)[es.inputs.row_lengths()[rows] == 0].sum())
     out["targets_cold_cols"] = float((ctx.dataset.train.col_counts()[t.indices] == 0).sum())
-    asked = bool(self.tile or self.score_dtype)
-    head = ctx.head if asked else None
-    if asked and head is None and not self._told:
+    ranker = ChunkRanker(ctx, es.inputs.shape[1], self.group, self.tile, self.score_dtype)
+    if ranker.fallback and not self._told:
       logging.info("eval.score_tile / eval.score_dtype: this model has no output layer to score "
                    "apart (or its items are split over the mesh); scoring whole [chunk, n_cols] "
                    "blocks with its own forward")
       self._told = True
-    if head is not None:                          # the kernel's columns to a multiple of the tile
-      pad = -head.kernel.shape[1] % self.tile if self.tile else 0
-      kernel, bias = head.kernel, head.bias
-      if pad:
-        kernel, bias = jnp.pad(kernel, ((0, 0), (0, pad))), jnp.pad(bias, (0, pad))
     sums = []                                     # per-chunk device arrays: no host sync
     for inputs, targets in split_batches(ctx, es, rows):
       inputs, targets = ctx.put_fn(inputs), ctx.put_fn(targets)
-      if head is None:
-        sums.append(_chunk_sums(ctx.score_fn(inputs), inputs, targets, self.ks, self.group))
-      elif not self.tile:                         # whole blocks, the product in score_dtype
-        scores = _head_scores(head.hidden_fn(inputs), kernel, bias, es.inputs.shape[1],
-                              head.tile, self.score_dtype)
-        sums.append(_chunk_sums(scores, inputs, targets, self.ks, self.group))
-      else:
-        sums.append(_tiled_chunk_sums(head.hidden_fn(inputs), kernel, bias, inputs, targets,
-                                      self.ks, self.group, self.tile, es.inputs.shape[1],
-                                      head.tile, self.score_dtype))
+      top_s, top_i = ranker(inputs, max(self.ks))
+      sums.append(_metric_sums(top_s, top_i, targets, self.ks))
     total = np.asarray(jax.device_get(jnp.stack(sums)), np.float64).sum(axis=0)  # one transfer
     out.update({name: float(v) / len(rows) for name, v in zip(metric_names(self.ks), total)})
     return out
