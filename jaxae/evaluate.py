@@ -220,7 +220,7 @@ def _json_value(v: Any) -> Any:
   return f if math.isfinite(f) else None
 
 
-def _write_json(obj: Any, path: str) -> None:
+def write_json(obj: Any, path: str) -> None:
   """Writes ``obj`` as UTF-8 JSON through a temporary file (readers never see half a file)."""
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
@@ -355,12 +355,12 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
     record["ensemble"] = [{"workdir": r.workdir, "step": r.step, "model": r.model_name}
                           for r in [run] + members]
     if write and jax.process_index() == 0:
-      _write_json(record, os.path.join(run.workdir, ensemble_filename(split, run.step,
+      write_json(record, os.path.join(run.workdir, ensemble_filename(split, run.step,
                                                                       len(members) + 1)))
     return record
   if write and jax.process_index() == 0:
-    _write_json(record, os.path.join(run.workdir, metrics_filename(split, run.step)))
-    _write_json(record, os.path.join(run.workdir, METRICS_FILE))
+    write_json(record, os.path.join(run.workdir, metrics_filename(split, run.step)))
+    write_json(record, os.path.join(run.workdir, METRICS_FILE))
     if results is not None:
       write_results(results, os.path.join(run.workdir, RESULTS_FILE))
   return record
@@ -467,5 +467,6 @@ def melon_record(scores: dict[str, Any], results_path: str) -> dict[str, Any]:
 
 
 __all__ = ["LoadedRun", "load_checkpoint", "read_id_maps", "check_id_maps", "rebuild_dataset",
-           "make_context", "ensemble_context", "evaluate_workdir", "write_results", "format_table",
-           "score_melon_files", "melon_record", "read_question_types", "metrics_filename"]
+           "make_context", "ensemble_context", "evaluate_workdir", "write_results", "write_json",
+           "format_table", "score_melon_files", "melon_record", "read_question_types",
+           "metrics_filename"]

@@ -79,6 +79,7 @@ BSPM = bspm_lib.BSPM
 __all__ = [
     "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
     "MultDAE", "MultVAE", "BSPM", "KernelAE", "GLocalK", "fit_ease", "needs_all_rows",
+    "has_row_params",
 ]
 
 _GRADIENT_OPTIONAL = ("sparse_input", "dtype")
@@ -229,6 +230,13 @@ def _build_glocal_k(cfg, n_cols: int, n_rows: int) -> GLocalK:
 def needs_all_rows(model) -> bool:
   """Whether every call of ``model`` must hold all rows of the matrix (GLocal-K's global kernel)."""
   return bool(getattr(model, "needs_all_rows", False))
+
+
+def has_row_params(model) -> bool:
+  """Whether ``model`` holds parameters of each training row (its ``n_rows``: CDAE's per-user
+  node, GLocal-K's global kernel): it scores the rows it was trained on, and a new row has no
+  parameters to be scored with (``jaxae.predict`` refuses to fold new users into it)."""
+  return int(getattr(model, "n_rows", 0) or 0) > 0
 
 
 def _check_max_bytes(cfg) -> None:
