@@ -83,6 +83,20 @@ def test_hugepages_bench_runs_both_variants_and_compares_their_metrics():
   assert rows[1][-1] == "1.00x" and "final metrics: the same in both variants" in out, out
 
 
+def test_predict_bench_checks_recall_and_prints_every_variant(tmp_path):
+  """bench.predict on a run of the Mult-DAE config on its synthetic implicit data (one epoch)."""
+  from configs import mult_dae_gowalla  # pylint: disable=import-outside-toplevel
+  from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
+  cfg = mult_dae_gowalla.get_config()
+  cfg.train.epochs = 1
+  train_and_evaluate(cfg, str(tmp_path / "w"))
+  out = _module("bench.predict", f"--workdir={tmp_path / 'w'}", "--rounds=1", "--nohugepages")
+  lines = out.splitlines()
+  for name in ("evaluate", "predict", "predict+tsv"):
+    assert any(ln.split()[:1] == [name] for ln in lines), out
+  assert "recall@20: from the written files" in out
+
+
 def test_step_parts_prints_every_part():
   out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
   for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",
