@@ -79,6 +79,32 @@ def hugepages(enabled: bool) -> None:
   logging.vlog(1, "malloc: %s%s", malloc_mode(), "" if enabled else " (--nohugepages)")
 
 
+def hugepages_early(argv: list[str]) -> None:
+  """:func:`reexec_with_hugepages` for a ``python -m jaxae.<command>`` module that imports jax at
+  its top: called first thing in its ``__main__`` (before those imports, before absl parses the
+  flags), unless the command line turns ``--hugepages`` off (``--nohugepages``,
+  ``--hugepages=false``; the last one given wins, as in absl; nothing after ``--``). The command's
+  own :func:`hugepages` call later finds the tunable set (or honours ``--nohugepages``) and logs."""
+  enabled = True
+  for arg in argv[1:]:
+    if arg == "--":
+      break
+    name, _, value = arg.lstrip("-").partition("=")
+    if not arg.startswith("-") or name not in ("hugepages", "nohugepages"):
+      continue
+    if name == "nohugepages":
+      enabled = False
+    elif value:
+      try:
+        enabled = flags.BooleanParser().parse(value)
+      except ValueError:
+        return                                    # absl reports the bad value
+    else:
+      enabled = True
+  if enabled:
+    reexec_with_hugepages()
+
+
 def default_workdir(config_path: str) -> str:
   """``workdirs/<config file stem>`` under the current directory."""
   return os.path.join("workdirs", pathlib.Path(config_path).stem)

@@ -57,6 +57,10 @@ import os
 import sys
 from typing import Any
 
+if __name__ == "__main__":   # the command: huge pages before jax is imported (may re-execute)
+  from jaxae import cli as _cli  # pylint: disable=g-import-not-at-top
+  _cli.hugepages_early(sys.argv)
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -92,3 +92,40 @@ def test_train_py_runs_with_huge_pages_unless_told_not_to(tmp_path, flag, line):
   assert p.stderr.count("malloc: ") == 1, p.stderr[-2000:]        # re-executed once, not more
   lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
   assert lines[-1].startswith("error: ") and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("argv,execs", [
+    ([], True),
+    (["--workdir=w", "--hugepages"], True),
+    (["--nohugepages"], False),
+    (["--hugepages=false"], False),
+    (["--nohugepages", "--hugepages=true"], True),           # the last one wins, as in absl
+    (["--", "--nohugepages"], True),                         # not a flag after --
+    (["--hugepages=maybe"], False),                          # absl reports the bad value
+])
+def test_hugepages_early_reads_the_flag_from_the_command_line(execve, monkeypatch, argv, execs):
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  if execs:
+    with pytest.raises(_Execed):
+      cli.hugepages_early(["prog"] + argv)
+  else:
+    cli.hugepages_early(["prog"] + argv)
+  assert bool(execve) == execs
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables: Linux only")
+@pytest.mark.parametrize("module", ["jaxae.predict", "jaxae.export"])
+def test_module_commands_reexecute_before_importing_jax(tmp_path, module):
+  """``python -X importtime -m jaxae.predict`` (a missing workdir stops it): jax is imported once,
+  in the re-executed process that does the work, not also in the first one."""
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  env["JAX_PLATFORMS"] = "cpu"
+  p = subprocess.run([sys.executable, "-X", "importtime", "-m", module,
+                      f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'o'}",
+                      "--verbosity=1"],
+                     cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+                     check=False)
+  assert p.returncode == 2, p.stderr[-2000:]
+  assert "malloc: GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in p.stderr, p.stderr[-2000:]
+  jax_imports = [ln for ln in p.stderr.splitlines() if ln.rstrip().endswith("| jax")]
+  assert len(jax_imports) == 1, jax_imports
