@@ -35,7 +35,7 @@ _EMPTY_ANSWERS = flags.DEFINE_enum(
     "empty_answers", "error", ["error", "skip"],
     "melon: an answer without songs or tags is an error (as officially) or left out of that mean.")
 _SCORE_DTYPE = flags.DEFINE_enum(
-    "score_dtype", None, ["model", "float32", "bfloat16"],
+    "score_dtype", None, list(cli.SCORE_DTYPES),
     "The top-N evaluator's output-layer product from operands in this dtype, float32 "
     "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 is faster on a "
     "CPU with AVX512_BF16 and moves the metrics within its rounding (docs/benchmarks.md). The "

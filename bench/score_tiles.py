@@ -43,7 +43,7 @@ _HUGEPAGES = cli.define_hugepages_flag()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  bad = [d for d in _DTYPES.value if d not in ("model", "float32", "bfloat16")]
+  bad = [d for d in _DTYPES.value if d not in cli.SCORE_DTYPES]
   if bad or not _DTYPES.value:
     raise app.UsageError(f"--score_dtypes: each of model, float32, bfloat16 (config.eval."
                          f"score_dtype), got {','.join(_DTYPES.value)!r}")

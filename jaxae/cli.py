@@ -37,6 +37,10 @@ HUGEPAGES_HELP = (
     "environment as it is.")
 
 
+# config.eval.score_dtype's values, for the commands' flags (read before jax is imported):
+# "model" (the model's own forward) and the names of jaxae.models.layers.DTYPES (a test checks).
+SCORE_DTYPES = ("model", "float32", "bfloat16")
+
 # Flags defined through this module's helpers belong to the command that calls them (its --help).
 flags.disclaim_key_flags()
 

@@ -479,7 +479,7 @@ def _define_flags() -> None:
   flags.DEFINE_string("input", None, "New users: a 'user item [rating]' file, folded in.")
   flags.DEFINE_string("delimiter", "\t", "--input's field separator ('' = runs of blanks).")
   flags.DEFINE_bool("include_seen", False, "Also rank the items already in a user's query.")
-  flags.DEFINE_enum("score_dtype", None, ["model", "float32", "bfloat16"],
+  flags.DEFINE_enum("score_dtype", None, list(cli.SCORE_DTYPES),
                     "The output layer's product from operands in this dtype (float32 "
                     "accumulation; config.eval.score_dtype; default: the run's config).")
   flags.DEFINE_bool("tsv", False, "Also write recommendations.tsv (user, item, rank, score).")

@@ -98,6 +98,11 @@ def test_score_dtype_config_errors_and_default():
                        "val").score_dtype is None
   with pytest.raises(ConfigError, match="config.eval.score_dtype: unknown dtype 'float16'"):
     L.score_product(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4), "float32", "float16")
+  # The commands' flags (jax-free) offer what the config accepts.
+  from jaxae import cli  # pylint: disable=import-outside-toplevel
+  assert set(cli.SCORE_DTYPES) == {"model"} | set(L.DTYPES)
+  for name in cli.SCORE_DTYPES:
+    TopNEvaluator(ml_collections.ConfigDict(dict(ks=[5], score_dtype=name)), ds, "val")
 
 
 @pytest.fixture(scope="module")
