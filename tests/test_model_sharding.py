@@ -1,7 +1,7 @@
 """Model-axis sharding: the item dimension split over "model" on a 2-D (data x model) mesh of 8
 simulated CPU devices trains exactly like one device.
 
-The child process sets ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before it imports jax.
+The child process starts with ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (conftest).
 With 30 items a model axis of 4 pads the item dimension to 32 (zero rows / columns), one of 2 does
 not; both must give the losses, parameters (the first 30 items) and scores of the 1-device run, the
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
@@ -25,9 +25,6 @@ from tests.conftest import run_on_eight_devices
 
 
 _CHILD = textwrap.dedent("""
-    import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    os.environ["JAX_PLATFORMS"] = "cpu"
     import json, re, sys, tempfile
     import jax
     import ml_collections

@@ -1,7 +1,7 @@
 """Data parallelism: a mesh of 8 (virtual CPU) devices trains exactly like a mesh of 1.
 
 The comparison runs in a child process because the device count is fixed when jax starts:
-``XLA_FLAGS=--xla_force_host_platform_device_count=8`` is set before the child imports jax. Both
+``XLA_FLAGS=--xla_force_host_platform_device_count=8`` is in the child's environment (conftest). Both
 meshes see the same global batches (same seed, same rows; only the number of data shards differs)
 and must give the same losses and parameters within float tolerance.
 """
@@ -17,9 +17,6 @@ from tests.conftest import run_on_eight_devices
 
 
 _CHILD = textwrap.dedent("""
-    import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    os.environ["JAX_PLATFORMS"] = "cpu"
     import json, sys
     import jax
     import numpy as np

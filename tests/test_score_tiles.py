@@ -154,9 +154,6 @@ def test_score_tile_config_errors():
 
 
 _CHILD = textwrap.dedent("""
-    import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    os.environ["JAX_PLATFORMS"] = "cpu"
     import json
     import jax
     from tests.test_score_tiles import MODELS, _context, _data, _evaluate
