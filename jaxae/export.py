@@ -167,14 +167,14 @@ def cosine_neighbors(vectors: jax.Array, k: int, chunk: int | None = None, group
 
 
 # ---------------------------------------------------------------------------------- export
-def _check_ids(ids: np.ndarray) -> None:
-  """ids.tsv holds one id per line: an id with a tab or line break cannot be written."""
+def check_ids_writable(ids: np.ndarray, what: str = "", file: str = IDS_FILE) -> None:
+  """``file`` holds one id per line: a ``what`` id with a tab or line break cannot be written."""
   if ids.dtype.kind in "US":
     s = ids.astype(str)
     bad = (np.char.find(s, "\n") >= 0) | (np.char.find(s, "\t") >= 0) | (np.char.find(s, "\r") >= 0)
     if bad.any():
-      raise DataError(f"id {s[np.argmax(bad)]!r} contains a tab or line break: it cannot be "
-                      f"written to {IDS_FILE}")
+      raise DataError(f"{what + ' ' if what else ''}id {str(s[np.argmax(bad)])!r} contains a "
+                      f"tab or line break: it cannot be written to {file}")
 
 
 def _pick(embedding: str, orientation: str | None) -> str:
@@ -229,7 +229,7 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
   if len(ids) != vectors.shape[0]:
     raise CheckpointError(f"{run.workdir}: {len(ids)} saved {what} ids for {vectors.shape[0]} "
                           f"vectors")
-  _check_ids(ids)
+  check_ids_writable(ids)
   if normalize:
     vectors = l2_normalize(vectors)
   # Ranked as the run's evaluators rank (config.eval.topk_group).

@@ -16,8 +16,8 @@ Whom it recommends to, and from what (a user's "query" is the row the model read
                              its rating range): each user's query is their known items, folded in
                              by one forward pass (user-row models only: there the input of the
                              autoencoder is a user). Items the run's catalog lacks are dropped and
-                             counted; a user left with none is scored from an empty query and counted
-                             as cold.
+                             counted; a user left with none is scored from an empty query and
+                             counted as cold.
 
 Items already in a user's query are never recommended unless ``--include_seen``. The ranking is
 the evaluators' (``jaxae.evaluation.topn.ChunkRanker``: ``config.eval.topk_group``,
@@ -73,6 +73,7 @@ from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
+from jaxae.export import check_ids_writable
 
 QUERIES = ("train", "val", "test")
 IDX_FILE = "recommendations_idx.npy"
@@ -167,18 +168,6 @@ class _Writer:
 
 
 # ---------------------------------------------------------------------------------- inputs
-def _check_ids_writable(ids: np.ndarray, what: str) -> None:
-  """users.tsv / items.tsv hold one id a line: an id with a tab or line break cannot be written."""
-  if ids.dtype.kind in "US":
-    s = ids.astype(str)
-    bad = np.zeros(len(s), bool)
-    for ch in ("\n", "\t", "\r"):
-      bad |= np.char.find(s, ch) >= 0
-    if bad.any():
-      raise DataError(f"{what} id {s[np.argmax(bad)]!r} contains a tab or line break: it cannot be "
-                      f"written one a line")
-
-
 def read_user_list(path: str, known: np.ndarray) -> np.ndarray:
   """Row indices of the raw ids listed one a line in ``path`` (blank lines skipped, order kept);
   an id not among ``known`` (the run's users) or listed twice is a DataError naming its line."""
@@ -196,8 +185,9 @@ def read_user_list(path: str, known: np.ndarray) -> np.ndarray:
   found = vocab[order][pos] == raw
   if not found.all():
     j = int(np.argmin(found))
-    raise DataError(f"{path}:{numbers[j]}: unknown user id {str(raw[j])!r} ({int((~found).sum())} of "
-                    f"{len(raw)} ids are not users of the run; new users go through --input)")
+    raise DataError(f"{path}:{numbers[j]}: unknown user id {str(raw[j])!r} "
+                    f"({int((~found).sum())} of {len(raw)} ids are not users of the run; new users "
+                    f"go through --input)")
   rows = order[pos].astype(np.int64)
   uniq, first = np.unique(rows, return_index=True)
   if len(uniq) < len(rows):
@@ -227,10 +217,10 @@ def read_new_users(path: str, item_ids: np.ndarray, info: dict, delimiter: str
 
   Ratings are read when the run's data has a ``rating_range`` (and checked against it), else every
   entry is 1. The first line is a header when its item field is not an item of the catalog (as a
-  record it would be dropped as unknown). Ids are read as text (an integer item id matches its decimal digits). Entries whose
-  item the catalog lacks
-  are dropped and counted (``input_entries_unknown_items``); repeated (user, item) pairs keep the
-  last line (``input_duplicates_merged``).
+  record it would be dropped as unknown). Ids are read as text (an integer item id matches its
+  decimal digits). Entries whose item the catalog lacks are dropped and counted
+  (``input_entries_unknown_items``); repeated (user, item) pairs keep the last line
+  (``input_duplicates_merged``).
   """
   from jaxae.data.readers import csv as csv_reader  # pylint: disable=import-outside-toplevel
   if not os.path.isfile(path):
@@ -372,7 +362,7 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
   n_items = len(item_ids)
   if top_k > n_items:
     raise ConfigError(f"--top_k ({top_k}) exceeds the {n_items} items to rank")
-  _check_ids_writable(item_ids, "item")
+  check_ids_writable(item_ids, "item", ITEMS_FILE)
   counts: dict[str, int] = {}
   if input_path is not None:
     from jaxae.models import has_row_params  # pylint: disable=import-outside-toplevel
@@ -388,7 +378,7 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     subset = read_user_list(users, user_ids) if users is not None else None
     if subset is not None:
       user_ids = user_ids[subset]
-  _check_ids_writable(user_ids, "user")
+  check_ids_writable(user_ids, "user", USERS_FILE)
   lengths = q.col_counts() if item_rows else q.row_lengths()
   if subset is not None:
     lengths = lengths[subset]

@@ -305,6 +305,11 @@ def test_refusals(users_run, tmp_path, tmp_path_factory):
     predict.recommend(workdir, out, users="x", input_path="y", dataset=ds)
   with pytest.raises(DataError, match="no such input file"):
     predict.recommend(workdir, out, input_path=str(tmp_path / "none.tsv"), dataset=ds)
+  path = tmp_path / "tab.csv"
+  path.write_text("x\ty,500\n")
+  with pytest.raises(DataError, match=r"user id 'x\\ty' contains a tab or line break: it cannot "
+                                      r"be written to users.tsv"):
+    predict.recommend(workdir, out, input_path=str(path), delimiter=",", dataset=ds)
   with pytest.raises(ConfigError, match="no 'test' split"):
     predict.recommend(workdir, out, query="test", dataset=ds)
   # Models with parameters of each training row cannot score new users.
