@@ -356,7 +356,7 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
                           for r in [run] + members]
     if write and jax.process_index() == 0:
       write_json(record, os.path.join(run.workdir, ensemble_filename(split, run.step,
-                                                                      len(members) + 1)))
+                                                                     len(members) + 1)))
     return record
   if write and jax.process_index() == 0:
     write_json(record, os.path.join(run.workdir, metrics_filename(split, run.step)))
