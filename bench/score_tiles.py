@@ -45,7 +45,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   bad = [d for d in _DTYPES.value if d not in cli.SCORE_DTYPES]
   if bad or not _DTYPES.value:
-    raise app.UsageError(f"--score_dtypes: each of model, float32, bfloat16 (config.eval."
+    raise app.UsageError(f"--score_dtypes: each of {', '.join(cli.SCORE_DTYPES)} (config.eval."
                          f"score_dtype), got {','.join(_DTYPES.value)!r}")
   cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   import jax  # pylint: disable=import-outside-toplevel

@@ -177,6 +177,12 @@ def check_ids_writable(ids: np.ndarray, what: str = "", file: str = IDS_FILE) ->
                       f"tab or line break: it cannot be written to {file}")
 
 
+def write_ids(path: str, ids: np.ndarray) -> None:
+  """Writes ``ids`` one per line (checked by :func:`check_ids_writable` before any work)."""
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(f"{i}\n" for i in ids.tolist()))
+
+
 def _pick(embedding: str, orientation: str | None) -> str:
   if embedding not in EMBEDDINGS:
     raise ConfigError(f"--embedding must be one of {list(EMBEDDINGS)}, got {embedding!r}")
@@ -239,8 +245,7 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
   host = np.asarray(jax.device_get(vectors), np.float32)
   os.makedirs(out, exist_ok=True)
   np.save(os.path.join(out, EMBEDDINGS_FILE), host)
-  with open(os.path.join(out, IDS_FILE), "w", encoding="utf-8") as f:
-    f.write("".join(f"{i}\n" for i in ids.tolist()))
+  write_ids(os.path.join(out, IDS_FILE), ids)
   files = [EMBEDDINGS_FILE, IDS_FILE, METADATA_FILE]
   if neighbors is not None:
     idx, score = jax.device_get(neighbors)
@@ -267,9 +272,7 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
       "files": files,
       "config": json.loads(run.config.to_json_best_effort()),
   }
-  with open(os.path.join(out, METADATA_FILE), "w", encoding="utf-8") as f:
-    json.dump(metadata, f, ensure_ascii=False, indent=1)
-    f.write("\n")
+  eval_lib.write_json(metadata, os.path.join(out, METADATA_FILE))
   return metadata
 
 
@@ -284,7 +287,7 @@ def _main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   f = flags.FLAGS
-  cli.hugepages(f.hugepages)                      # before any device work: may re-execute
+  cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
   if not f["verbosity"].present:
     logging.set_verbosity(logging.ERROR)     # orbax logs every restore
   meta = cli.run(export_embeddings, f.workdir, f.out, step=f.step, top_k=f.top_k,

@@ -73,7 +73,7 @@ from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
-from jaxae.export import check_ids_writable
+from jaxae.export import check_ids_writable, write_ids
 
 QUERIES = ("train", "val", "test")
 IDX_FILE = "recommendations_idx.npy"
@@ -128,7 +128,7 @@ class _Writer:
   """
 
   def __init__(self, out: str, user_ids: np.ndarray, item_ids: np.ndarray, k: int, tsv: bool):
-    self.user_ids, self.item_ids, self.k = user_ids, item_ids, k
+    self.user_ids, self.item_ids = user_ids, item_ids
     n = len(user_ids)
     self.idx = np.lib.format.open_memmap(os.path.join(out, IDX_FILE), "w+", np.int32, (n, k))
     self.score = np.lib.format.open_memmap(os.path.join(out, SCORE_FILE), "w+", np.float32, (n, k))
@@ -401,8 +401,7 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     writer.close()
   counts["users_short"] = writer.short
   for name, ids in ((USERS_FILE, user_ids), (ITEMS_FILE, item_ids)):
-    with open(os.path.join(out, name), "w", encoding="utf-8") as f:
-      f.write("".join(f"{i}\n" for i in ids.tolist()))
+    write_ids(os.path.join(out, name), ids)
   files = [IDX_FILE, SCORE_FILE, USERS_FILE, ITEMS_FILE] + ([TSV_FILE] if tsv else [])
   files.append(METADATA_FILE)
   metadata = {
@@ -433,7 +432,7 @@ def _main(argv) -> None:
   f = flags.FLAGS
   if f.best and f.step is not None:
     raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
-  cli.hugepages(f.hugepages)                      # before any device work: may re-execute
+  cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
   if not f["verbosity"].present:
     logging.set_verbosity(logging.ERROR)     # orbax logs every restore; the summary line counts
 
