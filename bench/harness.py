@@ -1,6 +1,6 @@
 """The measuring pieces shared by the ``bench`` scripts: the peers' figures (ANCHORS.md) and their
 targets, the engine built as the training loop builds it, steady-state step timing (compile apart),
-a median timer for parts, top-K evaluation timing and peak memory (the glibc huge-page setting is
+a median timer for parts, alternating rounds of whole calls, top-K evaluation timing and peak memory (the glibc huge-page setting is
 ``jaxae.cli``'s, as for ``train.py``)."""
 
 from __future__ import annotations
@@ -49,6 +49,19 @@ def median_time(fn, *args, steps: int, carry: bool = False):
     jax.block_until_ready(out)
     times.append(time.perf_counter() - t)
   return statistics.median(times), out
+
+
+def alternating_rounds(fns: dict, rounds: int) -> dict:
+  """Seconds of each of ``fns`` (key -> a call that returns when its work is done), ``rounds``
+  rounds of one call each, the calls alternating within a round (so a slow spell of a shared
+  machine hits them alike): key -> [seconds per round]."""
+  secs = {key: [] for key in fns}
+  for _ in range(rounds):
+    for key, fn in fns.items():
+      start = time.perf_counter()
+      fn()
+      secs[key].append(time.perf_counter() - start)
+  return secs
 
 
 def time_update(tx, params, steps: int) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 
 from absl import app
 from absl import flags
@@ -39,6 +38,7 @@ def main(argv):
   import jax
   import numpy as np
   from absl import logging
+  from bench.harness import alternating_rounds
   from jaxae import evaluate as eval_lib
   from jaxae import predict
   # pylint: enable=import-outside-toplevel
@@ -68,12 +68,7 @@ def main(argv):
   if recall_eval is None:
     raise app.UsageError(f"--top_k={k}: the run's evaluator gives no recall@{k} (its "
                          f"config.eval.ks: {tuple(run.config.eval.ks)})")
-  secs = {name: [] for name in variants}
-  for _ in range(_ROUNDS.value):
-    for name, fn in variants.items():
-      start = time.perf_counter()
-      fn()
-      secs[name].append(time.perf_counter() - start)
+  secs = alternating_rounds(variants, _ROUNDS.value)
   dev = jax.devices()[0]
   n_users = results["predict"]["n_users"]
   print(f"jaxae bench.predict: {run.model_name} step {run.step} ({workdir}); {query} split: "

@@ -21,7 +21,6 @@ config's data section is ignored: ``--size`` gives the data (``bench.sizes``).
 from __future__ import annotations
 
 import statistics
-import time
 
 from absl import app
 from absl import flags
@@ -51,7 +50,8 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from bench import sizes  # pylint: disable=import-outside-toplevel
-  from bench.harness import build_engine, topn_pass  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from bench.harness import alternating_rounds, build_engine, topn_pass
 
   config = _CONFIG.value
   data = sizes.load(_SIZE.value, scale=_SCALE.value,
@@ -81,12 +81,7 @@ def main(argv):
         if not np.isclose(metrics[(d, t)][name], want, rtol=1e-6, atol=1e-7):
           raise SystemExit(f"score_dtype {d}, score_tile {t}: {name} {metrics[(d, t)][name]} "
                            f"!= {want} (its whole blocks)")
-    secs = {v: [] for v in variants}
-    for _ in range(_ROUNDS.value):
-      for v, run in runs.items():
-        start = time.perf_counter()
-        run()
-        secs[v].append(time.perf_counter() - start)
+    secs = alternating_rounds(runs, _ROUNDS.value)
     first = statistics.median(secs[variants[0]])
     for d, t in variants:
       g = max(group, 1)
