@@ -61,6 +61,7 @@ import numpy as np
 from absl import logging
 
 from jaxae import topk
+from jaxae.data.batching import full_batches
 from jaxae.data.dataset import Dataset
 from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import ConfigError, DataError
@@ -218,6 +219,33 @@ class ChunkRanker:
       return _block_top_k(scores, inputs, k, self.group, exclude)
     return _tiled_top_k(head.hidden_fn(inputs), self.kernel, self.bias, inputs, k, self.group,
                         self.tile, self.n_cols, head.tile, self.score_dtype, exclude)
+
+
+@jax.jit
+def flat_top(top_s: jax.Array, top_i: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """A chunk's ranked ``[S, B/S, K]`` (or ``[B, K]``) as ``[B, K]`` float32 scores and int32
+  columns, -1 where the score is -inf (no column left there)."""
+  k = top_s.shape[-1]
+  s = top_s.reshape(-1, k).astype(jnp.float32)
+  return s, jnp.where(jnp.isfinite(s), top_i.reshape(-1, k), -1).astype(jnp.int32)
+
+
+def rank_rows(ranker: ChunkRanker, put_fn, inter, batch_size: int, num_shards: int, k: int,
+              exclude: bool = True, *, row_subset: np.ndarray | None = None,
+              nnz_buckets=16):
+  """Ranks the rows of ``inter`` (or of ``row_subset``, in its order) chunk by chunk.
+
+  Yields ``(start, count, (scores, columns))`` per chunk of ``batch_size`` rows: the chunk's
+  :func:`flat_top` device arrays, whose first ``count`` rows are output rows ``start ..
+  start + count - 1`` (the rest is padding). Nothing is read back: the caller copies when it
+  needs to, so the device runs ahead.
+  """
+  start = 0
+  for batch in full_batches(inter, batch_size, num_shards=num_shards, row_subset=row_subset,
+                            nnz_buckets=nnz_buckets):
+    count = int(batch.mask.sum())
+    yield start, count, flat_top(*ranker(put_fn(batch), k, exclude))
+    start += count
 
 
 def config_score_dtype(eval_config) -> str | None:
