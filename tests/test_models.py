@@ -166,6 +166,9 @@ def test_deep_ae_forward_matches_numpy(tied, last_activation, act):
   out = model.apply({"params": p}, jnp.asarray(x), train=False)
   np.testing.assert_allclose(np.asarray(out["recon"]), h, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(np.asarray(out["code"]), code, rtol=1e-4, atol=1e-5)
+  # One row alone (a matrix-vector product for XLA: the tied decoder's own code path).
+  one = jax.jit(lambda v: model.apply({"params": p}, v, train=False)["recon"])(jnp.asarray(x[2:3]))
+  np.testing.assert_allclose(np.asarray(one), h[2:3], rtol=1e-4, atol=1e-5)
 
 
 def test_song_as_user_layout():
