@@ -17,7 +17,8 @@ Whom it recommends to, and from what (a user's "query" is the row the model read
                              by one forward pass (user-row models only: there the input of the
                              autoencoder is a user). Items the run's catalog lacks are dropped and
                              counted; a user left with none is scored from an empty query and
-                             counted as cold.
+                             counted as cold. Needs the workdir only (its ``id_maps.npz``), not the
+                             training data. In Python: ``jaxae.recommender.Recommender``.
 
 Items already in a user's query are never recommended unless ``--include_seen``. The ranking is
 the evaluators' (``jaxae.evaluation.topn.ChunkRanker``: ``config.eval.topk_group``,
@@ -73,7 +74,9 @@ from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
+from jaxae.evaluation.topn import ChunkRanker, config_score_dtype, flat_top, rank_rows
 from jaxae.export import check_ids_writable, write_ids
+from jaxae.recommender import catalog, check_fold_in
 
 QUERIES = ("train", "val", "test")
 IDX_FILE = "recommendations_idx.npy"
@@ -89,15 +92,6 @@ _IN_FLIGHT = 2                   # chunks scored ahead of the one being written
 
 
 # ------------------------------------------------------------------------------ device side
-@jax.jit
-def _final(top_s: jax.Array, top_i: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """A chunk's ranked [S, B/S, K] (or [B, K]) as [B, K] float32 scores and int32 item indices,
-  -1 where the score is -inf (no item left there)."""
-  k = top_s.shape[-1]
-  s = top_s.reshape(-1, k).astype(jnp.float32)
-  return s, jnp.where(jnp.isfinite(s), top_i.reshape(-1, k), -1).astype(jnp.int32)
-
-
 @functools.partial(jax.jit, static_argnames=("exclude",), donate_argnums=(0, 1))
 def _merge_item_rows(best_s: jax.Array, best_i: jax.Array, scores: jax.Array, batch: SparseBatch,
                      exclude: bool) -> tuple[jax.Array, jax.Array]:
@@ -263,10 +257,7 @@ def _user_rows_pass(run, ctx, query: Interactions, rows: np.ndarray | None, k: i
   """Ranks the items of user rows ``rows`` (None: all) of ``query`` into ``writer``; whether the
   model's own forward scored where ``score_tile`` / ``score_dtype`` asked for its output layer
   (it has none to score apart)."""
-  # pylint: disable=import-outside-toplevel
-  from jaxae.evaluation.topn import ChunkRanker, config_score_dtype
-  from jaxae.models import needs_all_rows
-  # pylint: enable=import-outside-toplevel
+  from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
   ev = run.config.eval
   group = topk.config_group(ev)
   ranker = ChunkRanker(ctx, query.shape[1], group, topk.config_tile(ev, group),
@@ -276,16 +267,14 @@ def _user_rows_pass(run, ctx, query: Interactions, rows: np.ndarray | None, k: i
                  "scoring with its own forward")
   if needs_all_rows(run.model):      # every call reads the whole matrix: all rows, then the asked
     (batch,) = list(full_batches(query, ctx.batch_size, num_shards=ctx.num_shards))
-    s, i = _final(*ranker(ctx.put_fn(batch), k, exclude))
+    s, i = flat_top(*ranker(ctx.put_fn(batch), k, exclude))
     if rows is not None:
       s, i = s[rows], i[rows]
     writer.add(0, writer.idx.shape[0], (s, i))
     return ranker.fallback
-  start = 0
-  for batch in full_batches(query, ctx.batch_size, num_shards=ctx.num_shards, row_subset=rows):
-    count = int(batch.mask.sum())
-    writer.add(start, count, _final(*ranker(ctx.put_fn(batch), k, exclude)))
-    start += count
+  for start, count, ranked in rank_rows(ranker, ctx.put_fn, query, ctx.batch_size,
+                                       ctx.num_shards, k, exclude, row_subset=rows):
+    writer.add(start, count, ranked)
   return ranker.fallback
 
 
@@ -299,7 +288,7 @@ def _item_rows_pass(ctx, query: Interactions, users: np.ndarray | None, k: int, 
   for batch in full_batches(query, ctx.batch_size, num_shards=ctx.num_shards):
     dev = ctx.put_fn(batch)
     best_s, best_i = _merge_item_rows(best_s, best_i, ctx.score_fn(dev), dev, exclude)
-  s, i = _final(best_s, best_i)
+  s, i = flat_top(best_s, best_i)
   if users is not None:
     s, i = s[users], i[users]
   writer.add(0, writer.idx.shape[0], (s, i))
@@ -326,7 +315,8 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     score_dtype: "model" | "float32" | "bfloat16" (``config.eval.score_dtype``; None: the run's).
     tsv: also write ``recommendations.tsv``.
     dataset: the data, bypassing the rebuild from the saved config (still checked against the
-      saved id maps).
+      saved id maps). New users (``input_path``) need none: their items are matched against the
+      run's ``id_maps.npz``.
 
   Returns:
     The metadata written to ``metadata.json``.
@@ -346,33 +336,29 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
                       f"run writes its recommendations with eval.py (results.json, the Kakao Arena "
                       f"format)")
   item_rows = orientation in ITEM_ROWS
-  if item_rows and input_path is not None:
-    raise ConfigError(f"{run.workdir}: an item-row model ({run.model_name}, orientation 'item') "
-                      f"has one input unit per user of its training data: new users cannot be "
-                      f"folded in (--input works with user-row models)")
+  if input_path is not None:
+    check_fold_in(run)
   if score_dtype is not None:
     if item_rows and score_dtype != "model":
       raise ConfigError("--score_dtype scores a user-row model's output layer; this run's rows "
                         "are items (its scores come from its own forward)")
     with run.config.unlocked():
       run.config.eval.score_dtype = score_dtype
-  data = eval_lib.rebuild_dataset(run, dataset)
-  row_ids, col_ids = np.asarray(data.train.row_ids), np.asarray(data.train.col_ids)
-  user_ids, item_ids = (col_ids, row_ids) if item_rows else (row_ids, col_ids)
+  if input_path is not None:         # new users need the catalog only, not the training data
+    data, user_ids, item_ids = None, None, catalog(run)
+  else:
+    data = eval_lib.rebuild_dataset(run, dataset)
+    row_ids, col_ids = np.asarray(data.train.row_ids), np.asarray(data.train.col_ids)
+    user_ids, item_ids = (col_ids, row_ids) if item_rows else (row_ids, col_ids)
   n_items = len(item_ids)
   if top_k > n_items:
     raise ConfigError(f"--top_k ({top_k}) exceeds the {n_items} items to rank")
   check_ids_writable(item_ids, "item", ITEMS_FILE)
   counts: dict[str, int] = {}
   if input_path is not None:
-    from jaxae.models import has_row_params  # pylint: disable=import-outside-toplevel
-    if has_row_params(run.model):
-      raise ConfigError(f"{run.workdir}: {run.model_name} holds parameters of each training user "
-                        f"(its n_rows): new users have none to be scored with; --input works "
-                        f"with models whose input alone makes the scores")
     q, counts = read_new_users(input_path, item_ids, run.info, delimiter)
     subset, user_ids = None, np.asarray(q.row_ids)
-    data = Dataset(q, info=data.info)      # the new users' rows, in the run's item space
+    data = Dataset(q, info=dict(run.info))     # the new users' rows, in the run's item space
   else:
     q = _query(data, query)
     subset = read_user_list(users, user_ids) if users is not None else None
