@@ -83,18 +83,39 @@ def test_hugepages_bench_runs_both_variants_and_compares_their_metrics():
   assert rows[1][-1] == "1.00x" and "final metrics: the same in both variants" in out, out
 
 
-def test_predict_bench_checks_recall_and_prints_every_variant(tmp_path):
-  """bench.predict on a run of the Mult-DAE config on its synthetic implicit data (one epoch)."""
+@pytest.fixture(scope="module")
+def mult_dae_run(tmp_path_factory):
+  """A run of the Mult-DAE config on its synthetic implicit data (one epoch)."""
   from configs import mult_dae_gowalla  # pylint: disable=import-outside-toplevel
   from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
   cfg = mult_dae_gowalla.get_config()
   cfg.train.epochs = 1
-  train_and_evaluate(cfg, str(tmp_path / "w"))
-  out = _module("bench.predict", f"--workdir={tmp_path / 'w'}", "--rounds=1", "--nohugepages")
+  workdir = str(tmp_path_factory.mktemp("mult_dae"))
+  train_and_evaluate(cfg, workdir)
+  return workdir
+
+
+def test_predict_bench_checks_recall_and_prints_every_variant(mult_dae_run):
+  out = _module("bench.predict", f"--workdir={mult_dae_run}", "--rounds=1", "--nohugepages")
   lines = out.splitlines()
   for name in ("evaluate", "predict", "predict+tsv"):
     assert any(ln.split()[:1] == [name] for ln in lines), out
   assert "recall@20: from the written files" in out
+
+
+def test_serve_bench_checks_the_variants_agree_and_prints_each(mult_dae_run):
+  out = _module("bench.serve", f"--workdir={mult_dae_run}", "--sizes=1,5", "--rounds=1",
+                "--calls=2", "--nohugepages")
+  rows = [ln.split() for ln in out.splitlines() if ln.split()[:1] in (["1"], ["5"])]
+  assert [(r[0], r[1], r[3]) for r in rows] == [
+      (n, b, v) for n, b in (("1", "1"), ("5", "8")) for v in ("lists", "matrix", "device")], out
+  assert all(r[-1] == "1.00x" for r in rows if r[3] == "device"), out
+
+
+def test_tied_product_checks_the_two_forms_agree():
+  out = _module("bench.tied_product", "--items=300", "--code=8", "--rows=1,3", "--steps=2")
+  rows = [ln.split() for ln in out.splitlines() if ln.split()[:1] in (["1"], ["3"])]
+  assert [r[0] for r in rows] == ["1", "3"] and all(r[-1].endswith("x") for r in rows), out
 
 
 def test_step_parts_prints_every_part():
