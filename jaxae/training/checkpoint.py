@@ -21,6 +21,7 @@ or lacks room for one more checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -82,6 +83,13 @@ def _metric_fn(metric: str, mode: str):
   return value
 
 
+class _DropReadOnlyNotice(logging.Filter):
+  """Drops orbax's "Given directory is read only" warning (read-only is what restoring asks)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Given directory is read only")
+
+
 class Checkpointer:
   """The run's checkpoint manager (one per workdir).
 
@@ -120,7 +128,15 @@ class Checkpointer:
                 "config": ocp.JsonCheckpointHandler(),
                 "dataset_info": ocp.JsonCheckpointHandler(),
                 "metrics": ocp.JsonCheckpointHandler()}
-    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    quiet = _DropReadOnlyNotice() if read_only else None
+    if quiet is not None:      # orbax warns of every read-only manager: the mode asked for
+      logging.getLogger("absl").addFilter(quiet)
+    try:
+      self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                           item_handlers=handlers)
+    finally:
+      if quiet is not None:
+        logging.getLogger("absl").removeFilter(quiet)
 
   # ---------------------------------------------------------------- queries
   def all_steps(self) -> list[int]:
