@@ -8,7 +8,8 @@ matrix-vector product over a transposed copy of the kernel, made on every call; 
 kernel's second axis directly (``jax.lax.dot_general``, ``jaxae.models.layers.TiedDense``) does
 not. Each variant is jitted as in the model's forward (the code from the embedding bag of a few
 kernel rows, SELU, then the product and the bias) and timed as the median of ``--steps`` calls.
-Printed: milliseconds a call and the ratio of ``z @ kernel.T`` to ``dot_general``; the two give
+Printed: milliseconds a call, the ratio of ``z @ kernel.T`` to ``dot_general``, and whether XLA
+compiled the two to the same program (the optimized HLO, names and metadata aside); the two give
 the same values (checked).
 """
 
@@ -52,16 +53,32 @@ def main(argv):
   dev = jax.devices()[0]
   print(f"jaxae bench.tied_product: kernel {_ITEMS.value:,} x {_CODE.value}, float32; "
         f"{dev.platform} {dev.device_kind}, jax {jax.__version__}")
-  print(f"{'rows':>6} {'z @ kernel.T ms':>16} {'dot_general ms':>15} {'ratio':>7}")
+  print(f"{'rows':>6} {'z @ kernel.T ms':>16} {'dot_general ms':>15} {'ratio':>7} "
+        f"{'same program':>13}")
   for n in rows:
-    secs, outs = {}, {}
+    secs, outs, programs = {}, {}, {}
     for name, fn in variants.items():
       f = jax.jit(fn, static_argnums=2)
       secs[name], outs[name] = median_time(f, kernel, bias, n, steps=_STEPS.value)
+      programs[name] = _program(f.lower(kernel, bias, n).compile().as_text())
     np.testing.assert_allclose(np.asarray(outs["z @ kernel.T"]), np.asarray(outs["dot_general"]),
                                rtol=1e-4, atol=1e-4)
     a, b = secs["z @ kernel.T"], secs["dot_general"]
-    print(f"{n:>6} {a * 1e3:>16.3f} {b * 1e3:>15.3f} {a / b:>6.2f}x")
+    same = "yes" if programs["z @ kernel.T"] == programs["dot_general"] else "no"
+    print(f"{n:>6} {a * 1e3:>16.3f} {b * 1e3:>15.3f} {a / b:>6.2f}x {same:>13}")
+
+
+def _program(hlo: str) -> str:
+  """The optimized HLO's instructions without what names them or says where they came from
+  (metadata, the stack-frame tables, the numbering of instructions), to compare two programs."""
+  import re  # pylint: disable=import-outside-toplevel
+  lines = [ln for ln in hlo.splitlines()
+           if ln.strip() and not re.match(r"^\s*\d+ [{\"]", ln) and "FileNames" not in ln
+           and "FunctionNames" not in ln and "FileLocations" not in ln and "StackFrames" not in ln]
+  text = re.sub(r", metadata=\{[^}]*\}", "", "\n".join(lines))
+  text = re.sub(r"stack_frame_id=\d+", "", text)
+  text = re.sub(r"^HloModule [^,]*", "HloModule", text)
+  return re.sub(r"%[\w.-]+", "%v", text)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def test_serve_bench_checks_the_variants_agree_and_prints_each(mult_dae_run):
 def test_tied_product_checks_the_two_forms_agree():
   out = _module("bench.tied_product", "--items=300", "--code=8", "--rows=1,3", "--steps=2")
   rows = [ln.split() for ln in out.splitlines() if ln.split()[:1] in (["1"], ["3"])]
-  assert [r[0] for r in rows] == ["1", "3"] and all(r[-1].endswith("x") for r in rows), out
+  assert [r[0] for r in rows] == ["1", "3"], out
+  assert all(r[-2].endswith("x") and r[-1] in ("yes", "no") for r in rows), out
 
 
 def test_step_parts_prints_every_part():
