@@ -18,7 +18,8 @@ items of the history are excluded unless ``exclude_seen=False``. Histories come 
   rating mappings   ``[{"i1": 4.0, "i7": 2.5}, ...]``: runs on rated data (``rating_range``, e.g.
                     MovieLens); each rating checked against the run's range
   a sparse matrix   scipy, ``[n_users, n_items]`` in the run's item order (``rec.item_ids``); its
-                    values are the entries (1 on implicit runs, within the rating range on rated)
+                    stored values are the entries (1 on implicit runs, within the rating range on
+                    rated; a stored zero is an absent entry, as in any sparse matrix)
 
 Items the catalog lacks are dropped and counted (``Recommendations.unknown``, ``counts``); an item
 listed twice in one history counts once (``counts["duplicates_merged"]``). A malformed history
@@ -88,6 +89,14 @@ def catalog(run) -> np.ndarray:
     raise CheckpointError(f"{run.workdir}: id_maps.npz holds {len(item_ids)} item ids, the "
                           f"checkpoint's model has {int(run.info['n_cols'])} items")
   return item_ids
+
+
+def _is_number(v) -> bool:
+  try:
+    float(v)
+  except (TypeError, ValueError):
+    return False
+  return True
 
 
 class _Lookup:
@@ -228,7 +237,9 @@ class Recommender:
     try:
       vals = (np.asarray(flat_vals, np.float64) if rated else np.ones(len(users), np.float64))
     except (TypeError, ValueError):
-      raise DataError("a rating is not a number (histories: mappings item -> rating)") from None
+      j = next(j for j, v in enumerate(flat_vals) if not _is_number(v))
+      raise DataError(f"a rating of user {int(users[j])}: not a number: {flat_vals[j]!r}"
+                      ) from None
     self._check_values(vals, users, "a rating")
     cols = self.item_index(flat_ids)
     known = cols >= 0

@@ -7,9 +7,11 @@ refusal is one readable error."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -71,6 +73,33 @@ def test_every_training_user_s_history_gives_the_model_s_ranking(users_run):
   np.testing.assert_array_equal(same.scores, out.scores)
   seen_too = rec.recommend(sp.coo_matrix(ds.train.matrix), k=K, exclude_seen=False)
   np.testing.assert_array_equal(seen_too.index, reference(scores, None, K)[0])
+  # The output layer scored apart (config.eval.score_dtype), float32 operands: the same ranking.
+  head = Recommender.load(workdir, score_dtype="float32")
+  assert head.ranker.head is not None and not head.ranker.fallback
+  np.testing.assert_array_equal(head.recommend(ds.train.matrix, k=K).index, want_idx)
+
+
+def _other(name: str):
+  """The tiny test config with another model: EASE (closed form) or Mult-VAE."""
+  c = config()
+  c.model = ml_collections.ConfigDict(
+      {"ease": dict(name="ease", l2=5.0, sparse_input=True),
+       "mult_vae": dict(name="mult_vae", layers=[8, 4], input_dropout=0.0, activation="tanh",
+                        sparse_input=True, dtype="float32")}[name])
+  if name == "mult_vae":
+    c.loss = ml_collections.ConfigDict(dict(multinomial=1.0, kl=1.0))
+  return c
+
+
+@pytest.mark.parametrize("name", ["ease", "mult_vae"])
+def test_other_user_row_models_fold_in_alike(name, tmp_path_factory):
+  """EASE (scores from the rows of B at the history's items) and Mult-VAE (the mean code at
+  evaluation): the model's own scores, ranked, for every training user's history."""
+  ds = user_dataset()
+  workdir = _train(tmp_path_factory, name, _other(name), ds)
+  out = Recommender.load(workdir).recommend(histories(ds, range(N_USERS)), k=K)
+  want, _ = reference(model_scores(workdir, ds, ds.train), ds.train.matrix.toarray() > 0, K)
+  np.testing.assert_array_equal(out.index, want)
 
 
 def test_the_same_as_predict_input_from_the_workdir_alone(users_run, tmp_path):
@@ -110,6 +139,13 @@ def test_ids_as_text_duplicates_and_empty_calls(users_run):
   assert none.index.shape == (0, K) and none.counts["users"] == 0
   cold = rec.recommend([[]], k=K)
   assert cold.counts["users_cold"] == 1 and (cold.index >= 0).all()
+
+
+def test_loading_logs_no_warning(users_run, caplog):
+  """Restoring read-only is what loading asks: orbax's notice of it is not passed on."""
+  with caplog.at_level(logging.WARNING):
+    Recommender.load(users_run[0])
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def _count_compiles():
@@ -163,8 +199,8 @@ def test_rated_runs_take_rating_mappings(rated_run):
   with pytest.raises(DataError, match="history of user 0: a list of items, but the run's data "
                                       "has ratings"):
     rec.recommend([[ids[0]]], k=4)
-  with pytest.raises(DataError, match="not a number"):
-    rec.recommend([{ids[0]: "good"}], k=4)
+  with pytest.raises(DataError, match="a rating of user 1: not a number: 'good'"):
+    rec.recommend([{ids[0]: 4}, {ids[1]: 2, ids[0]: "good"}], k=4)
   with pytest.raises(DataError, match=r"user 0: expected a rating .* got nan"):
     rec.recommend(sp.csr_matrix(np.full((1, rec.n_items), np.nan)), k=4)
 
