@@ -186,6 +186,11 @@ class Recommender:
         run.config.eval.score_dtype = score_dtype
     return cls(run, catalog(run))
 
+  def __repr__(self) -> str:
+    data = f"ratings {self.rating_range}" if self.rating_range else "implicit"
+    return (f"Recommender({self.run.model_name} step {self.run.step} of {self.run.workdir}: "
+            f"{self.n_items} items, {data})")
+
   # ------------------------------------------------------------------------------ histories
   def item_index(self, ids) -> np.ndarray:
     """Item indices of raw ids (matched as text), -1 for ids the catalog lacks."""

@@ -57,6 +57,7 @@ def test_every_training_user_s_history_gives_the_model_s_ranking(users_run):
   workdir, ds = users_run
   rec = Recommender.load(workdir)
   assert rec.n_items == N_ITEMS and rec.rating_range is None
+  assert repr(rec).startswith("Recommender(deep_ae step ") and "29 items, implicit)" in repr(rec)
   np.testing.assert_array_equal(rec.item_ids, ds.train.col_ids)
   out = rec.recommend(histories(ds, range(N_USERS)), k=K)
   scores = model_scores(workdir, ds, ds.train)
