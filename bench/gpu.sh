@@ -14,6 +14,8 @@
 #   bash bench/gpu.sh recheck   # what changed since the H100 figures (sessions 10-14, not yet on a
 #                               # GPU): top-K with exclusion, column tiles and bfloat16 scoring
 #                               # (Melon CF AE, 1M users), the Melon step again; their tests on the GPU
+#   bash bench/gpu.sh serve     # Recommender calls per call size on a Mult-DAE and a tied deep AE
+#                               # (synthetic data, one epoch each), the tied product; their tests
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
 # tables is printed last. Needs jax with its CUDA plugin and the package's dependencies importable
@@ -133,6 +135,19 @@ elif [ "$part" = recheck ]; then
       --steps=112 --repeats=3 --eval_repeats=1
   run tests 80 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
       tests/test_eval_topn.py tests/test_score_dtype.py tests/test_score_tiles.py
+elif [ "$part" = serve ]; then
+  # New users ranked by jaxae.recommender.Recommender against the device's own ranking, per call
+  # size (session 17, not yet on a GPU): runs of the Gowalla configs on their synthetic data.
+  wd=$(mktemp -d)
+  for m in mult_dae deep_ae; do
+    run "train_$m" 200 "$PY" train.py --config="configs/${m}_gowalla.py" \
+        --config.train.epochs=1 --config.train.eval_every_epochs=100 --workdir="$wd/$m"
+    run "serve_$m" 200 "$PY" -m bench.serve --workdir="$wd/$m" --sizes=1,16,256,4096,65536
+  done
+  run tied_product 60 "$PY" -m bench.tied_product --items=277218 --code=1024 \
+      --rows=1,2,16,1024
+  run tests 120 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -x -p no:cacheprovider \
+      tests/test_recommender.py tests/test_predict.py
 elif [ "$part" = suite ]; then
   run step_parts 150 "$PY" -m bench.step_parts --size=melon_cf --batch_size=1024 --dtype=bfloat16
   run netflix_f32 200 "$PY" -m bench.run --config=configs/deeprec_netflix.py --size=netflix \
@@ -143,7 +158,7 @@ elif [ "$part" = suite ]; then
       --size=song_as_user --steps=50 --config.model.dtype=bfloat16
   run encoder_scaling 200 "$PY" -m bench.encoder_scaling --steps=50
 else
-  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags|loop|recheck" >&2
+  echo "usage: bash bench/gpu.sh targets|suite|entries|cublas|topk|determinism|flags|loop|recheck|serve" >&2
   exit 2
 fi
 
@@ -157,6 +172,8 @@ for f in "$OUT"/*.log; do
     */loop_*.log) grep -E "^(dataset|epoch|loss:|train|final)|rows/s" "$f" | grep -v '^I1' | tail -12 ;;
     */step_parts*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -9 ;;
     */topk*.log | */score_tiles*.log) grep -v '^[IWE][0-9][0-9][0-9][0-9] ' "$f" | tail -16 ;;
+    */serve_*.log | */tied_product.log) grep -E "^(jaxae bench|  *[0-9]+ |  *rows|  *users|===)" "$f" ;;
+    */train_*.log) tail -2 "$f" ;;
     *) awk '/^jaxae bench:|^top-[0-9]+ of|^encoder-side step|rc=/{p=1} p' "$f" \
          | grep -v '^[IWE][0-9][0-9][0-9][0-9] ' | cut -c1-220 ;;
   esac
