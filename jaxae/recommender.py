@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import itertools
 import os
 from typing import Any
 
@@ -91,6 +92,17 @@ def catalog(run) -> np.ndarray:
   return item_ids
 
 
+def _concatenate(parts: list) -> np.ndarray | list:
+  """The ids of every history in order: one array when all are arrays of one kind (no Python
+  object a value), else a flat list."""
+  if parts and all(type(p) is np.ndarray for p in parts):
+    try:
+      return np.concatenate(parts)
+    except (TypeError, ValueError):          # ints and strings: matched as text, via a list
+      pass
+  return list(itertools.chain.from_iterable(parts))
+
+
 def _is_number(v) -> bool:
   try:
     float(v)
@@ -100,14 +112,25 @@ def _is_number(v) -> bool:
 
 
 class _Lookup:
-  """Positions of values in ``vocab`` (one dtype), by binary search over its sorted copy."""
+  """Positions of values in ``vocab`` (one dtype): by a direct table for non-negative integer ids
+  up to a few times the vocabulary's size (one gather a value), else by binary search over its
+  sorted copy."""
 
   def __init__(self, vocab: np.ndarray):
+    self.table = None
+    if vocab.dtype.kind in "iu" and len(vocab) and int(vocab.min()) >= 0 and (
+        int(vocab.max()) < 4 * len(vocab) + (1 << 16)):
+      self.table = np.full(int(vocab.max()) + 1, -1, np.int64)
+      self.table[vocab] = np.arange(len(vocab))
+      return
     self.order = np.argsort(vocab, kind="stable")
     self.sorted = vocab[self.order]
 
   def find(self, values: np.ndarray) -> np.ndarray:
     """int64 positions of ``values`` in the vocabulary, -1 where absent."""
+    if self.table is not None:
+      inside = (values >= 0) & (values < len(self.table))
+      return np.where(inside, self.table[np.where(inside, values, 0)], -1)
     if not len(values) or not len(self.sorted):
       return np.full(len(values), -1, np.int64)
     pos = np.minimum(np.searchsorted(self.sorted, values), len(self.sorted) - 1)
@@ -216,13 +239,19 @@ class Recommender:
   def _from_lists(self, histories) -> tuple[sp.csr_matrix, np.ndarray, int]:
     """(CSR [n, n_items], unknown per user, duplicates merged) of item lists / rating mappings."""
     rated = self.rating_range is not None
-    lengths, flat_ids, flat_vals = [], [], []
+    lengths, parts, flat_vals = [], [], []
     for u, h in enumerate(histories):
-      if isinstance(h, collections.abc.Mapping):
+      if type(h) is np.ndarray and h.ndim != 1:
+        raise DataError(f"history of user {u}: expected a list of item ids, got a "
+                        f"{h.ndim}-d array")
+      if not rated and type(h) in (list, tuple, np.ndarray):     # the common case, checked fast
+        parts.append(h)
+        lengths.append(len(h))
+      elif isinstance(h, collections.abc.Mapping):
         if not rated:
           raise DataError(f"history of user {u}: a mapping of ratings, but the run's data is "
                           f"implicit (every entry 1): give a list of item ids")
-        flat_ids.extend(h.keys())
+        parts.append(list(h.keys()))
         flat_vals.extend(h.values())
         lengths.append(len(h))
       elif isinstance(h, (str, bytes)) or not isinstance(h, collections.abc.Iterable):
@@ -234,8 +263,9 @@ class Recommender:
           raise DataError(f"history of user {u}: a list of items, but the run's data has ratings "
                           f"(rating_range {self.rating_range}): give a mapping item -> rating")
         ids = list(h)
-        flat_ids.extend(ids)
+        parts.append(ids)
         lengths.append(len(ids))
+    flat_ids = _concatenate(parts)
     n = len(lengths)
     lengths = np.asarray(lengths, np.int64)
     users = np.repeat(np.arange(n, dtype=np.int64), lengths)

@@ -20,7 +20,7 @@ from jaxae import evaluate as eval_lib
 from jaxae import predict
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
-from jaxae.recommender import Recommender
+from jaxae.recommender import Recommender, _Lookup
 from jaxae.training.loop import train_and_evaluate
 
 from tests.conftest import run_on_eight_devices
@@ -136,6 +136,13 @@ def test_ids_as_text_duplicates_and_empty_calls(users_run):
   assert b.counts["duplicates_merged"] == 2 and a.counts["duplicates_merged"] == 0
   np.testing.assert_array_equal(rec.item_index([503, "x", "528", 529]), [3, -1, 28, -1])
   np.testing.assert_array_equal(rec.item_index(np.array([528, 499, 500])), [28, -1, 0])  # by value
+  np.testing.assert_array_equal(rec.item_index(np.array([-1, 10**12, 529], np.int64)), [-1] * 3)
+  # Histories as arrays (of ints, of digit strings, mixed) rank as the lists do.
+  arrays = rec.recommend([np.array([500, 503, 510]), np.array(["503", "528"])], k=K)
+  lists = rec.recommend([[500, 503, 510], [503, 528]], k=K)
+  np.testing.assert_array_equal(arrays.index, lists.index)
+  with pytest.raises(DataError, match="history of user 0: expected a list of item ids, got a 2-d"):
+    rec.recommend([np.array([[500, 503]])], k=K)
   none = rec.recommend([], k=K)
   assert none.index.shape == (0, K) and none.counts["users"] == 0
   cold = rec.recommend([[]], k=K)
@@ -147,6 +154,19 @@ def test_loading_logs_no_warning(users_run, caplog):
   with caplog.at_level(logging.WARNING):
     Recommender.load(users_run[0])
   assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+@pytest.mark.parametrize("vocab", [np.array([7, -3, 10**12, 0]), np.array([40, 3, 17, 0]),
+                                   np.array(["b", "a", "7", "c"])])
+def test_id_lookup_by_table_or_by_search(vocab):
+  """Small non-negative integer ids by a direct table, others by binary search: the same
+  positions, -1 for what the vocabulary lacks."""
+  look = _Lookup(vocab)
+  assert (look.table is not None) == (vocab.dtype.kind == "i" and vocab.min() >= 0)
+  probe = np.concatenate([vocab[::-1], vocab[:1]])
+  np.testing.assert_array_equal(look.find(probe), [3, 2, 1, 0, 0])
+  missing = np.array([5, -9, 10**13]) if vocab.dtype.kind == "i" else np.array(["z", "", "70"])
+  np.testing.assert_array_equal(look.find(missing), [-1, -1, -1])
 
 
 def _count_compiles():
@@ -253,7 +273,7 @@ def test_refusals(users_run, tmp_path_factory):
 _EIGHT = """
 import json, sys
 import jax
-from jaxae.recommender import Recommender
+from jaxae.recommender import Recommender, _Lookup
 assert jax.device_count() == 8
 rec = Recommender.load(sys.argv[1])
 hist = json.loads(sys.argv[2])
