@@ -32,6 +32,12 @@ are padded to a power of two (at most ``config.eval.batch_size``; more users are
 it) and their entries to a power of two, so a server compiles each (users, entries, k) bucket once
 and then reuses it; the first call of a new bucket compiles.
 
+``rec.similar_items(["i1", "i7"], k=10)`` gives the items nearest to each of some items, by the
+cosine of the output layer's vector of each item (the export's decoder embedding), in the same
+form.
+
+A Recommender holds no state that a call changes: one instance may serve several threads at once.
+
 Models that can fold in a new user are the user-row ones (``orientation`` "user") whose scores come
 from the input alone: not item-row models (a user is one of their input units), not models with
 parameters per training user (CDAE's user node), not Melon runs (``eval.py`` writes theirs):
@@ -42,11 +48,13 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import itertools
 import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
@@ -90,6 +98,21 @@ def catalog(run) -> np.ndarray:
     raise CheckpointError(f"{run.workdir}: id_maps.npz holds {len(item_ids)} item ids, the "
                           f"checkpoint's model has {int(run.info['n_cols'])} items")
   return item_ids
+
+
+@functools.partial(jax.jit, static_argnames=("k", "group"))
+def _nearest(unit: jax.Array, rows: jax.Array, k: int, group: int
+             ) -> tuple[jax.Array, jax.Array]:
+  """The ``k`` rows of ``unit`` [n, d] (L2-normalized) most similar to rows ``rows`` [q] (-1:
+  padding), each itself excluded: (float32 scores, int32 indices [q, k]), best first, -1 / -inf
+  for padding. The product contracts ``unit``'s second axis (no transposed copy for one query)."""
+  q = unit[jnp.maximum(rows, 0)]
+  sims = jax.lax.dot_general(q, unit, (((1,), (1,)), ((), ())),
+                             precision=jax.lax.Precision.HIGHEST)          # [q, n]
+  own = rows[:, None] == jnp.arange(unit.shape[0])[None, :]
+  s, i = topk.top_k(jnp.where(own, -jnp.inf, sims), k, group)
+  s = jnp.where(rows[:, None] >= 0, s, -jnp.inf)
+  return s, jnp.where(jnp.isfinite(s), i, -1).astype(jnp.int32)
 
 
 def _concatenate(parts: list) -> np.ndarray | list:
@@ -147,7 +170,8 @@ class Recommendations:
     scores: float32 [n_users, K] the model's scores (-inf with -1).
     unknown: int64 [n_users] items of each history the catalog lacks (dropped).
     counts: totals: ``users``, ``users_cold`` (an empty history after the drop), ``users_short``
-      (fewer than K items left), ``unknown_items``, ``duplicates_merged``.
+      (fewer than K items left), ``unknown_items``, ``duplicates_merged``
+      (:meth:`Recommender.similar_items`: ``items``, ``unknown_items``).
     item_ids: the catalog's raw ids (``Recommender.item_ids``).
   """
 
@@ -193,6 +217,7 @@ class Recommender:
     group = topk.config_group(ev)
     self.ranker = ChunkRanker(self.context, self.n_items, group, topk.config_tile(ev, group),
                                config_score_dtype(ev))
+    self._unit = None        # the items' L2-normalized output-layer vectors (similar_items)
 
   @classmethod
   def load(cls, workdir: str | os.PathLike, *, step: int | None = None, best: bool = False,
@@ -300,6 +325,45 @@ class Recommender:
     coo = m.tocoo()
     self._check_values(coo.data.astype(np.float64), coo.row, "an entry")
     return m, np.zeros(m.shape[0], np.int64), 0
+
+  # ------------------------------------------------------------------------- similar items
+  def similar_items(self, items, k: int = 10) -> Recommendations:
+    """The ``k`` items most cosine-similar to each of ``items`` (raw ids), itself excluded, by
+    the output layer's vector of each item (what ``python -m jaxae.export`` writes as the
+    decoder embedding and ranks as ``--top_k`` neighbours). An id the catalog lacks gets a row
+    of -1 / -inf, counted (``unknown``, ``counts["unknown_items"]``)."""
+    from jaxae import export  # pylint: disable=import-outside-toplevel
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < self.n_items:
+      raise ConfigError(f"k must be between 1 and {self.n_items - 1} (the other items), got "
+                        f"{k!r}")
+    if isinstance(items, (str, bytes)) or not isinstance(items, collections.abc.Iterable):
+      raise DataError(f"items: expected a list of item ids, got {type(items).__name__}")
+    if self._unit is None:
+      name = self.run.model_name
+      if name not in export.DECODER_VECTORS:
+        raise ConfigError(f"{name} has no output-layer vector per item to compare; similar_items "
+                          f"works with {', '.join(sorted(export.DECODER_VECTORS))}")
+      self._unit = export.l2_normalize(export.decoder_vectors(self.run.config.model,
+                                                              self.run.params, self.n_items))
+    rows = self.item_index(items)
+    n = len(rows)
+    index = np.full((n, k), -1, np.int32)
+    scores = np.full((n, k), -np.inf, np.float32)
+    bucket = self.rows_bucket(n)
+    group = topk.config_group(self.run.config.eval)
+    chunks = []
+    for start in range(0, n, bucket):
+      part = np.full(bucket, -1, np.int64)
+      part[:min(bucket, n - start)] = rows[start:start + bucket]
+      chunks.append((start, _nearest(self._unit, jnp.asarray(part, jnp.int32), int(k), group)))
+    for start, (s, i) in chunks:
+      count = min(bucket, n - start)
+      scores[start:start + count] = np.asarray(s)[:count]
+      index[start:start + count] = np.asarray(i)[:count]
+    unknown = (rows < 0).astype(np.int64)
+    return Recommendations(index=index, scores=scores, unknown=unknown,
+                           counts={"items": n, "unknown_items": int(unknown.sum())},
+                           item_ids=self.item_ids)
 
   # ------------------------------------------------------------------------------- ranking
   def rows_bucket(self, n: int) -> int:

@@ -6,6 +6,7 @@ refusal is one readable error."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import shutil
@@ -17,6 +18,7 @@ import pytest
 import scipy.sparse as sp
 
 from jaxae import evaluate as eval_lib
+from jaxae import export
 from jaxae import predict
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
@@ -101,6 +103,9 @@ def test_other_user_row_models_fold_in_alike(name, tmp_path_factory):
   out = Recommender.load(workdir).recommend(histories(ds, range(N_USERS)), k=K)
   want, _ = reference(model_scores(workdir, ds, ds.train), ds.train.matrix.toarray() > 0, K)
   np.testing.assert_array_equal(out.index, want)
+  if name == "ease":           # no output layer vector per item: refused with the reason
+    with pytest.raises(ConfigError, match="ease has no output-layer vector per item"):
+      Recommender.load(workdir).similar_items([500])
 
 
 def test_the_same_as_predict_input_from_the_workdir_alone(users_run, tmp_path):
@@ -147,6 +152,41 @@ def test_ids_as_text_duplicates_and_empty_calls(users_run):
   assert none.index.shape == (0, K) and none.counts["users"] == 0
   cold = rec.recommend([[]], k=K)
   assert cold.counts["users_cold"] == 1 and (cold.index >= 0).all()
+
+
+def test_similar_items_are_the_export_s_neighbours(users_run):
+  """similar_items of some items = the rows of export's cosine neighbours of the decoder vectors
+  (one query alone, several, an unknown id counted)."""
+  workdir, ds = users_run
+  rec = Recommender.load(workdir)
+  run = rec.run
+  vectors = export.decoder_vectors(run.config.model, run.params, N_ITEMS)
+  idx, score = (np.asarray(a) for a in export.cosine_neighbors(vectors, 4))
+  one = rec.similar_items([510], k=4)
+  np.testing.assert_array_equal(one.index, idx[[10]])
+  np.testing.assert_allclose(one.scores, score[[10]], rtol=1e-5, atol=1e-6)
+  many = rec.similar_items(["503", 999, 528, 500], k=4)
+  np.testing.assert_array_equal(many.index[[0, 2, 3]], idx[[3, 28, 0]])
+  assert (many.index[1] == -1).all() and np.isneginf(many.scores[1]).all()
+  np.testing.assert_array_equal(many.unknown, [0, 1, 0, 0])
+  assert many.counts == {"items": 4, "unknown_items": 1}
+  assert many.items()[1] == [] and many.items()[0] == list(ds.train.col_ids[idx[3]])
+  with pytest.raises(ConfigError, match=r"k must be between 1 and 28"):
+    rec.similar_items([500], k=29)
+  with pytest.raises(DataError, match="items: expected a list of item ids, got str"):
+    rec.similar_items("500")
+
+
+def test_calls_from_several_threads_give_the_sequential_results(users_run):
+  """A server's worker threads share one Recommender: calls of several sizes at once (new
+  buckets compiling meanwhile) return what the calls return one after another."""
+  workdir, ds = users_run
+  rec = Recommender.load(workdir)
+  asks = [histories(ds, range(i, i + n)) for i, n in ((0, 1), (3, 6), (10, 3), (5, 20))] * 3
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    together = list(pool.map(lambda h: rec.recommend(h, k=K).index, asks))
+  for h, got in zip(asks, together):
+    np.testing.assert_array_equal(got, rec.recommend(h, k=K).index)
 
 
 def test_loading_logs_no_warning(users_run, caplog):
