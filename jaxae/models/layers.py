@@ -246,8 +246,8 @@ class TiedDense(nn.Module):
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
     # The product contracts the kernel's second axis (no ``kernel.T`` in the program): for a
     # one-row ``z`` XLA turns ``z @ kernel.T`` into a matrix-vector product over a transposed
-    # copy of the kernel made on every call (8x slower for a 40,981 x 200 kernel on a CPU,
-    # ``python -m bench.serve``); for more rows the two compile alike.
+    # copy of the kernel made on every call (7-10x slower for a 40,981 x 200 kernel on a CPU,
+    # ``python -m bench.tied_product``); for more rows the two compile alike.
     dtype = self.dtype
     y = jax.lax.dot_general(z.astype(dtype), kernel.astype(dtype),
                             (((z.ndim - 1,), (1,)), ((), ())))
