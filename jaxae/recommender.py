@@ -11,7 +11,8 @@ r"""A trained run as a Python object that ranks items for users given their hist
 What it needs is the run's directory alone (its checkpoint and ``id_maps.npz``): not the training
 data, so a serving host holds the model and nothing else. A user's history is the row the model
 reads for them (the autoencoder's input); one forward pass scores every item (fold-in), and the
-items of the history are excluded unless ``exclude_seen=False``. Histories come as
+items of the history are excluded unless ``exclude_seen=False`` (``exclude_items`` keeps some
+items out for everyone: out of stock, say). Histories come as
 
   item lists        ``[["i1", "i7"], ...]``: raw ids as in the training data (matched as text, so
                     an integer id may come as its digits); runs on implicit data (every entry 1)
@@ -365,6 +366,18 @@ class Recommender:
                            counts={"items": n, "unknown_items": int(unknown.sum())},
                            item_ids=self.item_ids)
 
+  def _banned(self, exclude_items) -> tuple[np.ndarray, int]:
+    """(sorted item indices, how many ids the catalog lacks) of ``exclude_items``."""
+    if exclude_items is None:
+      return np.zeros(0, np.int64), 0
+    if isinstance(exclude_items, (str, bytes)) or not isinstance(
+        exclude_items, collections.abc.Iterable):
+      raise DataError(f"exclude_items: expected a list of item ids, got "
+                      f"{type(exclude_items).__name__}")
+    cols = self.item_index(exclude_items if isinstance(exclude_items, np.ndarray)
+                           else list(exclude_items))
+    return np.unique(cols[cols >= 0]), int((cols < 0).sum())
+
   # ------------------------------------------------------------------------------- ranking
   def rows_bucket(self, n: int) -> int:
     """Rows of a call's padded batch: a power of two >= ``n`` (a multiple of the data shards), at
@@ -373,13 +386,21 @@ class Recommender:
     b = max(1 << max(n - 1, 0).bit_length(), s)
     return min(-(-b // s) * s, self.context.batch_size)
 
-  def recommend(self, histories, k: int = 20, *, exclude_seen: bool = True) -> Recommendations:
+  def recommend(self, histories, k: int = 20, *, exclude_seen: bool = True,
+                exclude_items=None) -> Recommendations:
     """The top ``k`` items of each user of ``histories`` (module docstring: lists, mappings or a
-    scipy sparse matrix), as :class:`Recommendations`."""
+    scipy sparse matrix), as :class:`Recommendations`.
+
+    ``exclude_items``: raw ids never to recommend to anyone in this call (e.g. items out of
+    stock); ids the catalog lacks are counted (``counts["exclude_unknown"]``). The device ranks
+    the top ``k`` + (their number, rounded up to a power of two) and the host drops them: exact,
+    at the cost of a wider top K.
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
       raise ConfigError(f"k must be an integer >= 1, got {k!r}")
     if k > self.n_items:
       raise ConfigError(f"k ({k}) exceeds the {self.n_items} items to rank")
+    banned, banned_unknown = self._banned(exclude_items)
     if sp.issparse(histories):
       m, unknown, dup = self._from_matrix(histories)
     elif isinstance(histories, (str, bytes, collections.abc.Mapping)) or not isinstance(
@@ -389,14 +410,15 @@ class Recommender:
     else:
       m, unknown, dup = self._from_lists(histories)
     n = m.shape[0]
-    index = np.full((n, k), -1, np.int32)
-    scores = np.full((n, k), -np.inf, np.float32)
+    wide = k if not len(banned) else min(self.n_items, k + (1 << (len(banned) - 1).bit_length()))
+    index = np.full((n, wide), -1, np.int32)
+    scores = np.full((n, wide), -np.inf, np.float32)
     if n:
       inter = Interactions(m, np.arange(n, dtype=np.int64), self.item_ids)
       bucket = self.rows_bucket(n)
       chunks = []
       for start, count, ranked in rank_rows(self.ranker, self.context.put_fn, inter, bucket,
-                                            self.context.num_shards, int(k), exclude_seen,
+                                            self.context.num_shards, int(wide), exclude_seen,
                                             nnz_buckets=NNZ_LADDER):
         for a in ranked:
           a.copy_to_host_async()
@@ -404,10 +426,19 @@ class Recommender:
       for start, count, (s, i) in chunks:
         scores[start:start + count] = np.asarray(s)[:count]
         index[start:start + count] = np.asarray(i)[:count]
+    if len(banned):                # the banned ones out, the others moved up in their order
+      drop = np.isin(index, banned) | (index < 0)
+      order = np.argsort(drop, axis=1, kind="stable")[:, :k]
+      keep = ~np.take_along_axis(drop, order, axis=1)
+      index = np.where(keep, np.take_along_axis(index, order, axis=1), -1).astype(np.int32)
+      scores = np.where(keep, np.take_along_axis(scores, order, axis=1), -np.inf
+                        ).astype(np.float32)
     lengths = np.diff(m.indptr)
     counts = {"users": int(n), "users_cold": int((lengths == 0).sum()),
               "users_short": int((index[:, -1] < 0).sum()) if n else 0,
               "unknown_items": int(unknown.sum()), "duplicates_merged": int(dup)}
+    if exclude_items is not None:
+      counts.update(excluded_items=int(len(banned)), exclude_unknown=banned_unknown)
     return Recommendations(index=index, scores=scores, unknown=unknown, counts=counts,
                            item_ids=self.item_ids)
 

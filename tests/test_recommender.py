@@ -108,6 +108,27 @@ def test_other_user_row_models_fold_in_alike(name, tmp_path_factory):
       Recommender.load(workdir).similar_items([500])
 
 
+def test_excluded_items_are_never_recommended(users_run):
+  """exclude_items: the model's ranking with those columns (and the history) left out, for
+  every training user; ids the catalog lacks counted; FULL is left with one item."""
+  workdir, ds = users_run
+  rec = Recommender.load(workdir)
+  scores = model_scores(workdir, ds, ds.train)
+  seen = ds.train.matrix.toarray() > 0
+  for banned in ([511], [504, 500, 527, 503, 508]):
+    out = rec.recommend(histories(ds, range(N_USERS)), k=K, exclude_items=banned + [77777])
+    off = seen.copy()
+    off[:, np.asarray(banned) - 500] = True
+    want_idx, want_score = reference(scores, off, K)
+    np.testing.assert_array_equal(out.index, want_idx)
+    np.testing.assert_allclose(out.scores, want_score, rtol=1e-5)
+    assert out.counts["excluded_items"] == len(banned) and out.counts["exclude_unknown"] == 1
+  # FULL had items 504 and 511 left (indices 4, 11): 504 is banned in the second list.
+  assert list(out.index[3]) == [11] + [-1] * (K - 1) and out.counts["users_short"] >= 1
+  with pytest.raises(DataError, match="exclude_items: expected a list of item ids, got int"):
+    rec.recommend([[500]], k=K, exclude_items=500)
+
+
 def test_the_same_as_predict_input_from_the_workdir_alone(users_run, tmp_path):
   """predict --input (no dataset given: none can be rebuilt from this run's config) writes what
   the Recommender returns; unknown items dropped and counted, a user with none left is cold."""
