@@ -3,7 +3,7 @@ r"""Top-K recommendations from a trained run, for every user or for new ones.
   python -m jaxae.predict --workdir=DIR --out=DIR [--step=N | --best] [--top_k=20]
                           [--users=FILE] [--query=train|val|test] [--include_seen]
                           [--input=FILE [--delimiter=TAB]] [--score_dtype=model|float32|bfloat16]
-                          [--tsv]
+                          [--exclude_items=FILE] [--tsv]
 
 Whom it recommends to, and from what (a user's "query" is the row the model reads for them):
 
@@ -20,7 +20,9 @@ Whom it recommends to, and from what (a user's "query" is the row the model read
                              counted as cold. Needs the workdir only (its ``id_maps.npz``), not the
                              training data. In Python: ``jaxae.recommender.Recommender``.
 
-Items already in a user's query are never recommended unless ``--include_seen``. The ranking is
+Items already in a user's query are never recommended unless ``--include_seen``; the items listed
+in ``--exclude_items`` (one id a line: out of stock, say) never are (each chunk is ranked that many
+deeper, rounded up to a power of two, and they are dropped on the host). The ranking is
 the evaluators' (``jaxae.evaluation.topn.ChunkRanker``: ``config.eval.topk_group``,
 ``config.eval.score_tile``, ``config.eval.score_dtype`` or ``--score_dtype``), on the device, one
 chunk of ``config.eval.batch_size`` users at a time; each chunk's [chunk, K] result is copied to the
@@ -76,7 +78,7 @@ from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.topn import ChunkRanker, config_score_dtype, flat_top, rank_rows
 from jaxae.export import check_ids_writable, write_ids
-from jaxae.recommender import catalog, check_fold_in
+from jaxae.recommender import IdLookup, catalog, check_fold_in, drop_items, widened_k
 
 QUERIES = ("train", "val", "test")
 IDX_FILE = "recommendations_idx.npy"
@@ -118,11 +120,15 @@ class _Writer:
 
   ``add(start, count, (s, i))`` takes a chunk's device arrays for output rows ``start .. start +
   count - 1`` (their first ``count`` rows; the rest is padding), starts their copy to the host and
-  writes the chunk ``_IN_FLIGHT`` places back, so the device scores ahead of the disk.
+  writes the chunk ``_IN_FLIGHT`` places back, so the device scores ahead of the disk. With
+  ``banned`` (sorted item indices) a chunk is ranked wider than ``k`` and those items are dropped
+  here (:func:`jaxae.recommender.drop_items`).
   """
 
-  def __init__(self, out: str, user_ids: np.ndarray, item_ids: np.ndarray, k: int, tsv: bool):
+  def __init__(self, out: str, user_ids: np.ndarray, item_ids: np.ndarray, k: int, tsv: bool,
+               banned: np.ndarray | None = None):
     self.user_ids, self.item_ids = user_ids, item_ids
+    self.k, self.banned = k, banned
     n = len(user_ids)
     self.idx = np.lib.format.open_memmap(os.path.join(out, IDX_FILE), "w+", np.int32, (n, k))
     self.score = np.lib.format.open_memmap(os.path.join(out, SCORE_FILE), "w+", np.float32, (n, k))
@@ -139,6 +145,8 @@ class _Writer:
 
   def _write(self, start: int, count: int, arrays) -> None:
     s, i = (np.asarray(a)[:count] for a in arrays)
+    if self.banned is not None and len(self.banned):
+      i, s = drop_items(i, s, self.banned, self.k)
     self.score[start:start + count] = s
     self.idx[start:start + count] = i
     self.short += int((i[:, -1] < 0).sum())
@@ -188,6 +196,20 @@ def read_user_list(path: str, known: np.ndarray) -> np.ndarray:
     dup = np.setdiff1d(np.arange(len(rows)), first)[0]
     raise DataError(f"{path}:{numbers[dup]}: user id {str(raw[dup])!r} listed twice")
   return rows
+
+
+def read_item_list(path: str, item_ids: np.ndarray) -> tuple[np.ndarray, int]:
+  """(sorted item indices, ids the catalog lacks) of the raw item ids listed one a line in
+  ``path`` (blank lines skipped; ids matched as text)."""
+  from jaxae.data.readers.common import open_text  # pylint: disable=import-outside-toplevel
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: no such items file")
+  raw = np.asarray([x.strip() for x in open_text(path).splitlines() if x.strip()], dtype=str)
+  cols = IdLookup(item_ids.astype(str)).find(raw)
+  unknown = int((cols < 0).sum())
+  if unknown:
+    logging.warning("%s: %d of %d ids are not items of the run's catalog", path, unknown, len(raw))
+  return np.unique(cols[cols >= 0]), unknown
 
 
 def _first_fields(path: str, delimiter: str | None) -> list[str]:
@@ -299,7 +321,8 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
               top_k: int = 20, users: str | None = None, query: str = "train",
               input_path: str | None = None, delimiter: str = "\t", include_seen: bool = False,
               score_dtype: str | None = None, tsv: bool = False,
-              dataset: Dataset | None = None) -> dict[str, Any]:
+              exclude_items: str | None = None, dataset: Dataset | None = None
+              ) -> dict[str, Any]:
   """Writes the top ``top_k`` items of users of the run in ``workdir`` into ``out``.
 
   Args:
@@ -314,6 +337,8 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     include_seen: rank the items of a user's query too.
     score_dtype: "model" | "float32" | "bfloat16" (``config.eval.score_dtype``; None: the run's).
     tsv: also write ``recommendations.tsv``.
+    exclude_items: a file of raw item ids, one a line, never recommended (to anyone); ids the
+      catalog lacks are counted (``exclude_unknown``).
     dataset: the data, bypassing the rebuild from the saved config (still checked against the
       saved id maps). New users (``input_path``) need none: their items are matched against the
       run's ``id_maps.npz``.
@@ -355,6 +380,11 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     raise ConfigError(f"--top_k ({top_k}) exceeds the {n_items} items to rank")
   check_ids_writable(item_ids, "item", ITEMS_FILE)
   counts: dict[str, int] = {}
+  banned = None
+  if exclude_items is not None:
+    banned, counts["exclude_unknown"] = read_item_list(exclude_items, item_ids)
+    counts["excluded_items"] = int(len(banned))
+  wide = widened_k(int(top_k), 0 if banned is None else len(banned), n_items)
   if input_path is not None:
     q, counts = read_new_users(input_path, item_ids, run.info, delimiter)
     subset, user_ids = None, np.asarray(q.row_ids)
@@ -376,13 +406,13 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     path = os.path.join(out, name)
     if os.path.exists(path):
       os.remove(path)
-  writer = _Writer(os.fspath(out), user_ids, item_ids, int(top_k), tsv)
+  writer = _Writer(os.fspath(out), user_ids, item_ids, int(top_k), tsv, banned)
   own_forward = item_rows
   try:
     if item_rows:
-      _item_rows_pass(ctx, q, subset, int(top_k), not include_seen, writer)
+      _item_rows_pass(ctx, q, subset, wide, not include_seen, writer)
     else:
-      own_forward = _user_rows_pass(run, ctx, q, subset, int(top_k), not include_seen, writer)
+      own_forward = _user_rows_pass(run, ctx, q, subset, wide, not include_seen, writer)
   finally:
     writer.close()
   counts["users_short"] = writer.short
@@ -397,6 +427,7 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
       "query": os.fspath(input_path) if input_path is not None else query,
       "n_users": int(len(user_ids)), "n_items": int(n_items), "top_k": int(top_k),
       "exclude_seen": not include_seen,
+      "exclude_items": None if exclude_items is None else os.fspath(exclude_items),
       "score_dtype": ("model" if own_forward else
                       run.config.eval.get("score_dtype", "model") or "model"),
       "counts": counts, "files": files,
@@ -426,7 +457,8 @@ def _main(argv) -> None:
     step = eval_lib.best_step(f.workdir) if f.best else f.step
     return recommend(f.workdir, f.out, step=step, top_k=f.top_k, users=f.users, query=f.query,
                      input_path=f.input, delimiter=None if f.delimiter == "" else f.delimiter,
-                     include_seen=f.include_seen, score_dtype=f.score_dtype, tsv=f.tsv)
+                     include_seen=f.include_seen, score_dtype=f.score_dtype, tsv=f.tsv,
+                     exclude_items=f.exclude_items)
 
   meta = cli.run(go)
   c = meta["counts"]
@@ -454,6 +486,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("input", None, "New users: a 'user item [rating]' file, folded in.")
   flags.DEFINE_string("delimiter", "\t", "--input's field separator ('' = runs of blanks).")
   flags.DEFINE_bool("include_seen", False, "Also rank the items already in a user's query.")
+  flags.DEFINE_string("exclude_items", None, "A file of item ids, one a line, never recommended "
+                      "(e.g. out of stock).")
   flags.DEFINE_enum("score_dtype", None, list(cli.SCORE_DTYPES),
                     "The output layer's product from operands in this dtype (float32 "
                     "accumulation; config.eval.score_dtype; default: the run's config).")

@@ -116,6 +116,26 @@ def _nearest(unit: jax.Array, rows: jax.Array, k: int, group: int
   return s, jnp.where(jnp.isfinite(s), i, -1).astype(jnp.int32)
 
 
+def widened_k(k: int, n_banned: int, n_items: int) -> int:
+  """How many to rank so that ``k`` remain after ``n_banned`` items are dropped: ``k`` plus
+  ``n_banned`` rounded up to a power of two (few compile shapes), at most ``n_items``."""
+  if not n_banned:
+    return k
+  return min(n_items, k + (1 << (n_banned - 1).bit_length()))
+
+
+def drop_items(index: np.ndarray, scores: np.ndarray, banned: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """The first ``k`` of each row of a ranking ``[n, K >= k]`` (indices, -1 = none; scores) once
+  the items ``banned`` (sorted indices) are taken out, the others moved up in their order; -1 /
+  -inf where fewer than ``k`` remain."""
+  drop = np.isin(index, banned) | (index < 0)
+  order = np.argsort(drop, axis=1, kind="stable")[:, :k]
+  keep = ~np.take_along_axis(drop, order, axis=1)
+  return (np.where(keep, np.take_along_axis(index, order, axis=1), -1).astype(np.int32),
+          np.where(keep, np.take_along_axis(scores, order, axis=1), -np.inf).astype(np.float32))
+
+
 def _concatenate(parts: list) -> np.ndarray | list:
   """The ids of every history in order: one array when all are arrays of one kind (no Python
   object a value), else a flat list."""
@@ -135,7 +155,7 @@ def _is_number(v) -> bool:
   return True
 
 
-class _Lookup:
+class IdLookup:
   """Positions of values in ``vocab`` (one dtype): by a direct table for non-negative integer ids
   up to a few times the vocabulary's size (one gather a value), else by binary search over its
   sorted copy."""
@@ -209,8 +229,8 @@ class Recommender:
     self.rating_range = None if rr is None else (float(rr[0]), float(rr[1]))
     # Lookup tables: by text (every id), and by value for integer ids (the same matches: an
     # integer's text is its decimal digits; a string search is several times slower).
-    self._text = _Lookup(self.item_ids.astype(str))
-    self._ints = _Lookup(self.item_ids) if self.item_ids.dtype.kind in "iu" else None
+    self._text = IdLookup(self.item_ids.astype(str))
+    self._ints = IdLookup(self.item_ids) if self.item_ids.dtype.kind in "iu" else None
     empty = Interactions(sp.csr_matrix((0, self.n_items), dtype=np.float32),
                          np.zeros(0, np.int64), self.item_ids)
     self.context = eval_lib.make_context(run, Dataset(empty, info=dict(run.info)), "val")
@@ -410,7 +430,7 @@ class Recommender:
     else:
       m, unknown, dup = self._from_lists(histories)
     n = m.shape[0]
-    wide = k if not len(banned) else min(self.n_items, k + (1 << (len(banned) - 1).bit_length()))
+    wide = widened_k(k, len(banned), self.n_items)
     index = np.full((n, wide), -1, np.int32)
     scores = np.full((n, wide), -np.inf, np.float32)
     if n:
@@ -426,13 +446,8 @@ class Recommender:
       for start, count, (s, i) in chunks:
         scores[start:start + count] = np.asarray(s)[:count]
         index[start:start + count] = np.asarray(i)[:count]
-    if len(banned):                # the banned ones out, the others moved up in their order
-      drop = np.isin(index, banned) | (index < 0)
-      order = np.argsort(drop, axis=1, kind="stable")[:, :k]
-      keep = ~np.take_along_axis(drop, order, axis=1)
-      index = np.where(keep, np.take_along_axis(index, order, axis=1), -1).astype(np.int32)
-      scores = np.where(keep, np.take_along_axis(scores, order, axis=1), -np.inf
-                        ).astype(np.float32)
+    if len(banned):
+      index, scores = drop_items(index, scores, banned, k)
     lengths = np.diff(m.indptr)
     counts = {"users": int(n), "users_cold": int((lengths == 0).sum()),
               "users_short": int((index[:, -1] < 0).sum()) if n else 0,

@@ -254,6 +254,29 @@ def test_new_users_are_folded_in_by_their_known_items(users_run, tmp_path):
   np.testing.assert_allclose(score, want_score, rtol=1e-5)
 
 
+def test_excluded_items_are_dropped_for_every_user(users_run, items_run, tmp_path):
+  """--exclude_items: the ranking with those items' columns off, user-row and item-row runs;
+  ids the catalog lacks counted."""
+  listed = tmp_path / "gone.txt"
+  for (workdir, ds), banned, item_rows in ((users_run, [511, 500, 503], False),
+                                          (items_run, ["i04", "i11"], True)):
+    listed.write_text("\n".join(map(str, banned)) + "\nnot-an-item\n\n")
+    out = str(tmp_path / "out")
+    meta = predict.recommend(workdir, out, top_k=K, exclude_items=str(listed), dataset=ds)
+    idx, score, _, _, items = read_out(out)
+    scores = model_scores(workdir, ds, ds.train)
+    seen = ds.train.matrix.toarray() > 0
+    if item_rows:
+      scores, seen = scores.T, seen.T
+    off = seen.copy()
+    off[:, [items.index(str(b)) for b in banned]] = True
+    want_idx, want_score = reference(scores, off, K)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(score, want_score, rtol=1e-5)
+    assert meta["counts"]["excluded_items"] == len(banned)
+    assert meta["counts"]["exclude_unknown"] == 1 and meta["exclude_items"] == str(listed)
+
+
 def test_item_row_models_rank_down_the_columns(items_run, tmp_path):
   """Orientation "item": each user's top K items from the columns of the items x users scores,
   merged over chunks of 8 item rows, the user's rated items excluded."""
@@ -362,6 +385,13 @@ def test_command_line(ml_runs, tmp_path):
   assert meta["n_users"] == lib["n_users"] == len(users) and idx.shape == (len(users), 10)
   # New users with ratings (the run's data has a rating range): the third column is read.
   items = read_out(tmp_path / "lib")[4]
+  # --exclude_items: the most recommended item never comes out.
+  top = int(np.bincount(idx[idx >= 0]).argmax())
+  (tmp_path / "gone.txt").write_text(f"{items[top]}\n")
+  proc = run(f"--workdir={ml_runs['user']}", "--out=gone", "--exclude_items=gone.txt")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  gone = read_out(tmp_path / "gone")[0]
+  assert not (gone == top).any() and (idx == top).any()
   (tmp_path / "new.tsv").write_text(f"ann\t{items[0]}\t5\nann\t{items[3]}\t1\nann\tzzz\t3\n")
   proc = run(f"--workdir={ml_runs['user']}", "--out=new", "--input=new.tsv")
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -22,7 +22,7 @@ from jaxae import export
 from jaxae import predict
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
-from jaxae.recommender import Recommender, _Lookup
+from jaxae.recommender import Recommender, IdLookup
 from jaxae.training.loop import train_and_evaluate
 
 from tests.conftest import run_on_eight_devices
@@ -222,7 +222,7 @@ def test_loading_logs_no_warning(users_run, caplog):
 def test_id_lookup_by_table_or_by_search(vocab):
   """Small non-negative integer ids by a direct table, others by binary search: the same
   positions, -1 for what the vocabulary lacks."""
-  look = _Lookup(vocab)
+  look = IdLookup(vocab)
   assert (look.table is not None) == (vocab.dtype.kind == "i" and vocab.min() >= 0)
   probe = np.concatenate([vocab[::-1], vocab[:1]])
   np.testing.assert_array_equal(look.find(probe), [3, 2, 1, 0, 0])
@@ -334,7 +334,7 @@ def test_refusals(users_run, tmp_path_factory):
 _EIGHT = """
 import json, sys
 import jax
-from jaxae.recommender import Recommender, _Lookup
+from jaxae.recommender import Recommender, IdLookup
 assert jax.device_count() == 8
 rec = Recommender.load(sys.argv[1])
 hist = json.loads(sys.argv[2])
