@@ -1,7 +1,7 @@
 r"""Serving new users with ``jaxae.recommender.Recommender``: what a call costs beyond the device's
 ranking, per call size, side by side in one process, on a trained user-row run.
 
-  python -m bench.serve --workdir=DIR [--sizes=1,16,256,4096] [--top_k=20] [--rounds=5]
+  python -m bench.serve --workdir=DIR [--sizes=1,16,256,4096] [--top_k=20] [--rounds=5] [--exclude=E]
 
 For each call size N (users a call), N users of the run's test split (else val) are drawn once and
 given as their inputs there, three ways, each timed as whole calls after an untimed one (compiles):
@@ -11,10 +11,13 @@ given as their inputs there, three ways, each timed as whole calls after an unti
   matrix   ``rec.recommend(scipy CSR)``: the same users as a sparse matrix in the run's item order
   device   the floor: the ready-made padded batch of the same shape put on the device, ranked by
            the Recommender's own ``ChunkRanker`` and read back; no host work before it
+  excluded (``--exclude=E``) ``lists`` with E random items in ``exclude_items`` (their columns
+           masked on the device; its results differ, so they are only checked to hold none of
+           the E)
 
 Each round times ``--calls`` calls of a variant (the variants alternating within a round, so a
 slow spell of a shared machine hits them alike); printed: median milliseconds a call, users a
-second, and the ratio of each variant's time to ``device`` (the host's share of a call). The three
+second, and the ratio of each variant's time to ``device`` (the host's share of a call). The first three
 give the same recommendations (checked).
 """
 
@@ -34,6 +37,8 @@ _ROUNDS = flags.DEFINE_integer("rounds", 5, "rounds of timed calls", lower_bound
 _CALLS = flags.DEFINE_integer("calls", 0, "calls a variant per round (0: enough for about 0.2 s "
                               "of the device floor)", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "which users are drawn")
+_EXCLUDE = flags.DEFINE_integer("exclude", 0, "also time lists with this many random items in "
+                                "exclude_items (variant 'excluded')", lower_bound=0)
 _HUGEPAGES = cli.define_hugepages_flag()
 
 
@@ -94,8 +99,14 @@ def main(argv):
     variants = {"lists": lambda: rec.recommend(lists, k).index,
                 "matrix": lambda: rec.recommend(m, k).index,
                 "device": device}
+    if _EXCLUDE.value:
+      banned = list(rec.item_ids[rng.choice(rec.n_items, min(_EXCLUDE.value, rec.n_items - k),
+                                            replace=False)])
+      variants["excluded"] = lambda: rec.recommend(lists, k, exclude_items=banned).index
     got = {name: fn() for name, fn in variants.items()}            # compiles this bucket
     floor = np.concatenate(got["device"])[:n]
+    if "excluded" in got and np.isin(got["excluded"], rec.item_index(banned)).any():
+      raise SystemExit(f"{n} users: an excluded item was recommended")
     if not (np.array_equal(got["lists"], floor) and np.array_equal(got["matrix"], floor)):
       raise SystemExit(f"{n} users: the variants' recommendations differ")
     calls = _CALLS.value

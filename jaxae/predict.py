@@ -21,8 +21,8 @@ Whom it recommends to, and from what (a user's "query" is the row the model read
                              training data. In Python: ``jaxae.recommender.Recommender``.
 
 Items already in a user's query are never recommended unless ``--include_seen``; the items listed
-in ``--exclude_items`` (one id a line: out of stock, say) never are (each chunk is ranked that many
-deeper, rounded up to a power of two, and they are dropped on the host). The ranking is
+in ``--exclude_items`` (one id a line: out of stock, say) never are (their scores masked on the
+device before the ranking). The ranking is
 the evaluators' (``jaxae.evaluation.topn.ChunkRanker``: ``config.eval.topk_group``,
 ``config.eval.score_tile``, ``config.eval.score_dtype`` or ``--score_dtype``), on the device, one
 chunk of ``config.eval.batch_size`` users at a time; each chunk's [chunk, K] result is copied to the
@@ -78,7 +78,7 @@ from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
 from jaxae.evaluation.topn import ChunkRanker, config_score_dtype, flat_top, rank_rows
 from jaxae.export import check_ids_writable, write_ids
-from jaxae.recommender import IdLookup, catalog, check_fold_in, drop_items, widened_k
+from jaxae.recommender import IdLookup, catalog, check_fold_in
 
 QUERIES = ("train", "val", "test")
 IDX_FILE = "recommendations_idx.npy"
@@ -96,13 +96,14 @@ _IN_FLIGHT = 2                   # chunks scored ahead of the one being written
 # ------------------------------------------------------------------------------ device side
 @functools.partial(jax.jit, static_argnames=("exclude",), donate_argnums=(0, 1))
 def _merge_item_rows(best_s: jax.Array, best_i: jax.Array, scores: jax.Array, batch: SparseBatch,
-                     exclude: bool) -> tuple[jax.Array, jax.Array]:
+                     exclude: bool, row_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Every user's (column's) best K items so far, [n_users, K], merged with a chunk of item rows'
-  scores [B, n_users]: the chunk's padding rows and (``exclude``) its rows' query entries count as
-  -inf. Earlier item rows come first among equal scores, as ``jax.lax.top_k`` over a whole column
+  scores [B, n_users]: the chunk's padding rows, the rows ``row_mask`` [n_items] marks -inf and
+  (``exclude``) its rows' query entries count as -inf. Earlier item rows come first among equal scores, as ``jax.lax.top_k`` over a whole column
   in item order would give them."""
   k = best_s.shape[1]
   scores = jnp.where(batch.mask[:, None] > 0, scores.astype(jnp.float32), -jnp.inf)
+  scores = scores + row_mask[batch.rows][:, None]          # banned item rows: -inf
   if exclude:
     seg, cols = global_segments(batch).reshape(-1), batch.cols.reshape(-1)
     scores = scores.at[seg, cols].min(jnp.where(real_entries(batch).reshape(-1), -jnp.inf,
@@ -120,15 +121,11 @@ class _Writer:
 
   ``add(start, count, (s, i))`` takes a chunk's device arrays for output rows ``start .. start +
   count - 1`` (their first ``count`` rows; the rest is padding), starts their copy to the host and
-  writes the chunk ``_IN_FLIGHT`` places back, so the device scores ahead of the disk. With
-  ``banned`` (sorted item indices) a chunk is ranked wider than ``k`` and those items are dropped
-  here (:func:`jaxae.recommender.drop_items`).
+  writes the chunk ``_IN_FLIGHT`` places back, so the device scores ahead of the disk.
   """
 
-  def __init__(self, out: str, user_ids: np.ndarray, item_ids: np.ndarray, k: int, tsv: bool,
-               banned: np.ndarray | None = None):
+  def __init__(self, out: str, user_ids: np.ndarray, item_ids: np.ndarray, k: int, tsv: bool):
     self.user_ids, self.item_ids = user_ids, item_ids
-    self.k, self.banned = k, banned
     n = len(user_ids)
     self.idx = np.lib.format.open_memmap(os.path.join(out, IDX_FILE), "w+", np.int32, (n, k))
     self.score = np.lib.format.open_memmap(os.path.join(out, SCORE_FILE), "w+", np.float32, (n, k))
@@ -145,8 +142,6 @@ class _Writer:
 
   def _write(self, start: int, count: int, arrays) -> None:
     s, i = (np.asarray(a)[:count] for a in arrays)
-    if self.banned is not None and len(self.banned):
-      i, s = drop_items(i, s, self.banned, self.k)
     self.score[start:start + count] = s
     self.idx[start:start + count] = i
     self.short += int((i[:, -1] < 0).sum())
@@ -275,10 +270,10 @@ def _query(dataset: Dataset, query: str) -> Interactions:
 
 # ------------------------------------------------------------------------------- the passes
 def _user_rows_pass(run, ctx, query: Interactions, rows: np.ndarray | None, k: int,
-                    exclude: bool, writer: _Writer) -> bool:
-  """Ranks the items of user rows ``rows`` (None: all) of ``query`` into ``writer``; whether the
-  model's own forward scored where ``score_tile`` / ``score_dtype`` asked for its output layer
-  (it has none to score apart)."""
+                    exclude: bool, writer: _Writer, banned: np.ndarray) -> bool:
+  """Ranks the items of user rows ``rows`` (None: all) of ``query`` into ``writer``, items
+  ``banned`` (indices) left out; whether the model's own forward scored where ``score_tile`` /
+  ``score_dtype`` asked for its output layer (it has none to score apart)."""
   from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
   ev = run.config.eval
   group = topk.config_group(ev)
@@ -287,29 +282,35 @@ def _user_rows_pass(run, ctx, query: Interactions, rows: np.ndarray | None, k: i
   if ranker.fallback:
     logging.info("score_tile / score_dtype: this model has no output layer to score apart; "
                  "scoring with its own forward")
+  mask = ranker.column_mask(banned)
   if needs_all_rows(run.model):      # every call reads the whole matrix: all rows, then the asked
     (batch,) = list(full_batches(query, ctx.batch_size, num_shards=ctx.num_shards))
-    s, i = flat_top(*ranker(ctx.put_fn(batch), k, exclude))
+    s, i = flat_top(*ranker(ctx.put_fn(batch), k, exclude, mask))
     if rows is not None:
       s, i = s[rows], i[rows]
     writer.add(0, writer.idx.shape[0], (s, i))
     return ranker.fallback
   for start, count, ranked in rank_rows(ranker, ctx.put_fn, query, ctx.batch_size,
-                                       ctx.num_shards, k, exclude, row_subset=rows):
+                                       ctx.num_shards, k, exclude, row_subset=rows,
+                                       col_mask=mask):
     writer.add(start, count, ranked)
   return ranker.fallback
 
 
 def _item_rows_pass(ctx, query: Interactions, users: np.ndarray | None, k: int, exclude: bool,
-                    writer: _Writer) -> None:
-  """Every user's (column's) top ``k`` item rows of ``query``, merged chunk by chunk on the
-  device; the users ``users`` (None: all) into ``writer``."""
+                    writer: _Writer, banned: np.ndarray) -> None:
+  """Every user's (column's) top ``k`` item rows of ``query``, item rows ``banned`` (indices)
+  left out, merged chunk by chunk on the device; the users ``users`` (None: all) into
+  ``writer``."""
   n_users = query.shape[1]
   best_s = jnp.full((n_users, k), -jnp.inf, jnp.float32)
   best_i = jnp.full((n_users, k), -1, jnp.int32)
+  row_mask = np.zeros(query.shape[0], np.float32)
+  row_mask[banned] = -np.inf
+  row_mask = jnp.asarray(row_mask)
   for batch in full_batches(query, ctx.batch_size, num_shards=ctx.num_shards):
     dev = ctx.put_fn(batch)
-    best_s, best_i = _merge_item_rows(best_s, best_i, ctx.score_fn(dev), dev, exclude)
+    best_s, best_i = _merge_item_rows(best_s, best_i, ctx.score_fn(dev), dev, exclude, row_mask)
   s, i = flat_top(best_s, best_i)
   if users is not None:
     s, i = s[users], i[users]
@@ -380,11 +381,10 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     raise ConfigError(f"--top_k ({top_k}) exceeds the {n_items} items to rank")
   check_ids_writable(item_ids, "item", ITEMS_FILE)
   counts: dict[str, int] = {}
-  banned = None
+  banned = np.zeros(0, np.int64)
   if exclude_items is not None:
     banned, counts["exclude_unknown"] = read_item_list(exclude_items, item_ids)
     counts["excluded_items"] = int(len(banned))
-  wide = widened_k(int(top_k), 0 if banned is None else len(banned), n_items)
   if input_path is not None:
     q, counts = read_new_users(input_path, item_ids, run.info, delimiter)
     subset, user_ids = None, np.asarray(q.row_ids)
@@ -406,13 +406,14 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     path = os.path.join(out, name)
     if os.path.exists(path):
       os.remove(path)
-  writer = _Writer(os.fspath(out), user_ids, item_ids, int(top_k), tsv, banned)
+  writer = _Writer(os.fspath(out), user_ids, item_ids, int(top_k), tsv)
   own_forward = item_rows
   try:
     if item_rows:
-      _item_rows_pass(ctx, q, subset, wide, not include_seen, writer)
+      _item_rows_pass(ctx, q, subset, int(top_k), not include_seen, writer, banned)
     else:
-      own_forward = _user_rows_pass(run, ctx, q, subset, wide, not include_seen, writer)
+      own_forward = _user_rows_pass(run, ctx, q, subset, int(top_k), not include_seen, writer,
+                                    banned)
   finally:
     writer.close()
   counts["users_short"] = writer.short

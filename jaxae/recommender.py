@@ -116,26 +116,6 @@ def _nearest(unit: jax.Array, rows: jax.Array, k: int, group: int
   return s, jnp.where(jnp.isfinite(s), i, -1).astype(jnp.int32)
 
 
-def widened_k(k: int, n_banned: int, n_items: int) -> int:
-  """How many to rank so that ``k`` remain after ``n_banned`` items are dropped: ``k`` plus
-  ``n_banned`` rounded up to a power of two (few compile shapes), at most ``n_items``."""
-  if not n_banned:
-    return k
-  return min(n_items, k + (1 << (n_banned - 1).bit_length()))
-
-
-def drop_items(index: np.ndarray, scores: np.ndarray, banned: np.ndarray, k: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-  """The first ``k`` of each row of a ranking ``[n, K >= k]`` (indices, -1 = none; scores) once
-  the items ``banned`` (sorted indices) are taken out, the others moved up in their order; -1 /
-  -inf where fewer than ``k`` remain."""
-  drop = np.isin(index, banned) | (index < 0)
-  order = np.argsort(drop, axis=1, kind="stable")[:, :k]
-  keep = ~np.take_along_axis(drop, order, axis=1)
-  return (np.where(keep, np.take_along_axis(index, order, axis=1), -1).astype(np.int32),
-          np.where(keep, np.take_along_axis(scores, order, axis=1), -np.inf).astype(np.float32))
-
-
 def _concatenate(parts: list) -> np.ndarray | list:
   """The ids of every history in order: one array when all are arrays of one kind (no Python
   object a value), else a flat list."""
@@ -412,9 +392,8 @@ class Recommender:
     scipy sparse matrix), as :class:`Recommendations`.
 
     ``exclude_items``: raw ids never to recommend to anyone in this call (e.g. items out of
-    stock); ids the catalog lacks are counted (``counts["exclude_unknown"]``). The device ranks
-    the top ``k`` + (their number, rounded up to a power of two) and the host drops them: exact,
-    at the cost of a wider top K.
+    stock); ids the catalog lacks are counted (``counts["exclude_unknown"]``). Their columns are
+    masked on the device before the ranking (``ChunkRanker.column_mask``).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
       raise ConfigError(f"k must be an integer >= 1, got {k!r}")
@@ -430,24 +409,22 @@ class Recommender:
     else:
       m, unknown, dup = self._from_lists(histories)
     n = m.shape[0]
-    wide = widened_k(k, len(banned), self.n_items)
-    index = np.full((n, wide), -1, np.int32)
-    scores = np.full((n, wide), -np.inf, np.float32)
+    index = np.full((n, k), -1, np.int32)
+    scores = np.full((n, k), -np.inf, np.float32)
     if n:
       inter = Interactions(m, np.arange(n, dtype=np.int64), self.item_ids)
       bucket = self.rows_bucket(n)
       chunks = []
       for start, count, ranked in rank_rows(self.ranker, self.context.put_fn, inter, bucket,
-                                            self.context.num_shards, int(wide), exclude_seen,
-                                            nnz_buckets=NNZ_LADDER):
+                                            self.context.num_shards, int(k), exclude_seen,
+                                            nnz_buckets=NNZ_LADDER,
+                                            col_mask=self.ranker.column_mask(banned)):
         for a in ranked:
           a.copy_to_host_async()
         chunks.append((start, count, ranked))
       for start, count, (s, i) in chunks:
         scores[start:start + count] = np.asarray(s)[:count]
         index[start:start + count] = np.asarray(i)[:count]
-    if len(banned):
-      index, scores = drop_items(index, scores, banned, k)
     lengths = np.diff(m.indptr)
     counts = {"users": int(n), "users_cold": int((lengths == 0).sum()),
               "users_short": int((index[:, -1] < 0).sum()) if n else 0,

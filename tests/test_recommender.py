@@ -22,7 +22,7 @@ from jaxae import export
 from jaxae import predict
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
-from jaxae.recommender import Recommender, IdLookup
+from jaxae.recommender import IdLookup, Recommender, catalog
 from jaxae.training.loop import train_and_evaluate
 
 from tests.conftest import run_on_eight_devices
@@ -113,16 +113,22 @@ def test_excluded_items_are_never_recommended(users_run):
   every training user; ids the catalog lacks counted; FULL is left with one item."""
   workdir, ds = users_run
   rec = Recommender.load(workdir)
+  run = eval_lib.load_checkpoint(workdir)          # the output layer scored apart, in tiles of 8
+  run.config.eval.score_dtype = "float32"
+  run.config.eval.score_tile = 8
+  tiled = Recommender(run, catalog(run))
+  assert tiled.ranker.tile == 8 and tiled.ranker.head is not None
   scores = model_scores(workdir, ds, ds.train)
   seen = ds.train.matrix.toarray() > 0
   for banned in ([511], [504, 500, 527, 503, 508]):
-    out = rec.recommend(histories(ds, range(N_USERS)), k=K, exclude_items=banned + [77777])
     off = seen.copy()
     off[:, np.asarray(banned) - 500] = True
     want_idx, want_score = reference(scores, off, K)
-    np.testing.assert_array_equal(out.index, want_idx)
-    np.testing.assert_allclose(out.scores, want_score, rtol=1e-5)
-    assert out.counts["excluded_items"] == len(banned) and out.counts["exclude_unknown"] == 1
+    for r in (rec, Recommender.load(workdir, score_dtype="float32"), tiled):
+      out = r.recommend(histories(ds, range(N_USERS)), k=K, exclude_items=banned + [77777])
+      np.testing.assert_array_equal(out.index, want_idx)
+      np.testing.assert_allclose(out.scores, want_score, rtol=1e-5)
+      assert out.counts["excluded_items"] == len(banned) and out.counts["exclude_unknown"] == 1
   # FULL had items 504 and 511 left (indices 4, 11): 504 is banned in the second list.
   assert list(out.index[3]) == [11] + [-1] * (K - 1) and out.counts["users_short"] >= 1
   with pytest.raises(DataError, match="exclude_items: expected a list of item ids, got int"):
@@ -334,21 +340,25 @@ def test_refusals(users_run, tmp_path_factory):
 _EIGHT = """
 import json, sys
 import jax
-from jaxae.recommender import Recommender, IdLookup
+from jaxae.recommender import Recommender
 assert jax.device_count() == 8
 rec = Recommender.load(sys.argv[1])
 hist = json.loads(sys.argv[2])
 out = [rec.recommend(hist[:n], k=5).index.tolist() for n in (1, 3, len(hist))]
+out.append(rec.recommend(hist, k=5, exclude_items=[503, 511]).index.tolist())
 print("RESULT" + json.dumps(out))
 """
 
 
 @pytest.mark.slow
 def test_eight_devices_rank_as_one(users_run):
-  """Calls padded to a multiple of 8 data shards (1, 3 and 37 users) rank as on one device."""
+  """Calls padded to a multiple of 8 data shards (1, 3 and 37 users; excluded items) rank as on
+  one device."""
   workdir, ds = users_run
   hist = [[int(x) for x in h] for h in histories(ds, range(N_USERS))]
   got = run_on_eight_devices(_EIGHT, workdir, json.dumps(hist))
   rec = Recommender.load(workdir)
   for n, idx in zip((1, 3, N_USERS), got):
     np.testing.assert_array_equal(np.asarray(idx), rec.recommend(hist[:n], k=5).index)
+  np.testing.assert_array_equal(np.asarray(got[3]),
+                                rec.recommend(hist, k=5, exclude_items=[503, 511]).index)

@@ -118,32 +118,40 @@ def _ranked(rank, per_shard, inputs: SparseBatch, k: int, exclude: bool
 
 @functools.partial(jax.jit, static_argnames=("k", "group", "exclude"))
 def _block_top_k(scores: jax.Array, inputs: SparseBatch, k: int, group: int = 0,
-                 exclude: bool = True) -> tuple[jax.Array, jax.Array]:
-  """:func:`_ranked` of a whole [B, n_cols] score block."""
+                 exclude: bool = True, col_mask: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+  """:func:`_ranked` of a whole [B, n_cols] score block (``col_mask`` [>= n_cols]: 0 or -inf
+  added to every row's scores)."""
+  scores = scores.astype(jnp.float32)
+  if col_mask is not None:   # one more pass over the block (XLA does not fuse it into the ranking)
+    scores = scores + col_mask[None, :scores.shape[1]]
 
   def rank(x, seg, cols, real, k):
     if not exclude:
       return topk.top_k(x[0], k, group)
     return topk.top_k_excluding(x[0], seg, cols, real, k, group)
 
-  return _ranked(rank, [scores.astype(jnp.float32)], inputs, k, exclude)
+  return _ranked(rank, [scores], inputs, k, exclude)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "group", "tile", "n_cols", "score_tile",
                                              "score_dtype", "exclude"))
 def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
                  k: int, group: int, tile: int, n_cols: int, score_tile,
-                 score_dtype: str | None = None, exclude: bool = True
-                 ) -> tuple[jax.Array, jax.Array]:
+                 score_dtype: str | None = None, exclude: bool = True,
+                 col_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
   ``tile`` columns at a time (``score_tile`` on the slices of ``kernel`` [d, n_pad] and ``bias``
-  [n_pad], ``n_pad`` a multiple of ``tile``, with operands in ``score_dtype``) and ranked as they
-  come (:func:`jaxae.topk.top_k_tiled`)."""
+  [n_pad], ``n_pad`` a multiple of ``tile``, with operands in ``score_dtype``; ``col_mask``
+  [n_pad]: 0 or -inf added to each tile) and ranked as they come (:func:`jaxae.topk.top_k_tiled`)."""
 
   def rank(x, seg, cols, real, k):
     def block(start, width):
-      return score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width, axis=1),
-                        jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
+      y = score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width, axis=1),
+                     jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
+      if col_mask is not None:       # [n_pad], the kernel's padded width
+        y = y + jax.lax.dynamic_slice_in_dim(col_mask, start, width)[None, :]
+      return y
     return topk.top_k_tiled(block, n_cols, kernel.shape[1], seg, cols, real, k, group, tile)
 
   return _ranked(rank, [hidden], inputs, k, exclude)
@@ -206,19 +214,30 @@ class ChunkRanker:
         self.kernel = jnp.pad(self.kernel, ((0, 0), (0, pad)))
         self.bias = jnp.pad(self.bias, (0, pad))
 
-  def __call__(self, inputs: SparseBatch, k: int, exclude: bool = True
-               ) -> tuple[jax.Array, jax.Array]:
+  def column_mask(self, banned: np.ndarray) -> jax.Array | None:
+    """The ``col_mask`` that keeps columns ``banned`` (indices) out of every row's top K: -inf
+    there, 0 elsewhere, as wide as the scores this ranker makes (None when nothing is banned)."""
+    if not len(banned):
+      return None
+    width = self.kernel.shape[1] if self.head is not None else self.n_cols
+    mask = np.zeros(width, np.float32)
+    mask[np.asarray(banned, np.int64)] = -np.inf
+    return jnp.asarray(mask)
+
+  def __call__(self, inputs: SparseBatch, k: int, exclude: bool = True,
+               col_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """(scores, columns) of the top ``k`` of each row of the device batch ``inputs``, best first,
-    shard-shaped ``[S, B/S, k]`` (-inf: fewer than ``k`` columns left after the exclusion)."""
+    shard-shaped ``[S, B/S, k]`` (-inf: fewer than ``k`` columns left after the exclusion).
+    ``col_mask`` (:meth:`column_mask`): columns never picked, as if they were excluded."""
     head = self.head
     if head is None:
-      return _block_top_k(self.score_fn(inputs), inputs, k, self.group, exclude)
+      return _block_top_k(self.score_fn(inputs), inputs, k, self.group, exclude, col_mask)
     if not self.tile:                             # whole blocks, the product in score_dtype
       scores = _head_scores(head.hidden_fn(inputs), self.kernel, self.bias, self.n_cols,
                             head.tile, self.score_dtype)
-      return _block_top_k(scores, inputs, k, self.group, exclude)
+      return _block_top_k(scores, inputs, k, self.group, exclude, col_mask)
     return _tiled_top_k(head.hidden_fn(inputs), self.kernel, self.bias, inputs, k, self.group,
-                        self.tile, self.n_cols, head.tile, self.score_dtype, exclude)
+                        self.tile, self.n_cols, head.tile, self.score_dtype, exclude, col_mask)
 
 
 @jax.jit
@@ -232,19 +251,19 @@ def flat_top(top_s: jax.Array, top_i: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def rank_rows(ranker: ChunkRanker, put_fn, inter, batch_size: int, num_shards: int, k: int,
               exclude: bool = True, *, row_subset: np.ndarray | None = None,
-              nnz_buckets=16):
+              nnz_buckets=16, col_mask: jax.Array | None = None):
   """Ranks the rows of ``inter`` (or of ``row_subset``, in its order) chunk by chunk.
 
   Yields ``(start, count, (scores, columns))`` per chunk of ``batch_size`` rows: the chunk's
   :func:`flat_top` device arrays, whose first ``count`` rows are output rows ``start ..
   start + count - 1`` (the rest is padding). Nothing is read back: the caller copies when it
-  needs to, so the device runs ahead.
+  needs to, so the device runs ahead. ``col_mask``: as :meth:`ChunkRanker.__call__`'s.
   """
   start = 0
   for batch in full_batches(inter, batch_size, num_shards=num_shards, row_subset=row_subset,
                             nnz_buckets=nnz_buckets):
     count = int(batch.mask.sum())
-    yield start, count, flat_top(*ranker(put_fn(batch), k, exclude))
+    yield start, count, flat_top(*ranker(put_fn(batch), k, exclude, col_mask))
     start += count
 
 
