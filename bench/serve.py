@@ -1,7 +1,8 @@
 r"""Serving new users with ``jaxae.recommender.Recommender``: what a call costs beyond the device's
 ranking, per call size, side by side in one process, on a trained user-row run.
 
-  python -m bench.serve --workdir=DIR [--sizes=1,16,256,4096] [--top_k=20] [--rounds=5] [--exclude=E]
+  python -m bench.serve --workdir=DIR [--sizes=1,16,256,4096] [--top_k=20] [--rounds=5]
+                        [--exclude=E]
 
 For each call size N (users a call), N users of the run's test split (else val) are drawn once and
 given as their inputs there, three ways, each timed as whole calls after an untimed one (compiles):
@@ -17,8 +18,8 @@ given as their inputs there, three ways, each timed as whole calls after an unti
 
 Each round times ``--calls`` calls of a variant (the variants alternating within a round, so a
 slow spell of a shared machine hits them alike); printed: median milliseconds a call, users a
-second, and the ratio of each variant's time to ``device`` (the host's share of a call). The first three
-give the same recommendations (checked).
+second, and the ratio of each variant's time to ``device`` (the host's share of a call). The first
+three give the same recommendations (checked).
 """
 
 from __future__ import annotations

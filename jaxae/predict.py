@@ -96,14 +96,18 @@ _IN_FLIGHT = 2                   # chunks scored ahead of the one being written
 # ------------------------------------------------------------------------------ device side
 @functools.partial(jax.jit, static_argnames=("exclude",), donate_argnums=(0, 1))
 def _merge_item_rows(best_s: jax.Array, best_i: jax.Array, scores: jax.Array, batch: SparseBatch,
-                     exclude: bool, row_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+                     exclude: bool, row_mask: jax.Array | None = None
+                     ) -> tuple[jax.Array, jax.Array]:
   """Every user's (column's) best K items so far, [n_users, K], merged with a chunk of item rows'
-  scores [B, n_users]: the chunk's padding rows, the rows ``row_mask`` [n_items] marks -inf and
-  (``exclude``) its rows' query entries count as -inf. Earlier item rows come first among equal scores, as ``jax.lax.top_k`` over a whole column
-  in item order would give them."""
+  scores [B, n_users]: the chunk's padding rows, the rows ``row_mask`` [n_items] marks -inf
+  (None: none) and (``exclude``) its rows' query entries count as -inf. Earlier item rows come
+  first among equal scores, as ``jax.lax.top_k`` over a whole column in item order would give
+  them."""
   k = best_s.shape[1]
-  scores = jnp.where(batch.mask[:, None] > 0, scores.astype(jnp.float32), -jnp.inf)
-  scores = scores + row_mask[batch.rows][:, None]          # banned item rows: -inf
+  keep = batch.mask > 0
+  if row_mask is not None:                                 # banned item rows
+    keep &= jnp.isfinite(row_mask[batch.rows])
+  scores = jnp.where(keep[:, None], scores.astype(jnp.float32), -jnp.inf)
   if exclude:
     seg, cols = global_segments(batch).reshape(-1), batch.cols.reshape(-1)
     scores = scores.at[seg, cols].min(jnp.where(real_entries(batch).reshape(-1), -jnp.inf,
@@ -305,9 +309,11 @@ def _item_rows_pass(ctx, query: Interactions, users: np.ndarray | None, k: int, 
   n_users = query.shape[1]
   best_s = jnp.full((n_users, k), -jnp.inf, jnp.float32)
   best_i = jnp.full((n_users, k), -1, jnp.int32)
-  row_mask = np.zeros(query.shape[0], np.float32)
-  row_mask[banned] = -np.inf
-  row_mask = jnp.asarray(row_mask)
+  row_mask = None
+  if len(banned):
+    row_mask = np.zeros(query.shape[0], np.float32)
+    row_mask[banned] = -np.inf
+    row_mask = jnp.asarray(row_mask)
   for batch in full_batches(query, ctx.batch_size, num_shards=ctx.num_shards):
     dev = ctx.put_fn(batch)
     best_s, best_i = _merge_item_rows(best_s, best_i, ctx.score_fn(dev), dev, exclude, row_mask)
