@@ -14,7 +14,8 @@
 #   bash bench/gpu.sh recheck   # what changed since the H100 figures (sessions 10-14, not yet on a
 #                               # GPU): top-K with exclusion, column tiles and bfloat16 scoring
 #                               # (Melon CF AE, 1M users), the Melon step again; their tests on the GPU
-#   bash bench/gpu.sh serve     # Recommender calls per call size on a Mult-DAE and a tied deep AE
+#   bash bench/gpu.sh serve     # Recommender calls per call size (and with 1,000 items excluded)
+#                               # on a Mult-DAE and a tied deep AE
 #                               # (synthetic data, one epoch each), the tied product; their tests
 #
 # Each command's whole output goes to $OUT/<name>.log (OUT defaults to ./gpu_out); a summary of the
@@ -142,7 +143,8 @@ elif [ "$part" = serve ]; then
   for m in mult_dae deep_ae; do
     run "train_$m" 200 "$PY" train.py --config="configs/${m}_gowalla.py" \
         --config.train.epochs=1 --config.train.eval_every_epochs=100 --workdir="$wd/$m"
-    run "serve_$m" 200 "$PY" -m bench.serve --workdir="$wd/$m" --sizes=1,16,256,4096,65536
+    run "serve_$m" 300 "$PY" -m bench.serve --workdir="$wd/$m" --sizes=1,16,256,4096,65536 \
+        --exclude=1000
   done
   run tied_product 60 "$PY" -m bench.tied_product --items=277218 --code=1024 \
       --rows=1,2,16,1024
