@@ -180,16 +180,13 @@ def read_user_list(path: str, known: np.ndarray) -> np.ndarray:
   raw = np.asarray([lines[n - 1].strip() for n in numbers], dtype=str)
   if not len(raw):
     raise DataError(f"{path}: no user ids in the file")
-  vocab = known.astype(str)
-  order = np.argsort(vocab, kind="stable")
-  pos = np.minimum(np.searchsorted(vocab[order], raw), len(vocab) - 1)
-  found = vocab[order][pos] == raw
+  rows = IdLookup(known.astype(str)).find(raw)
+  found = rows >= 0
   if not found.all():
     j = int(np.argmin(found))
     raise DataError(f"{path}:{numbers[j]}: unknown user id {str(raw[j])!r} "
                     f"({int((~found).sum())} of {len(raw)} ids are not users of the run; new users "
                     f"go through --input)")
-  rows = order[pos].astype(np.int64)
   uniq, first = np.unique(rows, return_index=True)
   if len(uniq) < len(rows):
     dup = np.setdiff1d(np.arange(len(rows)), first)[0]
