@@ -70,13 +70,12 @@ import numpy as np
 from absl import logging
 
 from jaxae import evaluate as eval_lib
-from jaxae import topk
 from jaxae.data.batching import full_batches
 from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, global_segments, real_entries
 from jaxae.errors import ConfigError, DataError
-from jaxae.evaluation.topn import ChunkRanker, config_score_dtype, flat_top, rank_rows
+from jaxae.evaluation.topn import ChunkRanker, flat_top, rank_rows
 from jaxae.export import check_ids_writable, write_ids
 from jaxae.recommender import IdLookup, catalog, check_fold_in
 
@@ -276,10 +275,7 @@ def _user_rows_pass(run, ctx, query: Interactions, rows: np.ndarray | None, k: i
   ``banned`` (indices) left out; whether the model's own forward scored where ``score_tile`` /
   ``score_dtype`` asked for its output layer (it has none to score apart)."""
   from jaxae.models import needs_all_rows  # pylint: disable=import-outside-toplevel
-  ev = run.config.eval
-  group = topk.config_group(ev)
-  ranker = ChunkRanker(ctx, query.shape[1], group, topk.config_tile(ev, group),
-                       config_score_dtype(ev))
+  ranker = ChunkRanker.from_config(ctx, query.shape[1], run.config.eval)
   if ranker.fallback:
     logging.info("score_tile / score_dtype: this model has no output layer to score apart; "
                  "scoring with its own forward")

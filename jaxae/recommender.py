@@ -63,7 +63,7 @@ from jaxae import topk
 from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
-from jaxae.evaluation.topn import ChunkRanker, config_score_dtype, rank_rows
+from jaxae.evaluation.topn import ChunkRanker, rank_rows
 
 # Entries per shard are padded to one of these sizes (powers of two): a fixed ladder, so a call's
 # compile shape depends on its size only, never on the other users of the call.
@@ -214,10 +214,7 @@ class Recommender:
     empty = Interactions(sp.csr_matrix((0, self.n_items), dtype=np.float32),
                          np.zeros(0, np.int64), self.item_ids)
     self.context = eval_lib.make_context(run, Dataset(empty, info=dict(run.info)), "val")
-    ev = run.config.eval
-    group = topk.config_group(ev)
-    self.ranker = ChunkRanker(self.context, self.n_items, group, topk.config_tile(ev, group),
-                               config_score_dtype(ev))
+    self.ranker = ChunkRanker.from_config(self.context, self.n_items, run.config.eval)
     self._unit = None        # the items' L2-normalized output-layer vectors (similar_items)
 
   @classmethod

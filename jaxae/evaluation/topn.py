@@ -215,6 +215,13 @@ class ChunkRanker:
         self.kernel = jnp.pad(self.kernel, ((0, 0), (0, pad)))
         self.bias = jnp.pad(self.bias, (0, pad))
 
+  @classmethod
+  def from_config(cls, ctx: EvalContext, n_cols: int, eval_config) -> "ChunkRanker":
+    """The ranker ``eval_config`` asks for: ``topk_group``, ``score_tile``, ``score_dtype``."""
+    group = topk.config_group(eval_config)
+    return cls(ctx, n_cols, group, topk.config_tile(eval_config, group),
+               config_score_dtype(eval_config))
+
   def column_mask(self, banned: np.ndarray) -> jax.Array | None:
     """The ``col_mask`` that keeps columns ``banned`` (indices) out of every row's top K: -inf
     there, 0 elsewhere, as wide as the scores this ranker makes (None when nothing is banned)."""
