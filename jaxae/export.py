@@ -123,21 +123,29 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=1, keepdims=True), eps))
 
 
+def nearest(unit: jax.Array, rows: jax.Array, k: int, group: int
+            ) -> tuple[jax.Array, jax.Array]:
+  """``(idx, score)`` [q, k] of the ``k`` rows of ``unit`` [n, d] (L2-normalized) most
+  cosine-similar to each of rows ``rows`` [q], itself excluded, best first (-1 in ``rows``: a
+  padding query, its result meaningless). The product contracts ``unit``'s second axis (no
+  transposed copy of ``unit`` for a single query)."""
+  q = unit[jnp.maximum(rows, 0)]
+  sims = jax.lax.dot_general(q, unit, (((1,), (1,)), ((), ())),
+                             precision=jax.lax.Precision.HIGHEST)              # [q, n]
+  own = rows[:, None] == jnp.arange(unit.shape[0])[None, :]
+  scores, idx = topk.top_k(jnp.where(own, -jnp.inf, sims), k, group)
+  return idx.astype(jnp.int32), scores
+
+
 @functools.partial(jax.jit, static_argnames=("k", "chunk", "group"))
 def _top_k_chunks(unit: jax.Array, k: int, chunk: int, group: int
                   ) -> tuple[jax.Array, jax.Array]:
   n = unit.shape[0]
   n_chunks = -(-n // chunk)
-  queries = jnp.pad(unit, ((0, n_chunks * chunk - n), (0, 0)))
-  cols = jnp.arange(n)
 
   def one(i):
-    start = i * chunk
-    q = jax.lax.dynamic_slice_in_dim(queries, start, chunk)
-    sims = jnp.matmul(q, unit.T, precision=jax.lax.Precision.HIGHEST)          # [chunk, n]
-    own = (start + jnp.arange(chunk))[:, None] == cols[None, :]
-    scores, idx = topk.top_k(jnp.where(own, -jnp.inf, sims), k, group)
-    return idx.astype(jnp.int32), scores
+    rows = i * chunk + jnp.arange(chunk)
+    return nearest(unit, jnp.where(rows < n, rows, -1), k, group)
 
   idx, scores = jax.lax.map(one, jnp.arange(n_chunks))
   return idx.reshape(-1, k)[:n], scores.reshape(-1, k)[:n]

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from jaxae import topk
+from jaxae import export, topk
 from jaxae.data.dataset import Dataset
 from jaxae.data.matrix import Interactions
 from jaxae.errors import CheckpointError, ConfigError, DataError
@@ -104,14 +104,9 @@ def catalog(run) -> np.ndarray:
 @functools.partial(jax.jit, static_argnames=("k", "group"))
 def _nearest(unit: jax.Array, rows: jax.Array, k: int, group: int
              ) -> tuple[jax.Array, jax.Array]:
-  """The ``k`` rows of ``unit`` [n, d] (L2-normalized) most similar to rows ``rows`` [q] (-1:
-  padding), each itself excluded: (float32 scores, int32 indices [q, k]), best first, -1 / -inf
-  for padding. The product contracts ``unit``'s second axis (no transposed copy for one query)."""
-  q = unit[jnp.maximum(rows, 0)]
-  sims = jax.lax.dot_general(q, unit, (((1,), (1,)), ((), ())),
-                             precision=jax.lax.Precision.HIGHEST)          # [q, n]
-  own = rows[:, None] == jnp.arange(unit.shape[0])[None, :]
-  s, i = topk.top_k(jnp.where(own, -jnp.inf, sims), k, group)
+  """:func:`jaxae.export.nearest` of items ``rows`` [q] (-1: padding): (float32 scores, int32
+  indices [q, k]), -1 / -inf for padding."""
+  i, s = export.nearest(unit, rows, k, group)
   s = jnp.where(rows[:, None] >= 0, s, -jnp.inf)
   return s, jnp.where(jnp.isfinite(s), i, -1).astype(jnp.int32)
 
@@ -330,7 +325,6 @@ class Recommender:
     the output layer's vector of each item (what ``python -m jaxae.export`` writes as the
     decoder embedding and ranks as ``--top_k`` neighbours). An id the catalog lacks gets a row
     of -1 / -inf, counted (``unknown``, ``counts["unknown_items"]``)."""
-    from jaxae import export  # pylint: disable=import-outside-toplevel
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < self.n_items:
       raise ConfigError(f"k must be between 1 and {self.n_items - 1} (the other items), got "
                         f"{k!r}")
