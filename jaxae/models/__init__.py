@@ -235,7 +235,7 @@ def needs_all_rows(model) -> bool:
 def has_row_params(model) -> bool:
   """Whether ``model`` holds parameters of each training row (its ``n_rows``: CDAE's per-user
   node, GLocal-K's global kernel): it scores the rows it was trained on, and a new row has no
-  parameters to be scored with (``jaxae.predict`` refuses to fold new users into it)."""
+  parameters to be scored with (fold-in, ``jaxae.recommender.check_fold_in``, refuses it)."""
   return int(getattr(model, "n_rows", 0) or 0) > 0
 
 
