@@ -19,11 +19,12 @@ Which embedding (``--embedding=auto`` picks by ``dataset_info["orientation"]``, 
            for a tied Deep AE that kernel is the transpose of the first encoder kernel, so the
            vectors are that kernel's rows. The output bias is not part of the vector.
 
-EASE has neither a code layer nor a low-rank decoder (its ``B`` is item x item): exporting it is a
-ConfigError. Neighbours are computed on the device in row chunks (one ``[chunk, n]`` similarity
-block at a time, ranked by :func:`jaxae.topk.top_k` with the run's ``config.eval.topk_group``),
-the row itself excluded; nothing catalog x catalog is ever built, and the host only receives the
-``[n, d]`` and ``[n, K]`` results.
+The closed-form models have neither a code layer nor a low-rank decoder (EASE's and BSPM's item x
+item matrix, most_popular's counts): exporting them is a ConfigError. Neighbours are computed on
+the device in row chunks (one ``[chunk, n]`` similarity block at a time, ranked by
+:func:`jaxae.topk.top_k` with the run's ``config.eval.topk_group``), the row itself excluded;
+nothing catalog x catalog is ever built, and the host only receives the ``[n, d]`` and ``[n, K]``
+results.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
     The metadata written to ``metadata.json``.
 
   Raises:
-    ConfigError: EASE (no embedding), an unknown ``embedding``, a bad ``top_k``.
+    ConfigError: a closed-form model (no embedding), an unknown ``embedding``, a bad ``top_k``.
     CheckpointError: no such checkpoint, or data that changed since training.
   """
   if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
@@ -226,8 +227,9 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
   run = eval_lib.load_checkpoint(workdir, step)
   name = run.model_name
   if not getattr(run.model, "trainable", True):
-    raise ConfigError(f"{name} is not an embedding model: its closed-form item x item matrix has "
-                      f"no code layer or decoder to export; export works for "
+    raise ConfigError(f"{name} is not an embedding model: it is fitted in closed form (an item x "
+                      f"item matrix or item counts), with no code layer or decoder to export; "
+                      f"export works for "
                       f"{', '.join(sorted(DECODER_VECTORS))}")
   orientation = run.info.get("orientation")
   which = _pick(embedding, orientation)

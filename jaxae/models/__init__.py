@@ -45,6 +45,8 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
             sharpen_solver ("euler" | "rk4"), merge ("early" | "late"), block_size (filter rows per
             device step), svd_solver ("arpack" | "randomized"), svd_oversample, svd_power_iters;
             optional sparse_input, max_bytes (as ease; GF-CF is bspm without sharpening)
+  most_popular: no setting (optional sparse_input); every row scores an item by its number of
+            training rows (the top-N baseline)
 
 An optional key that is absent means: sparse_input False, dtype "float32".
 """
@@ -66,6 +68,7 @@ from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
 from jaxae.models.glocal_k import GLocalK
 from jaxae.models.kernel_ae import KernelAE
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
+from jaxae.models.most_popular import MostPopular, fit_most_popular_from_config
 from jaxae.models.mult_vae import MultDAE, MultVAE
 
 
@@ -78,7 +81,7 @@ BSPM = bspm_lib.BSPM
 
 __all__ = [
     "MODELS", "CLOSED_FORM", "build_model", "is_trainable", "AutoRec", "CDAE", "DeepAE", "EASE",
-    "MultDAE", "MultVAE", "BSPM", "KernelAE", "GLocalK", "fit_ease", "needs_all_rows",
+    "MultDAE", "MultVAE", "BSPM", "KernelAE", "GLocalK", "MostPopular", "fit_ease", "needs_all_rows",
     "has_row_params",
 ]
 
@@ -291,6 +294,13 @@ def _build_bspm(cfg, n_cols: int, n_rows: int) -> nn.Module:
   return BSPM(n_cols=n_cols)
 
 
+def _build_most_popular(cfg, n_cols: int, n_rows: int) -> MostPopular:
+  del n_rows
+  _check_keys(cfg, "most_popular", (), ("sparse_input",))
+  _check_sparse_input(cfg)
+  return MostPopular(n_cols=n_cols)
+
+
 MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "deep_ae": _build_deep_ae,
     "autorec": _build_autorec,
@@ -301,12 +311,14 @@ MODELS: dict[str, Callable[[Any, int, int], nn.Module]] = {
     "bspm": _build_bspm,
     "kernel_ae": _build_kernel_ae,
     "glocal_k": _build_glocal_k,
+    "most_popular": _build_most_popular,
 }
 
 # Closed-form (non-gradient) models: name -> fit(model_config, train) -> params pytree.
 CLOSED_FORM: dict[str, Callable[[Any, Any], dict]] = {
     "ease": fit_ease_from_config,
     "bspm": bspm_lib.fit_bspm_from_config,
+    "most_popular": fit_most_popular_from_config,
 }
 
 

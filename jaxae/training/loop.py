@@ -233,6 +233,9 @@ def check_config(config) -> None:
   if e.metric_mode not in ("max", "min"):
     raise ConfigError(f"config.eval.metric_mode must be 'max' or 'min', got {e.metric_mode!r}")
   _int(e, "eval", "batch_size", 1)
+  if config.model.name == "most_popular" and "rating" in tuple(e.evaluators):
+    raise ConfigError("config.eval.evaluators: most_popular ranks items and predicts no ratings; "
+                      "use it with the top-N evaluator ('topn'), not 'rating'")
   if config.optim.name not in optim_lib.OPTIMIZERS:
     raise ConfigError(f"config.optim.name: unknown optimizer {config.optim.name!r}; known: "
                       f"{list(optim_lib.OPTIMIZERS)}")
