@@ -109,6 +109,40 @@ def lightgcn_data() -> ml_collections.ConfigDict:
   ))
 
 
+def csv_data(**settings) -> ml_collections.ConfigDict:
+  """The ``csv`` pipeline's section (one delimited file of your own interactions;
+  ``jaxae.data.pipelines.csv`` says what each key does), with ``settings`` over these defaults.
+  Columns are set here, not assigned later: a column given by name is a string and one given by
+  position an int, and a config's value keeps its type (``--config.data.user_col=...`` overrides
+  it with the same type). Set ``path`` to the file."""
+  section = dict(
+      name="csv",
+      path=config_dict.placeholder(str),   # None: embedded synthetic ratings with timestamps
+      delimiter=",",                       # "," | "\t" (or "tab") | "::" | ... | None: blanks
+      header="auto",                       # True | False | "auto": read when a column is named or
+                                           # the first line is not numbers where numbers go
+      encoding="utf-8",
+      user_col=0, item_col=1,              # a header name or a 0-based position
+      value_col=config_dict.placeholder(int),       # None: no value column (every line counts 1)
+      timestamp_col=config_dict.placeholder(int),   # None: no times (no per_user_time split)
+      ids="int",                           # "int" | "str"
+      duplicates="last",                   # a repeated (user, item): "last" line | "sum" values
+      feedback="implicit",                 # "implicit" (entries -> 1) | "rating" (RMSE)
+      rating_range=config_dict.placeholder(tuple),  # (lo, hi) for feedback="rating"
+      binarize_threshold=config_dict.placeholder(float),  # implicit: keep values above it
+      min_user_entries=0, min_item_entries=0,       # k-core filter (0: none)
+      split="per_user",                    # "entries" | "per_user" | "per_user_time"
+      test_fraction=0.2,                   # 0: no test split (fit on everything)
+      val_fraction=0.1,                    # of what test leaves; 0: no validation
+      orientation="user",                  # "user": rows = users | "item": rows = items
+  )
+  unknown = sorted(set(settings) - set(section))
+  if unknown:
+    raise KeyError(f"csv_data: unknown key(s) {unknown}; known: {sorted(section)}")
+  section.update(settings)
+  return ml_collections.ConfigDict(section)
+
+
 def topn_eval(k: int = 20) -> ml_collections.ConfigDict:
   """Full-catalog top-N evaluation, the best checkpoint picked by Recall@k (LightGCN definition)."""
   return ml_collections.ConfigDict(dict(

@@ -14,6 +14,9 @@ Pipelines:
                       orientation item (I-AutoRec) | user (U-AutoRec, Deep AE)
   netflix             DeepRecommender TSV directories (train / valid / test), user-major
   lightgcn            LightGCN/NGCF train.txt / test.txt implicit feedback, user-major
+  csv                 your own interaction log: one delimited file of user, item[, value][, time]
+                      (columns by name or position), implicit or rated, filtered, split by entries /
+                      per user / per user by time
   melon_song_as_user  Melon seed B: rows = songs, columns = playlists + one-hot meta
   melon_cf            Melon seed A's CF AE: rows = playlists, columns = songs
   melon_content       Melon seed A's content AE: rows = songs, columns = one-hot meta
@@ -39,6 +42,7 @@ from jaxae.data.dataset import EvalSplit
 from jaxae.data.kakao_split import QUESTION_TYPES
 from jaxae.data.kakao_split import kakao_split
 from jaxae.data.matrix import Interactions
+from jaxae.data.readers import csv as csv_reader
 from jaxae.data.readers import lightgcn as lightgcn_reader
 from jaxae.data.readers import melon as melon_reader
 from jaxae.data.readers import movielens as movielens_reader
@@ -163,6 +167,13 @@ def _orient(ds: Dataset, orientation: str) -> Dataset:
 
 
 VAL_SPLITS = {"entries": splits.holdout, "per_user": splits.per_user_holdout}
+# How a part is held out (csv's `split`, and every pipeline's validation carve): at random over all
+# entries, at random within each row, or each row's latest by time.
+CARVES = {**VAL_SPLITS,
+          "per_user_time": lambda inter, test_fraction, seed: splits.per_user_time_split(
+              inter, test_fraction=test_fraction)}
+_PROTOCOLS = {"entries": "holdout", "per_user": "per-user holdout",
+              "per_user_time": "per-user latest by time"}
 
 
 def _with_val(train_full: Interactions, test: Interactions | None, val_fraction: float,
@@ -171,16 +182,17 @@ def _with_val(train_full: Interactions, test: Interactions | None, val_fraction:
   """Carves a validation hold-out from the training part (no tuning on test) and builds the Dataset.
 
   ``val_split`` picks the carve: "entries" (``val_fraction`` of all training entries at random,
-  ``splits.holdout``) or "per_user" (that fraction of each row's entries, at least one, from every
-  row with two or more: ``splits.per_user_holdout``). The model trains on ``train`` (train_full
+  ``splits.holdout``), "per_user" (that fraction of each row's entries, at least one, from every
+  row with two or more: ``splits.per_user_holdout``) or "per_user_time" (each row's latest
+  entries: ``splits.per_user_time_split``). The model trains on ``train`` (train_full
   minus val); val is scored from ``train`` as input; test is scored from ``train_full`` as input
   (val ratings are known information at test time). All of them keep ``train_full``'s row and
   column ids.
   """
   if val_fraction > 0:
-    carved = VAL_SPLITS[val_split](train_full, test_fraction=val_fraction, seed=seed + 1)
+    carved = CARVES[val_split](train_full, test_fraction=val_fraction, seed=seed + 1)
     train, val_t = carved.train, carved.test
-    protocol = "holdout" if val_split == "entries" else "per-user holdout"
+    protocol = _PROTOCOLS[val_split]
     val = EvalSplit(train, val_t, info={"protocol": f"{protocol} {val_fraction:g} of train",
                                         **carved.info})
   else:
@@ -303,6 +315,147 @@ def lightgcn(cfg, seed: int) -> Dataset:
     test = test.binarize(threshold)
   return _with_val(train_full, test, val_fraction, seed, {"implicit": True, "orientation": "user"},
                    val_split=val_split)
+
+
+# ------------------------------------------------------------------------------------------- csv
+FEEDBACK = ("implicit", "rating")
+DUPLICATES = ("last", "sum")
+_ESCAPES = {"\\t": "\t", "tab": "\t"}     # a tab as typed on a command line
+
+
+def _column(cfg, key: str, optional: bool) -> int | str | None:
+  col = cfg[key]
+  if col is None and optional:
+    return None
+  if isinstance(col, str) and col:
+    return col
+  if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and col >= 0:
+    return int(col)
+  raise ConfigError(f"config.data.{key} must be a column name or a 0-based position"
+                    f"{' or None' if optional else ''}, got {col!r}")
+
+
+def _delimiter(cfg) -> str | None:
+  d = cfg.delimiter
+  if d is None:
+    return None
+  if not isinstance(d, str) or not d or d in ("\n", "\\n"):
+    raise ConfigError(f"config.data.delimiter must be a field separator (',', '\\t' or 'tab', "
+                      f"'::', ...) or None for runs of blanks, got {d!r}")
+  return _ESCAPES.get(d, d)
+
+
+def _min_entries(cfg, key: str) -> int:
+  return checks.number(cfg[key], f"data.{key}", minimum=0, integer=True)
+
+
+@_register("csv", {"delimiter", "header", "encoding", "user_col", "item_col", "value_col",
+                   "timestamp_col", "ids", "duplicates", "feedback", "rating_range",
+                   "binarize_threshold", "min_user_entries", "min_item_entries", "split",
+                   "test_fraction", "val_fraction", "orientation"})
+def csv(cfg, seed: int) -> Dataset:
+  """One delimited file of interactions, the shape of most users' own logs:
+  ``user, item[, value][, timestamp]`` (other columns ignored; ``user_col`` / ``item_col`` /
+  ``value_col`` / ``timestamp_col`` by header name or 0-based position; ``header`` True / False /
+  "auto"; ``ids`` "int" | "str"; gzip accepted; ``jaxae.data.readers.csv.read_csv``).
+
+  ``feedback``: "rating" (``value_col`` holds ratings, checked against ``rating_range``; the rating
+  evaluator's RMSE) or "implicit" (every kept entry becomes 1; with ``binarize_threshold`` only
+  entries whose value is above it are kept: ratings >= 4 with 3.5, or play / click counts).
+  ``duplicates``: a repeated (user, item) pair keeps the "last" line, or "sum" adds the values
+  (one line per event without a value column gives event counts; implicit feedback only).
+  Then users and items with fewer than ``min_user_entries`` / ``min_item_entries`` entries are
+  dropped, repeatedly until both hold (a k-core; users / items left with no entry by the
+  threshold are always dropped); every dropped line, entry, user and item is counted in
+  ``info`` and logged.
+
+  ``split`` holds out ``test_fraction`` as the test split (0: none, train on everything) and then
+  ``val_fraction`` of the rest as validation (0: none), both the same way: "entries" (at random
+  over all entries), "per_user" (that fraction of each user's entries, at least one, from every
+  user with two or more) or "per_user_time" (each user's latest, by ``timestamp_col``). Test is
+  scored from train + validation as input, validation from train.
+
+  Without a path: synthetic 1..5 ratings with timestamps (``synthetic_interactions.ratings``), to
+  which the same feedback, filter and split settings apply.
+  """
+  feedback = _choice(cfg, "feedback", FEEDBACK)
+  duplicates = _choice(cfg, "duplicates", DUPLICATES)
+  split = _choice(cfg, "split", tuple(CARVES))
+  orientation = _choice(cfg, "orientation", ORIENTATIONS)
+  ids = _choice(cfg, "ids", ("int", "str"))
+  header = _choice(cfg, "header", (True, False, "auto"))
+  if not isinstance(cfg.encoding, str) or not cfg.encoding:
+    raise ConfigError(f"config.data.encoding must be a text encoding name, got {cfg.encoding!r}")
+  delimiter = _delimiter(cfg)
+  cols = {k: _column(cfg, k, optional=k in ("value_col", "timestamp_col"))
+          for k in ("user_col", "item_col", "value_col", "timestamp_col")}
+  test_fraction = _fraction(cfg, "test_fraction", allow_zero=True)
+  val_fraction = _fraction(cfg, "val_fraction", allow_zero=True)
+  if test_fraction + val_fraction >= 1:
+    raise ConfigError(f"config.data.test_fraction + val_fraction must be < 1, got "
+                      f"{test_fraction:g} + {val_fraction:g}")
+  min_user, min_item = (_min_entries(cfg, k) for k in ("min_user_entries", "min_item_entries"))
+  threshold = cfg.binarize_threshold
+  info: dict[str, Any] = {"split": split}
+  if feedback == "rating":
+    if cfg.path is not None and cols["value_col"] is None:
+      raise ConfigError("config.data.value_col is None, but feedback='rating' reads the ratings "
+                        "from it")
+    if threshold is not None:
+      raise ConfigError("config.data.binarize_threshold is for feedback='implicit' (it turns "
+                        "values into kept / dropped entries); set it to None for ratings")
+    if duplicates == "sum":
+      raise ConfigError("config.data.duplicates='sum' adds the values of a repeated pair (counts "
+                        "of events, plays): for feedback='implicit'; ratings keep the 'last'")
+    rating_range = _rating_range(cfg)
+    info["rating_range"] = rating_range
+  else:
+    if cfg.rating_range is not None:
+      raise ConfigError("config.data.rating_range is for feedback='rating'; set it to None for "
+                        "implicit feedback")
+    if threshold is not None:
+      checks.number(threshold, "data.binarize_threshold")
+      if cfg.path is not None and cols["value_col"] is None and duplicates != "sum":
+        raise ConfigError("config.data.binarize_threshold needs values: a value_col, or "
+                          "duplicates='sum' (each line one event: the threshold applies to counts)")
+    rating_range = None
+    info["implicit"] = True
+  if split == "per_user_time" and cfg.path is not None and cols["timestamp_col"] is None:
+    raise ConfigError("config.data.split='per_user_time' needs timestamps: set "
+                      "config.data.timestamp_col")
+
+  if cfg.path is None:
+    full = synthetic_interactions.ratings(seed=seed)
+  else:
+    if os.path.isdir(cfg.path):
+      raise DataError(f"{cfg.path}: the csv pipeline reads one file of interactions, not a folder")
+    full, report = csv_reader.read_csv(
+        cfg.path, cols["user_col"], cols["item_col"], cols["value_col"], cols["timestamp_col"],
+        delimiter=delimiter, header=header, ids=ids, rating_range=rating_range,
+        encoding=cfg.encoding, duplicates=duplicates, return_report=True)
+    info["read"] = report.summary()
+  kept = {"entries": full.nnz, "users": full.shape[0], "items": full.shape[1]}
+  if feedback == "implicit":
+    before = full.nnz
+    full = full.binarize(-np.inf if threshold is None else float(threshold))
+    info["entries_below_threshold"] = before - full.nnz
+  full = full.filter_min_count(max(1, min_user), max(1, min_item), iterate=True)
+  info["filtered"] = {"users_dropped": kept["users"] - full.shape[0],
+                      "items_dropped": kept["items"] - full.shape[1],
+                      "entries_dropped": kept["entries"] - full.nnz
+                                         - info.get("entries_below_threshold", 0)}
+  if not full.nnz:
+    raise DataError(f"{cfg.path or 'synthetic data'}: no interaction left after the threshold and "
+                    f"the minimum counts ({info})")
+  logging.info("csv: %s users x %s items, %s entries kept; %s", full.shape[0], full.shape[1],
+               full.nnz, info)
+  if test_fraction > 0:
+    held = CARVES[split](full, test_fraction=test_fraction, seed=seed)
+    train_full, test, test_info = held.train, held.test, held.info
+  else:
+    train_full, test, test_info = full, None, None
+  ds = _with_val(train_full, test, val_fraction, seed, info, test_info, val_split=split)
+  return _orient(ds, orientation)
 
 
 # ----------------------------------------------------------------------------------------- melon

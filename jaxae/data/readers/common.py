@@ -76,7 +76,7 @@ class ReadReport:
     path: the file (or directory) read.
     lines: lines in the file(s), header and blank lines included.
     interactions: stored entries of the result (after merging duplicates).
-    duplicates_merged: repeated (row, column) pairs folded into one entry (the last one kept).
+    duplicates_merged: repeated (row, column) pairs folded into one entry (how: ``merged_by``).
     skipped: count of dropped lines / entries by reason (e.g. ``{"blank_lines": 2}``).
   """
 
@@ -85,6 +85,7 @@ class ReadReport:
   interactions: int = 0
   duplicates_merged: int = 0
   skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+  merged_by: str = "last"    # "last": the last in file order kept; "sum": values added
 
   def skip(self, reason: str, count: int) -> None:
     """Adds ``count`` to ``skipped[reason]`` (zero counts are not recorded)."""
@@ -94,7 +95,8 @@ class ReadReport:
   def summary(self) -> str:
     skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
     return (f"{self.path}: {self.lines} lines, {self.interactions} interactions, "
-            f"{self.duplicates_merged} duplicates merged (last kept), skipped: {skipped}")
+            f"{self.duplicates_merged} duplicates merged "
+            f"({'last kept' if self.merged_by == 'last' else 'values summed'}), skipped: {skipped}")
 
   def log(self) -> "ReadReport":
     logging.info("read %s", self.summary())
@@ -470,17 +472,22 @@ class RatingRecords:
                cat([p.line_numbers for p in parts]),
                ReadReport.combine(path, [p.report for p in parts]))
 
-  def to_interactions(self, row_ids=None, col_ids=None,
-                      log: bool = True) -> tuple[Interactions, ReadReport]:
-    """Builds the CSR (repeated (user, item) pairs: the last in file order is kept and counted).
+  def to_interactions(self, row_ids=None, col_ids=None, log: bool = True,
+                      duplicates: str = "last") -> tuple[Interactions, ReadReport]:
+    """Builds the CSR; repeated (user, item) pairs are merged and counted: ``duplicates="last"``
+    keeps the last in file order, ``"sum"`` adds their values (counts of events without a value
+    column; the latest timestamp is kept).
 
     ``row_ids`` / ``col_ids`` fix the vocabularies (default: the sorted unique ids present).
     """
+    if duplicates not in ("last", "sum"):
+      raise DataError(f"{self.report.path}: duplicates must be 'last' or 'sum', got "
+                      f"{duplicates!r}")
     inter = Interactions.from_coo(self.users, self.items, self.ratings, self.timestamps,
-                                  row_ids=row_ids, col_ids=col_ids, duplicates="last",
+                                  row_ids=row_ids, col_ids=col_ids, duplicates=duplicates,
                                   source=self.report.path)
     report = dataclasses.replace(self.report, skipped=dict(self.report.skipped),
-                                 interactions=inter.nnz,
+                                 interactions=inter.nnz, merged_by=duplicates,
                                  duplicates_merged=len(self) - inter.nnz)
     return inter, report.log() if log else report
 

@@ -50,12 +50,12 @@ def read_csv(path: str | os.PathLike, user_col: int | str = 0, item_col: int | s
              rating_col: int | str | None = None, timestamp_col: int | str | None = None,
              delimiter: str | None = ",", header: bool | str = "auto", ids: str = "int",
              rating_range: tuple[float, float] | None = None, encoding: str = "utf-8",
-             return_report: bool = False):
+             duplicates: str = "last", return_report: bool = False):
   """Reads a delimited file of user, item[, rating][, timestamp] records (other columns ignored).
 
   Every line must have the same number of fields; there is no quoting (a field may not contain
-  the delimiter); blanks around fields are ignored. A repeated (user, item) pair keeps the last
-  record and is counted in the report.
+  the delimiter); blanks around fields are ignored. A repeated (user, item) pair is merged as
+  ``duplicates`` says and counted in the report.
 
   Args:
     path: the file (gzip by magic bytes).
@@ -70,6 +70,8 @@ def read_csv(path: str | os.PathLike, user_col: int | str = 0, item_col: int | s
     ids: ``"int"`` (ids must be integers) or ``"str"`` (ids kept as strings).
     rating_range: inclusive (lo, hi) bounds of valid ratings; ``None`` checks finiteness only.
     encoding: text encoding of the file.
+    duplicates: "last" (the last record of a repeated pair kept) or "sum" (their values added:
+      event counts without a rating column, play counts split over lines; the latest timestamp).
     return_report: also return the :class:`~jaxae.data.readers.common.ReadReport`.
 
   Returns:
@@ -77,6 +79,8 @@ def read_csv(path: str | os.PathLike, user_col: int | str = 0, item_col: int | s
   """
   if ids not in ("int", "str"):
     raise DataError(f"{path}: ids must be 'int' or 'str', got {ids!r}")
+  if duplicates not in ("last", "sum"):
+    raise DataError(f"{path}: duplicates must be 'last' or 'sum', got {duplicates!r}")
   cols = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": timestamp_col}
   data = open_bytes(path)
   if header == "auto":
@@ -125,5 +129,5 @@ def read_csv(path: str | os.PathLike, user_col: int | str = 0, item_col: int | s
   records = RatingRecords(users, items, ratings, times, table.line_numbers, table.report)
   if not len(records):
     raise DataError(f"{where(path)}: empty file (no records)")
-  inter, report = records.to_interactions()
+  inter, report = records.to_interactions(duplicates=duplicates)
   return finish(inter, report, return_report)
