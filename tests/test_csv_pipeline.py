@@ -155,6 +155,18 @@ def test_entries_split_positions_and_ratings(tmp_path):
     load(bad, delimiter="\t", value_col=2, feedback="rating", rating_range=(1, 5))
 
 
+def test_header_as_a_command_line_gives_it(tmp_path):
+  rows = log_records(8)
+  path = write(tmp_path / "log.csv", rows, header=None)
+  plain = load(path, delimiter=";", ids="str", header=False, test_fraction=0.0)
+  for text in ("false", "False"):
+    assert entries(load(path, delimiter=";", ids="str", header=text,
+                        test_fraction=0.0).train) == entries(plain.train)
+  with_header = write(tmp_path / "h.csv", rows)
+  assert load(with_header, delimiter=";", ids="str", header="True",
+              test_fraction=0.0).train.nnz == plain.train.nnz
+
+
 def test_no_test_and_no_validation_fits_everything(tmp_path):
   path = write(tmp_path / "log.csv", log_records(4))
   ds = load(path, **NAMED, test_fraction=0.0, val_fraction=0.0)
@@ -167,7 +179,8 @@ def test_no_test_and_no_validation_fits_everything(tmp_path):
     (dict(feedback="ratings"), r"config.data.feedback='ratings'; known: implicit, rating"),
     (dict(duplicates="first"), r"config.data.duplicates='first'; known: last, sum"),
     (dict(ids="uuid"), r"config.data.ids='uuid'; known: int, str"),
-    (dict(header="yes"), r"config.data.header='yes'"),
+    (dict(header="yes"), r"config.data.header='yes'; known: True, False, 'auto'"),
+    (dict(header=1), r"config.data.header=1"),
     (dict(delimiter=""), r"config.data.delimiter must be a field separator"),
     (dict(user_col=-1), r"config.data.user_col must be a column name or a 0-based position, got -1"),
     (dict(value_col=True), r"config.data.value_col must be .* or None, got True"),

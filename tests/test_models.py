@@ -379,7 +379,7 @@ def test_mult_dae_normalizes_input_rows():
 # --------------------------------------------------------------------------- registry
 def test_registry_names_and_errors():
   assert set(MODELS) == {"deep_ae", "autorec", "cdae", "mult_dae", "mult_vae", "ease", "bspm",
-                         "kernel_ae", "glocal_k"}
+                         "kernel_ae", "glocal_k", "most_popular"}
   assert is_trainable(model_config("deep_ae"))
   assert not is_trainable(ConfigDict({"name": "ease", "l2": 1.0}))
   assert build_model(ConfigDict({"name": "ease", "l2": 1.0}), 5, 3).trainable is False

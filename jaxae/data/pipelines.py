@@ -383,7 +383,11 @@ def csv(cfg, seed: int) -> Dataset:
   split = _choice(cfg, "split", tuple(CARVES))
   orientation = _choice(cfg, "orientation", ORIENTATIONS)
   ids = _choice(cfg, "ids", ("int", "str"))
-  header = _choice(cfg, "header", (True, False, "auto"))
+  header = cfg.header
+  if isinstance(header, str) and header.lower() in ("true", "false"):   # as a command line gives it
+    header = header.lower() == "true"
+  if not (isinstance(header, bool) or header == "auto"):
+    raise ConfigError(f"config.data.header={cfg.header!r}; known: True, False, 'auto'")
   if not isinstance(cfg.encoding, str) or not cfg.encoding:
     raise ConfigError(f"config.data.encoding must be a text encoding name, got {cfg.encoding!r}")
   delimiter = _delimiter(cfg)
