@@ -13,33 +13,16 @@ epochs (--config.data.val_fraction=0 --config.train.epochs=120, then eval.py wit
 0.5 over 0.2.
 """
 
-from configs import base
 from configs import ease_lastfm
+from configs import mult_vae_gowalla
 
 
 def get_config():
-  c = base.get_base()
+  c = mult_vae_gowalla.get_config()   # [n -> (mu, logvar) 200 -> n], dropout 0.5, KL cap 0.5
   c.data = ease_lastfm.lastfm_data()
-
-  c.model.name = "mult_vae"
-  c.model.layers = (200,)              # chosen on validation over (600, 200)
-  c.model.input_dropout = 0.5
-  c.model.activation = "tanh"
-  c.model.sparse_input = True
-  c.model.dtype = "float32"
-
-  c.loss.multinomial = 1.0
-  c.loss.kl = 1.0
-  c.loss_anneal.total_steps = 400     # beta = step / 400 up to the cap
-  c.loss_anneal.beta_cap = 0.5         # chosen on validation over 0.2
-
-  c.optim.name = "adam"
-  c.optim.lr = 1e-3
-
+  c.loss_anneal.total_steps = 400     # beta = step / 400: the cap 0.5 at step 200
   c.train.batch_size = 128
-  c.train.epochs = 150                 # best validation epoch 120 (docs/results.md)
+  c.train.epochs = 150                # best validation epoch 120 (docs/results.md)
   c.train.eval_every_epochs = 10
   c.train.checkpoint_every_epochs = 10
-
-  c.eval = base.topn_eval(20)
   return c
