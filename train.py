@@ -35,8 +35,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
   cli.quiet_third_party_logs()

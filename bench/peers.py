@@ -224,8 +224,7 @@ def _ratio(a, b) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   if _CHILD.value:
     cornac_ease_child(_CORNAC_MEM_GB.value)
     return

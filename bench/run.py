@@ -217,8 +217,7 @@ _CONFIG_PATH = [""]
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   _CONFIG_PATH[0] = config_flags.get_config_filename(flags.FLAGS["config"])
   smoke = _SMOKE.value

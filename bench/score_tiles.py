@@ -40,8 +40,7 @@ _HUGEPAGES = cli.define_hugepages_flag()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   bad = [d for d in _DTYPES.value if d not in cli.SCORE_DTYPES]
   if bad or not _DTYPES.value:
     raise app.UsageError(f"--score_dtypes: each of {', '.join(cli.SCORE_DTYPES)} (config.eval."

@@ -44,8 +44,7 @@ _HUGEPAGES = cli.define_hugepages_flag()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
   # pylint: disable=import-outside-toplevel
   import time

@@ -18,6 +18,8 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
+from jaxae import cli
+
 _ITEMS = flags.DEFINE_integer("items", 40981, "kernel rows (the catalog)", lower_bound=1)
 _CODE = flags.DEFINE_integer("code", 200, "kernel columns (the code size)", lower_bound=1)
 _ROWS = flags.DEFINE_list("rows", ["1", "2", "16", "128", "1024"], "rows of z")
@@ -25,8 +27,7 @@ _STEPS = flags.DEFINE_integer("steps", 50, "timed calls per variant and row coun
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   # pylint: disable=import-outside-toplevel
   import jax
   import jax.numpy as jnp

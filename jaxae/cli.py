@@ -137,6 +137,21 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
+def no_extra_args(argv: list[str]) -> None:
+  """A command's first check: anything on its command line besides flags is a usage error (one
+  line: ``unexpected arguments: ...``)."""
+  if len(argv) > 1:
+    from absl import app  # pylint: disable=import-outside-toplevel
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+def quiet_unless_verbosity() -> None:
+  """Only errors are logged unless ``--verbosity`` was given (the one-shot commands that restore a
+  checkpoint: orbax logs every restore, and their summary line says what they did)."""
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.ERROR)
+
+
 def os_error_line(e: OSError) -> str:
   """One line for an OSError: the OS reason and the file, e.g. ``No space left on device: x``."""
   reason = e.strerror or type(e).__name__

@@ -289,17 +289,13 @@ def export_embeddings(workdir: str | os.PathLike, out: str | os.PathLike, *,
 # ------------------------------------------------------------------------------------- CLI
 def _main(argv) -> None:
   # pylint: disable=import-outside-toplevel
-  from absl import app
   from absl import flags
-  from absl import logging
   from jaxae import cli
   # pylint: enable=import-outside-toplevel
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   f = flags.FLAGS
   cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
-  if not f["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)     # orbax logs every restore
+  cli.quiet_unless_verbosity()     # orbax logs every restore; the summary line says what was done
   meta = cli.run(export_embeddings, f.workdir, f.out, step=f.step, top_k=f.top_k,
                  embedding=f.embedding, normalize=f.normalize)
   print(f"wrote {meta['n']} x {meta['dimension']} {meta['embedding']} embeddings "

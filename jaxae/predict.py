@@ -444,14 +444,12 @@ def _main(argv) -> None:
   from absl import flags
   from jaxae import cli
   # pylint: enable=import-outside-toplevel
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.no_extra_args(argv)
   f = flags.FLAGS
   if f.best and f.step is not None:
     raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
   cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
-  if not f["verbosity"].present:
-    logging.set_verbosity(logging.ERROR)     # orbax logs every restore; the summary line counts
+  cli.quiet_unless_verbosity()     # orbax logs every restore; the summary line says what was done
 
   def go():
     step = eval_lib.best_step(f.workdir) if f.best else f.step
