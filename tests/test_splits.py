@@ -218,7 +218,7 @@ def test_per_user_time_split_is_last_by_time(inter):
 
 # ---------------------------------------------------------------------------- strong generalization
 def test_strong_generalization_structure(inter):
-  sg = splits.strong_generalization(inter, 10, seed=0)
+  sg = splits.strong_generalization(inter, 10, 10, seed=0)
   groups = [sg.train_rows, sg.val_rows, sg.test_rows]
   assert [len(g) for g in groups] == [inter.shape[0] - 20, 10, 10]
   assert len(np.unique(np.concatenate(groups))) == inter.shape[0]
@@ -248,12 +248,12 @@ def test_strong_generalization_structure(inter):
 
 
 def test_strong_generalization_determinism_and_full_columns(inter):
-  a = splits.strong_generalization(inter, 8, seed=3)
-  b = splits.strong_generalization(inter, 8, seed=3)
-  c = splits.strong_generalization(inter, 8, seed=4)
+  a = splits.strong_generalization(inter, 8, 8, seed=3)
+  b = splits.strong_generalization(inter, 8, 8, seed=3)
+  c = splits.strong_generalization(inter, 8, 8, seed=4)
   assert np.array_equal(a.test_rows, b.test_rows) and same(a.val_target, b.val_target)
   assert not np.array_equal(a.test_rows, c.test_rows)
-  full = splits.strong_generalization(inter, 8, seed=3, drop_unseen_columns=False)
+  full = splits.strong_generalization(inter, 8, 8, seed=3, drop_unseen_columns=False)
   assert np.array_equal(full.train.col_ids, inter.col_ids)
   assert entries(full.test_target) == entries(a.test_target)
 
@@ -264,7 +264,7 @@ def test_strong_generalization_drops_unseen_items():
   items = [10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 99]
   inter = Interactions.from_coo(users, items)
   for seed in range(6):
-    sg = splits.strong_generalization(inter, 1, seed=seed)
+    sg = splits.strong_generalization(inter, 1, 1, seed=seed)
     user5_row = 4
     if user5_row in sg.train_rows:
       assert 99 in sg.train.col_ids and sg.info["columns_dropped"] == 0
@@ -274,8 +274,28 @@ def test_strong_generalization_drops_unseen_items():
       assert dropped == 1
 
 
+def test_strong_generalization_test_users_do_not_depend_on_validation_users(inter):
+  # The refit (no validation users) tests the very users, split the same way, as the validation run,
+  # as long as the validation users add no column (kept columns as a superset, drop_unseen False).
+  a = splits.strong_generalization(inter, 6, 9, seed=5, drop_unseen_columns=False)
+  b = splits.strong_generalization(inter, 6, 0, seed=5, drop_unseen_columns=False)
+  assert np.array_equal(a.test_rows, b.test_rows) and len(b.val_rows) == 0
+  assert set(b.train_rows) == set(a.train_rows) | set(a.val_rows)
+  assert b.val_fold_in.nnz == b.val_target.nnz == 0
+  # Every item has a train user in both (this data is dense), so the same entries are kept ...
+  assert (a.train.col_counts() > 0).all() and (b.train.col_counts() > 0).all()
+  # ... and the test users' fold-in / target draws are the same.
+  assert entries(a.test_target) == entries(b.test_target)
+  assert entries(a.test_fold_in) == entries(b.test_fold_in)
+  assert a.info["n_val_users"] == 9 and b.info["n_val_users"] == 0 and b.info["n_test_users"] == 6
+
+
 def test_strong_generalization_errors(inter):
-  with pytest.raises(ConfigError, match="n_heldout_users"):
-    splits.strong_generalization(inter, 30)
+  with pytest.raises(ConfigError, match="must leave train users"):
+    splits.strong_generalization(inter, 30, 30)
+  with pytest.raises(ConfigError, match="one at least"):
+    splits.strong_generalization(inter, 0, 0)
+  with pytest.raises(ConfigError, match="test and validation users"):
+    splits.strong_generalization(inter, -1, 3)
   with pytest.raises(ConfigError, match="fold_in_fraction"):
-    splits.strong_generalization(inter, 5, fold_in_fraction=1.0)
+    splits.strong_generalization(inter, 5, 5, fold_in_fraction=1.0)

@@ -315,13 +315,15 @@ def per_user_time_split(inter: Interactions, test_fraction: float = 0.2) -> Spli
 
 
 # ---------------------------------------------------------------------------- strong generalization
-def strong_generalization(inter: Interactions, n_heldout_users: int, seed: int = 0,
-                          fold_in_fraction: float = 0.8, min_items_to_split: int = 5,
+def strong_generalization(inter: Interactions, n_test_users: int, n_val_users: int,
+                          seed: int = 0, fold_in_fraction: float = 0.8, min_items_to_split: int = 5,
                           drop_unseen_columns: bool = True) -> StrongGeneralizationSplit:
   """Strong generalization (Liang et al. 2018, Mult-VAE): disjoint train / validation / test users.
 
-  Rows (users) are shuffled with ``default_rng(seed)``; the last ``2 * n_heldout_users`` become
-  validation users then test users (``n_heldout_users`` each), the rest train users. As in the
+  Rows (users) are shuffled with ``default_rng(seed)``; the last ``n_test_users`` become test
+  users, the ``n_val_users`` before them validation users (either may be 0: that part is empty),
+  the rest train users. The test users and their draws do not depend on ``n_val_users``, so a run
+  without validation users (the refit on train + validation users) tests the same users. As in the
   paper's code, held-out entries on items (columns) that no train user has are dropped (counted in
   ``info["val_dropped_unseen_items"]`` / ``info["test_dropped_unseen_items"]``). Then each held-out
   user with at least ``min_items_to_split`` remaining items has ``floor((1 - fold_in_fraction) *
@@ -333,17 +335,18 @@ def strong_generalization(inter: Interactions, n_heldout_users: int, seed: int =
   kept and those columns are simply empty. Rows are always the full user vocabulary.
   """
   n_rows = inter.shape[0]
-  h = int(n_heldout_users)
-  if h < 1 or 2 * h >= n_rows:
-    raise ConfigError(f"n_heldout_users must be >= 1 and leave train users: got {n_heldout_users} "
-                      f"with {n_rows} users")
+  n_test, n_val = int(n_test_users), int(n_val_users)
+  if n_test < 0 or n_val < 0 or n_test + n_val < 1 or n_test + n_val >= n_rows:
+    raise ConfigError(f"strong generalization holds out test and validation users (>= 0 each, one "
+                      f"at least) and must leave train users: got {n_test_users} test and "
+                      f"{n_val_users} validation users of {n_rows}")
   fold_in_fraction = _check_fraction("fold_in_fraction", fold_in_fraction)
   inter = _sorted_canonical(inter)
   rng = np.random.default_rng(seed)
   perm = rng.permutation(n_rows)
   group = np.zeros(n_rows, np.int8)  # 0 train, 1 validation, 2 test
-  group[perm[n_rows - 2 * h:n_rows - h]] = 1
-  group[perm[n_rows - h:]] = 2
+  group[perm[n_rows - n_test - n_val:n_rows - n_test]] = 1
+  group[perm[n_rows - n_test:]] = 2
   rows = _entry_rows(inter)
   cols = inter.matrix.indices
   entry_group = group[rows]
@@ -368,7 +371,7 @@ def strong_generalization(inter: Interactions, n_heldout_users: int, seed: int =
     parts = [p.select_cols(seen_cols) for p in parts]
   heldout_users = group > 0
   info = {
-      "n_train_users": int((group == 0).sum()), "n_val_users": h, "n_test_users": h,
+      "n_train_users": int((group == 0).sum()), "n_val_users": n_val, "n_test_users": n_test,
       "n_train": parts[0].nnz, "n_val_fold_in": parts[1].nnz, "n_val_target": parts[2].nnz,
       "n_test_fold_in": parts[3].nnz, "n_test_target": parts[4].nnz,
       "val_dropped_unseen_items": int(((entry_group == 1) & ~kept).sum()),
