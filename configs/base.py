@@ -131,9 +131,14 @@ def csv_data(**settings) -> ml_collections.ConfigDict:
       rating_range=config_dict.placeholder(tuple),  # (lo, hi) for feedback="rating"
       binarize_threshold=config_dict.placeholder(float),  # implicit: keep values above it
       min_user_entries=0, min_item_entries=0,       # k-core filter (0: none)
-      split="per_user",                    # "entries" | "per_user" | "per_user_time"
+      split="per_user",                    # "entries" | "per_user" | "per_user_time" |
+                                           # "users" (held-out users: strong generalization)
       test_fraction=0.2,                   # 0: no test split (fit on everything)
       val_fraction=0.1,                    # of what test leaves; 0: no validation
+      fold_in_fraction=config_dict.placeholder(float),  # split="users": share of a held-out
+                                           # user's entries given to the model (Liang et al. 0.8)
+      min_entries_to_split=config_dict.placeholder(int),  # split="users": fewer: given all,
+                                           # not scored (Liang et al. 5)
       orientation="user",                  # "user": rows = users | "item": rows = items
   )
   unknown = sorted(set(settings) - set(section))

@@ -10,7 +10,9 @@ Whom it recommends to, and from what (a user's "query" is the row the model read
   the run's users (default)  every user the model was trained on, or those listed one raw id a line
                              in ``--users``; each user's query is their row of ``--query``: "train"
                              (the matrix the model trained on, the default) or the "val" / "test"
-                             split's inputs (what the evaluator feeds for that split).
+                             split's inputs (what the evaluator feeds for that split). Under strong
+                             generalization (csv ``split="users"``) "train" means the train users
+                             and "val" / "test" that split's held-out users (their fold-in items).
   new users (``--input``)    ``user item [rating]`` lines (``--delimiter``; a header line is
                              recognised; ratings read when the run's data has them, checked against
                              its rating range): each user's query is their known items, folded in
@@ -259,13 +261,17 @@ def read_new_users(path: str, item_ids: np.ndarray, info: dict, delimiter: str
   return known, counts
 
 
-def _query(dataset: Dataset, query: str) -> Interactions:
+def _query(dataset: Dataset, query: str) -> tuple[Interactions, np.ndarray | None]:
+  """The query matrix and the rows it holds users of (None: every row): under strong
+  generalization the train matrix holds the train users only, a split's inputs its held-out
+  users only (``Dataset.train_rows``, ``EvalSplit.rows``)."""
   if query not in QUERIES:
     raise ConfigError(f"--query must be one of {list(QUERIES)}, got {query!r}")
   if query == "train":
-    return dataset.train
+    return dataset.train, dataset.train_rows
   from jaxae.evaluation.context import get_split  # pylint: disable=import-outside-toplevel
-  return get_split(dataset, query).inputs
+  es = get_split(dataset, query)
+  return es.inputs, None if es.rows is None else np.asarray(es.rows, np.int64)
 
 
 # ------------------------------------------------------------------------------- the passes
@@ -389,8 +395,8 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
     subset, user_ids = None, np.asarray(q.row_ids)
     data = Dataset(q, info=dict(run.info))     # the new users' rows, in the run's item space
   else:
-    q = _query(data, query)
-    subset = read_user_list(users, user_ids) if users is not None else None
+    q, query_rows = _query(data, query)
+    subset = read_user_list(users, user_ids) if users is not None else query_rows
     if subset is not None:
       user_ids = user_ids[subset]
   check_ids_writable(user_ids, "user", USERS_FILE)
@@ -423,7 +429,8 @@ def recommend(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int |
   metadata = {
       "model": run.model_name, "workdir": run.workdir, "step": run.step,
       "dataset": run.info.get("name"), "orientation": orientation,
-      "users": "input" if input_path is not None else ("list" if users is not None else "all"),
+      "users": ("input" if input_path is not None else "list" if users is not None
+                else "all" if subset is None else f"{query} users"),
       "query": os.fspath(input_path) if input_path is not None else query,
       "n_users": int(len(user_ids)), "n_items": int(n_items), "top_k": int(top_k),
       "exclude_seen": not include_seen,

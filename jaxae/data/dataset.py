@@ -42,6 +42,10 @@ class Dataset:
     info: plain facts about the data (``name``, ``orientation`` such as "item"/"user"/"song",
       ``rating_range`` for explicit ratings, counts of what loading skipped), saved with checkpoints.
     extras: pipeline-specific objects the recommenders need (e.g. Melon playlists and questions).
+    train_rows: indices of the rows of ``train`` that training iterates over; ``None`` means every
+      row. Set under strong generalization, where ``train`` keeps every user's row (so indices
+      agree with the evaluation splits) but the held-out users' rows are empty and must not be
+      trained on (an empty row would still enter a batch's mean and, for Mult-VAE, its KL term).
   """
 
   train: Interactions
@@ -49,6 +53,7 @@ class Dataset:
   test: EvalSplit | None = None
   info: dict = dataclasses.field(default_factory=dict)
   extras: dict = dataclasses.field(default_factory=dict)
+  train_rows: Any = None
 
   @property
   def n_rows(self) -> int:

@@ -67,7 +67,8 @@ def _register(name: str, keys: set[str]):
 
 # Keys a pipeline took on after runs had been saved, with the value that reproduces those runs
 # (:func:`upgrade_saved`).
-ADDED_KEYS = {"lightgcn": {"val_split": "entries"}}
+ADDED_KEYS = {"lightgcn": {"val_split": "entries"},
+              "csv": {"fold_in_fraction": None, "min_entries_to_split": None}}
 
 
 def upgrade_saved(data_config):
@@ -349,10 +350,68 @@ def _min_entries(cfg, key: str) -> int:
   return checks.number(cfg[key], f"data.{key}", minimum=0, integer=True)
 
 
+# csv's `split` beyond the carves: whole users held out (strong generalization).
+USER_SPLIT = "users"
+
+
+def _user_split_settings(cfg, split: str) -> tuple[float | None, int | None]:
+  """``fold_in_fraction`` and ``min_entries_to_split``: both set for split "users", both None for
+  every other split (where they would mean nothing)."""
+  fold_in, min_split = cfg.fold_in_fraction, cfg.min_entries_to_split
+  if split != USER_SPLIT:
+    for key, value in (("fold_in_fraction", fold_in), ("min_entries_to_split", min_split)):
+      if value is not None:
+        raise ConfigError(f"config.data.{key}={value!r} is for split={USER_SPLIT!r} (held-out "
+                          f"users); split={split!r} holds out entries: set it to None")
+    return None, None
+  if fold_in is None or min_split is None:
+    raise ConfigError(f"config.data.split={USER_SPLIT!r} (strong generalization) needs "
+                      f"fold_in_fraction (the share of each held-out user's entries the model is "
+                      f"given; Liang et al.: 0.8) and min_entries_to_split (held-out users with "
+                      f"fewer entries are given all of them and not scored; Liang et al.: 5)")
+  fold_in = checks.number(fold_in, "data.fold_in_fraction", minimum=0.0, strict=True, below=1.0)
+  min_split = checks.number(min_split, "data.min_entries_to_split", minimum=1, integer=True)
+  return fold_in, min_split
+
+
+def _heldout_users(full: Interactions, test_fraction: float, val_fraction: float, seed: int,
+                   fold_in: float, min_split: int, info: dict) -> Dataset:
+  """Strong generalization (``splits.strong_generalization``): ``test_fraction`` of the users are
+  test users and ``val_fraction`` of the rest validation users (rounded); the model trains on the
+  other users only (``Dataset.train_rows``) and each held-out user is scored from their fold-in
+  entries against their target entries."""
+  n_users = full.shape[0]
+  n_test = int(round(test_fraction * n_users))
+  n_val = int(round(val_fraction * (n_users - n_test)))
+  for key, fraction, n, of in (("test_fraction", test_fraction, n_test, n_users),
+                               ("val_fraction", val_fraction, n_val, n_users - n_test)):
+    if fraction > 0 and n == 0:
+      raise ConfigError(f"config.data.{key}={fraction:g} of {of} users holds no user: raise it "
+                        f"(or set it to 0)")
+  if n_test + n_val == 0:
+    raise ConfigError(f"config.data.split={USER_SPLIT!r} with test_fraction and val_fraction 0 "
+                      f"holds out no user: nothing to score")
+  sg = splits.strong_generalization(full, n_test, n_val, seed=seed, fold_in_fraction=fold_in,
+                                    min_items_to_split=min_split)
+  info["heldout_users"] = dict(sg.info)
+
+  def part(fold_in_part, target, rows, name):
+    if not len(rows):
+      return None
+    return EvalSplit(fold_in_part, target, rows=rows, info={
+        "protocol": f"held-out {name} users: {fold_in:g} of each one's entries given, the rest "
+                    f"scored", "users": int(len(rows)),
+        "dropped_unseen_items": sg.info[f"{name}_dropped_unseen_items"]})
+  return Dataset(sg.train, part(sg.val_fold_in, sg.val_target, sg.val_rows, "val"),
+                 part(sg.test_fold_in, sg.test_target, sg.test_rows, "test"), info,
+                 train_rows=sg.train_rows)
+
+
 @_register("csv", {"delimiter", "header", "encoding", "user_col", "item_col", "value_col",
                    "timestamp_col", "ids", "duplicates", "feedback", "rating_range",
                    "binarize_threshold", "min_user_entries", "min_item_entries", "split",
-                   "test_fraction", "val_fraction", "orientation"})
+                   "test_fraction", "val_fraction", "fold_in_fraction", "min_entries_to_split",
+                   "orientation"})
 def csv(cfg, seed: int) -> Dataset:
   """One delimited file of interactions, the shape of most users' own logs:
   ``user, item[, value][, timestamp]`` (other columns ignored; ``user_col`` / ``item_col`` /
@@ -375,13 +434,27 @@ def csv(cfg, seed: int) -> Dataset:
   user with two or more) or "per_user_time" (each user's latest, by ``timestamp_col``). Test is
   scored from train + validation as input, validation from train.
 
+  ``split="users"`` is strong generalization (Liang et al. 2018, Mult-VAE's protocol): whole users
+  are held out, ``test_fraction`` of them as test users and ``val_fraction`` of the rest as
+  validation users; the model never trains on them (``Dataset.train_rows``). Each held-out user is
+  given ``fold_in_fraction`` of their entries (drawn at random) and scored on the rest; one with
+  fewer than ``min_entries_to_split`` entries is given all and not scored (counted). Items only
+  held-out users have are dropped (counted), as in the paper's code. The test users are the same
+  with ``val_fraction=0`` (the refit on train + validation users). Not for models holding
+  parameters of each training user (CDAE, GLocal-K) or ``orientation="item"``.
+
   Without a path: synthetic 1..5 ratings with timestamps (``synthetic_interactions.ratings``), to
   which the same feedback, filter and split settings apply.
   """
   feedback = _choice(cfg, "feedback", FEEDBACK)
   duplicates = _choice(cfg, "duplicates", DUPLICATES)
-  split = _choice(cfg, "split", tuple(CARVES))
+  split = _choice(cfg, "split", tuple(CARVES) + (USER_SPLIT,))
   orientation = _choice(cfg, "orientation", ORIENTATIONS)
+  fold_in, min_split = _user_split_settings(cfg, split)
+  if split == USER_SPLIT and orientation == "item":
+    raise ConfigError(f"config.data.split={USER_SPLIT!r} holds out whole users, whose fold-in "
+                      f"entries are an input row; orientation='item' makes rows items (each user a "
+                      f"column the model was built on): use orientation='user'")
   ids = _choice(cfg, "ids", ("int", "str"))
   header = cfg.header
   if isinstance(header, str) and header.lower() in ("true", "false"):   # as a command line gives it
@@ -453,6 +526,9 @@ def csv(cfg, seed: int) -> Dataset:
                     f"the minimum counts ({info})")
   logging.info("csv: %s users x %s items, %s entries kept; %s", full.shape[0], full.shape[1],
                full.nnz, info)
+  if split == USER_SPLIT:
+    return _orient(_heldout_users(full, test_fraction, val_fraction, seed, fold_in, min_split,
+                                  info), orientation)
   if test_fraction > 0:
     held = CARVES[split](full, test_fraction=test_fraction, seed=seed)
     train_full, test, test_info = held.train, held.test, held.info

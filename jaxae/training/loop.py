@@ -266,6 +266,8 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
   """The data's facts saved with every checkpoint (``n_rows`` / ``n_cols`` rebuild the model)."""
   info = dict(dataset.info)
   info.update(n_rows=int(dataset.n_rows), n_cols=int(dataset.n_cols), train_nnz=dataset.train.nnz)
+  if dataset.train_rows is not None:
+    info["n_train_rows"] = int(len(dataset.train_rows))
   return info
 
 
@@ -297,6 +299,12 @@ class _Run:
     self.model = mesh_lib.shard_items(models.build_model(config.model, self.n_cols, self.n_rows),
                                       self.mesh, self.n_cols)
     check_all_rows(self.model, self.n_rows, config.eval, int(config.train.batch_size))
+    if dataset.train_rows is not None and models.has_row_params(self.model):
+      raise ConfigError(
+          f"config.model.name={config.model.name!r} holds parameters of each training user, and "
+          f"the held-out users of this split ({dataset.info.get('split', 'held-out users')!r}: "
+          f"strong generalization) have none to be scored with: use a model whose input alone "
+          f"makes the scores (mult_vae, mult_dae, deep_ae, autorec, ease, ...)")
     self.sparse_input = bool(config.model.get("sparse_input", False))
     self.param_sharding = mesh_lib.param_shardings(jax.eval_shape(lambda: state_lib.init_params(
         self.model, self.n_cols, self.sparse_input, jax.random.PRNGKey(0))), self.mesh, self.n_cols)
@@ -464,14 +472,18 @@ def _train(run: _Run) -> dict[str, float]:
   updates_per_step = 1 + int(tc.refeed_steps)
   batches = BatchIterator(run.dataset.train, batch_size, num_shards=run.num_shards,
                           shuffle=bool(tc.shuffle), seed=train_seed(config),
+                          row_subset=run.dataset.train_rows,
                           process_index=jax.process_index(), process_count=jax.process_count())
   steps_per_epoch = batches.steps_per_epoch()
   if steps_per_epoch < 1:
     raise ConfigError("the training matrix has no rows to train on")
+  if batches.num_rows < run.n_rows:
+    run.log(f"training on {batches.num_rows:,} of the {run.n_rows:,} rows (the others are "
+            f"held-out users, scored from their fold-in entries)")
   if optim_lib.needs_value_fn(config.optim) and steps_per_epoch > 1:
     run.warn(f"optim.name='lbfgs' with {steps_per_epoch} batches per epoch: each step's line search "
              f"sees one mini-batch (L-BFGS is meant for full batches: set train.batch_size >= "
-             f"{run.dataset.train.matrix.shape[0]}, the number of training rows)")
+             f"{batches.num_rows}, the number of training rows)")
   total_steps = epochs * steps_per_epoch
   tx = optim_lib.make_optimizer(config.optim, steps_per_epoch, epochs, updates_per_step)
   schedule = optim_lib.make_schedule(config.optim, steps_per_epoch, epochs, updates_per_step)
