@@ -14,6 +14,7 @@ from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError
 from jaxae.training.loop import train_and_evaluate
 
+from tests.conftest import shared_file
 from tests.test_csv_pipeline import NAMED, load, log_records, write
 
 USERS = dict(split="users", fold_in_fraction=0.8, min_entries_to_split=5)
@@ -138,3 +139,34 @@ def test_predict_writes_the_query_s_own_users(tmp_path):
     for r, top in zip(rows, idx):
       assert not set(top) & set(inputs.matrix[r].indices)     # the user's own items excluded
 
+
+@pytest.mark.data
+def test_movielens_1m_users_against_the_file(shared_data):
+  """configs/mult_vae_ml1m.py's data section on the real ratings: the users and positives kept
+  equal a plain reading of the file, and every positive is a train, fold-in or target entry or
+  counted as dropped."""
+  import gzip   # pylint: disable=import-outside-toplevel
+  from configs import mult_vae_ml1m   # pylint: disable=import-outside-toplevel
+  path = shared_file(shared_data, "ml-1m/partial-users-1-2999/ratings.dat.gz")
+  positives = {}
+  with gzip.open(path, "rt") as f:
+    for line in f:
+      u, i, r, _ = line.split("::")
+      if float(r) > 3.5:
+        positives.setdefault(int(u), set()).add(int(i))
+  users = sorted(u for u, items in positives.items() if len(items) >= 5)
+  total = sum(len(positives[u]) for u in users)
+  c = mult_vae_ml1m.ml1m_heldout_users()
+  c.path = str(path)
+  from jaxae.data import pipelines   # pylint: disable=import-outside-toplevel
+  ds = pipelines.load_dataset(c, 0)
+  np.testing.assert_array_equal(ds.train.row_ids, users)
+  info = ds.info["heldout_users"]
+  parts = (ds.train.nnz + ds.val.inputs.nnz + ds.val.targets.nnz + ds.test.inputs.nnz
+           + ds.test.targets.nnz)
+  assert parts + info["val_dropped_unseen_items"] + info["test_dropped_unseen_items"] == total
+  assert len(ds.test.rows) == round(0.1 * len(users))
+  assert len(ds.val.rows) == round(0.1 * (len(users) - len(ds.test.rows)))
+  for u in ds.train.row_ids[ds.train_rows[:50]]:       # a train user keeps every positive
+    row = int(np.searchsorted(ds.train.row_ids, u))
+    assert set(ds.train.col_ids[ds.train.matrix[row].indices]) == positives[u]
