@@ -4,12 +4,19 @@ The split itself (``splits.strong_generalization``) is tested in test_splits.py.
 
 from __future__ import annotations
 
+import gzip
+
 import jax
 import numpy as np
 import pytest
 
 from configs import base
+from configs import cdae_gowalla
+from configs import mult_dae_gowalla
+from configs import mult_vae_ml1m
 from jaxae import evaluate as eval_lib
+from jaxae import predict
+from jaxae.data import pipelines
 from jaxae.data.dataset import Dataset
 from jaxae.errors import ConfigError
 from jaxae.training.loop import train_and_evaluate
@@ -70,7 +77,6 @@ def _config(path, model: str, **data):
 
 def test_per_user_parameters_are_refused(tmp_path):
   path = write(tmp_path / "log.csv", log_records(2))
-  from configs import cdae_gowalla   # pylint: disable=import-outside-toplevel
   c = cdae_gowalla.get_config()
   c.data = _config(path, "cdae").data
   with pytest.raises(ConfigError, match="'cdae' holds parameters of each training user"):
@@ -81,7 +87,6 @@ def test_training_sees_the_train_users_only(tmp_path):
   """A Mult-DAE trained on the split (every user's row, held-out rows empty) ends with the params
   of one trained on a matrix of the train users' rows alone: the same batches, no empty row."""
   path = write(tmp_path / "log.csv", log_records(3, users=70))
-  from configs import mult_dae_gowalla   # pylint: disable=import-outside-toplevel
   c = mult_dae_gowalla.get_config()
   c.data = _config(path, "mult_dae", val_fraction=0).data
   c.model.layers = (16,)
@@ -123,7 +128,6 @@ def test_test_users_are_scored_from_their_fold_in(tmp_path):
 def test_predict_writes_the_query_s_own_users(tmp_path):
   """predict --query=test ranks for the test users from their fold-in (the evaluator's rows and
   inputs), --query=train for the train users; neither writes the others' empty rows."""
-  from jaxae import predict   # pylint: disable=import-outside-toplevel
   path = write(tmp_path / "log.csv", log_records(5, users=50))
   workdir = str(tmp_path / "wd")
   train_and_evaluate(_config(path, "most_popular", test_fraction=0.2, val_fraction=0.1), workdir)
@@ -145,8 +149,6 @@ def test_movielens_1m_users_against_the_file(shared_data):
   """configs/mult_vae_ml1m.py's data section on the real ratings: the users and positives kept
   equal a plain reading of the file, and every positive is a train, fold-in or target entry or
   counted as dropped."""
-  import gzip   # pylint: disable=import-outside-toplevel
-  from configs import mult_vae_ml1m   # pylint: disable=import-outside-toplevel
   path = shared_file(shared_data, "ml-1m/partial-users-1-2999/ratings.dat.gz")
   positives = {}
   with gzip.open(path, "rt") as f:
@@ -158,7 +160,6 @@ def test_movielens_1m_users_against_the_file(shared_data):
   total = sum(len(positives[u]) for u in users)
   c = mult_vae_ml1m.ml1m_heldout_users()
   c.path = str(path)
-  from jaxae.data import pipelines   # pylint: disable=import-outside-toplevel
   ds = pipelines.load_dataset(c, 0)
   np.testing.assert_array_equal(ds.train.row_ids, users)
   info = ds.info["heldout_users"]
