@@ -67,9 +67,13 @@ def test_bad_user_split_settings_name_the_key(overrides, pattern):
     load(**overrides)                          # the synthetic data: 600 users
 
 
+def _data(path, **data):
+  return base.csv_data(path=str(path), **NAMED, **USERS, **data)
+
+
 def _config(path, model: str, **data):
   c = base.get_base()
-  c.data = base.csv_data(path=str(path), **NAMED, **USERS, **data)
+  c.data = _data(path, **data)
   c.model.name = model
   c.eval = base.topn_eval(5)
   return c
@@ -78,7 +82,7 @@ def _config(path, model: str, **data):
 def test_per_user_parameters_are_refused(tmp_path):
   path = write(tmp_path / "log.csv", log_records(2))
   c = cdae_gowalla.get_config()
-  c.data = _config(path, "cdae").data
+  c.data = _data(path)
   with pytest.raises(ConfigError, match="'cdae' holds parameters of each training user"):
     train_and_evaluate(c, str(tmp_path / "wd"))
 
@@ -88,7 +92,7 @@ def test_training_sees_the_train_users_only(tmp_path):
   of one trained on a matrix of the train users' rows alone: the same batches, no empty row."""
   path = write(tmp_path / "log.csv", log_records(3, users=70))
   c = mult_dae_gowalla.get_config()
-  c.data = _config(path, "mult_dae", val_fraction=0).data
+  c.data = _data(path, val_fraction=0)
   c.model.layers = (16,)
   c.train.batch_size = 16
   c.train.epochs = 2

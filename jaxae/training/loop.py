@@ -266,8 +266,6 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
   """The data's facts saved with every checkpoint (``n_rows`` / ``n_cols`` rebuild the model)."""
   info = dict(dataset.info)
   info.update(n_rows=int(dataset.n_rows), n_cols=int(dataset.n_cols), train_nnz=dataset.train.nnz)
-  if dataset.train_rows is not None:
-    info["n_train_rows"] = int(len(dataset.train_rows))
   return info
 
 
@@ -302,9 +300,9 @@ class _Run:
     if dataset.train_rows is not None and models.has_row_params(self.model):
       raise ConfigError(
           f"config.model.name={config.model.name!r} holds parameters of each training user, and "
-          f"the held-out users of this split ({dataset.info.get('split', 'held-out users')!r}: "
-          f"strong generalization) have none to be scored with: use a model whose input alone "
-          f"makes the scores (mult_vae, mult_dae, deep_ae, autorec, ease, ...)")
+          f"the held-out users of this split (strong generalization) have none to be scored "
+          f"with: use a model whose input alone makes the scores (mult_vae, mult_dae, deep_ae, "
+          f"autorec, ease, ...)")
     self.sparse_input = bool(config.model.get("sparse_input", False))
     self.param_sharding = mesh_lib.param_shardings(jax.eval_shape(lambda: state_lib.init_params(
         self.model, self.n_cols, self.sparse_input, jax.random.PRNGKey(0))), self.mesh, self.n_cols)
