@@ -5,8 +5,6 @@ Skipped when the data folder is absent. Melon files are tested in their own modu
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -69,17 +67,6 @@ def test_gowalla(shared_data):
   assert (train.row_lengths() > 0).all() and (test.row_lengths() > 0).all()
   assert r_train.duplicates_merged == 0 and r_test.duplicates_merged == 0
   assert not (train.matrix.multiply(test.matrix)).nnz  # no pair in both files
-
-
-def test_gowalla_train_is_fast(shared_data):
-  path = shared_file(shared_data, "gowalla/train.txt")
-  best = float("inf")
-  for _ in range(3):
-    t0 = time.perf_counter()
-    inter = read_lightgcn(path)
-    best = min(best, time.perf_counter() - t0)
-  assert inter.nnz == 810_128
-  assert best < 0.3, f"read_lightgcn(gowalla train.txt) took {best:.3f} s"
 
 
 def test_lastfm_user_artists(shared_data):
