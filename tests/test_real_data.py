@@ -79,3 +79,28 @@ def test_lastfm_user_artists(shared_data):
   # Positional columns with header="auto" give the same matrix.
   again = read_csv(path, 0, 1, 2, delimiter="\t")
   assert (again.matrix != inter.matrix).nnz == 0
+
+
+def test_ml1m_partial_rating_holdout(shared_data):
+  """configs/autorec_ml1m.py's 90/10 split of the real file: every rating lands in exactly one of
+  train / validation / test with its value, the test split is 10% of the file, and the refit's
+  training count is the one configs/kernel_ae_ml1m.py writes its per-rating regularization over."""
+  from configs import autorec_ml1m, kernel_ae_ml1m  # pylint: disable=import-outside-toplevel
+  from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
+  path = shared_file(shared_data, "ml-1m/partial-users-1-2999/ratings.dat.gz")
+  file = read_movielens(path, rating_range=(1, 5))
+  data = autorec_ml1m.get_config().data
+  data.path = str(path)
+  ds = pipelines.load_dataset(data, 0)
+  parts = [ds.train, ds.val.targets, ds.test.targets]
+  assert ds.test.targets.nnz == 48_765 and sum(p.nnz for p in parts) == file.nnz
+  # rows = movies, columns = users (item-based); back to the file's (user, movie) order
+  whole = sum(p.matrix for p in parts).T.tocsr()
+  assert ((sum((p.matrix != 0).astype(np.int32) for p in parts)).max() == 1)
+  np.testing.assert_array_equal(ds.train.col_ids, file.row_ids)
+  np.testing.assert_array_equal(ds.train.row_ids, file.col_ids)
+  assert (whole != file.matrix).nnz == 0
+  data.val_fraction = 0.0
+  refit = pipelines.load_dataset(data, 0)
+  assert refit.train.nnz == kernel_ae_ml1m.N_TRAIN_RATINGS
+  assert (refit.test.targets.matrix != ds.test.targets.matrix).nnz == 0   # the same test split
