@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxae.data import splits
+from configs import autorec_ml1m, kernel_ae_ml1m
+from jaxae.data import pipelines, splits
 from jaxae.data.readers.csv import read_csv
 from jaxae.data.readers.lightgcn import read_lightgcn
 from jaxae.data.readers.movielens import read_movielens, read_movielens_records
@@ -85,8 +86,6 @@ def test_ml1m_partial_rating_holdout(shared_data):
   """configs/autorec_ml1m.py's 90/10 split of the real file: every rating lands in exactly one of
   train / validation / test with its value, the test split is 10% of the file, and the refit's
   training count is the one configs/kernel_ae_ml1m.py writes its per-rating regularization over."""
-  from configs import autorec_ml1m, kernel_ae_ml1m  # pylint: disable=import-outside-toplevel
-  from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
   path = shared_file(shared_data, "ml-1m/partial-users-1-2999/ratings.dat.gz")
   file = read_movielens(path, rating_range=(1, 5))
   data = autorec_ml1m.get_config().data
@@ -96,7 +95,7 @@ def test_ml1m_partial_rating_holdout(shared_data):
   assert ds.test.targets.nnz == 48_765 and sum(p.nnz for p in parts) == file.nnz
   # rows = movies, columns = users (item-based); back to the file's (user, movie) order
   whole = sum(p.matrix for p in parts).T.tocsr()
-  assert ((sum((p.matrix != 0).astype(np.int32) for p in parts)).max() == 1)
+  assert sum((p.matrix != 0).astype(np.int32) for p in parts).max() == 1
   np.testing.assert_array_equal(ds.train.col_ids, file.row_ids)
   np.testing.assert_array_equal(ds.train.row_ids, file.col_ids)
   assert (whole != file.matrix).nnz == 0
