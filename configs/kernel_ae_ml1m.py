@@ -37,5 +37,6 @@ def get_config():
   c.train.epochs = 1000              # the authors' 20 x 50 pre-training iterations
   c.train.eval_every_epochs = 25
   c.train.checkpoint_every_epochs = 25
-  c.eval.batch_size = 4096
+  c.eval.batch_size = 4096           # all 3,615 rows in one call: configs/glocal_k_ml1m.py,
+                                     # which reads the whole matrix each call, inherits it
   return c
