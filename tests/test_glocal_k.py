@@ -5,6 +5,8 @@ rating evaluator feeding every row, and init_from's loading rules and errors."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -23,8 +25,8 @@ GLK = dict(name="glocal_k", hidden=[7, 5], kernel_dim=3, activation="sigmoid", g
            dot_scale=0.7)
 
 
-def _model_params(n_rows=6, n_cols=9, seed=0):
-  model = build_model(ConfigDict(GLK), n_cols, n_rows)
+def _model_params(n_rows=6, n_cols=9, seed=0, **edit):
+  model = build_model(ConfigDict(dict(GLK, **edit)), n_cols, n_rows)
   params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, n_cols)),
                       rows=jnp.zeros((1,), jnp.int32), train=False)["params"]
   rng = np.random.default_rng(seed)
@@ -38,8 +40,9 @@ def _model_params(n_rows=6, n_cols=9, seed=0):
   return model, params
 
 
-def _reference(params, r, dot_scale, gk_size=3):
-  """The authors' fine-tuning forward pass in float64 numpy, on the whole matrix ``r``."""
+def _reference(params, r, dot_scale, gk_size=3, identity=False):
+  """The authors' fine-tuning forward pass in float64 numpy, on the whole matrix ``r``; with
+  ``identity``, the global kernel plus the identity convolution (``global_init="identity"``)."""
   p = {k: {n: np.asarray(a, np.float64) for n, a in v.items()}
        for k, v in params.items() if k.startswith("layer_")}
   names = sorted(p)
@@ -56,6 +59,8 @@ def _reference(params, r, dot_scale, gk_size=3):
   pooled = local(r).mean(axis=1)
   gk = (pooled @ np.asarray(params["conv_kernel"], np.float64) * dot_scale).reshape(gk_size,
                                                                                  gk_size)
+  if identity:
+    gk[gk_size // 2, gk_size // 2] += 1.0
   pad = gk_size // 2
   rp = np.pad(r, pad)
   conv = np.zeros_like(r)
@@ -75,6 +80,42 @@ def test_matches_numpy_reference():
   np.testing.assert_allclose(np.asarray(out["recon"]), want, rtol=1e-4, atol=1e-4)
   assert np.ptp(want) > 0.1                  # a non-trivial output
   assert needs_all_rows(model)
+
+
+def test_identity_global_kernel_matches_numpy_reference():
+  """global_init="identity": the learned global kernel plus the identity convolution."""
+  model, params = _model_params(global_init="identity")
+  assert model.global_init == "identity"
+  r = np.random.default_rng(1).integers(0, 6, (6, 9)).astype(np.float32)
+  out = model.apply({"params": params}, r, rows=jnp.arange(6), train=False)["recon"]
+  want = _reference(params, r.astype(np.float64), GLK["dot_scale"], identity=True)
+  np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-4)
+  plain = _reference(params, r.astype(np.float64), GLK["dot_scale"])
+  assert np.abs(want - plain).max() > 1e-2   # the identity term matters
+
+
+@pytest.mark.parametrize("gk_size", [1, 2, 3, 4, 5])
+def test_identity_start_is_the_local_kernel(gk_size):
+  """With global_init="identity" the fresh model (conv_kernel at zero) predicts exactly what the
+  local kernel alone (kernel_ae with the same layers) predicts from non-negative ratings, for odd
+  and even kernel sides ('SAME' padding puts the identity at (size - 1) // 2); "random" does not."""
+  model, params = _model_params(gk_size=gk_size, global_init="identity")
+  fresh = model.init(jax.random.PRNGKey(3), jnp.zeros((1, 9)), rows=jnp.zeros((1,), jnp.int32),
+                     train=False)["params"]["conv_kernel"]
+  assert fresh.shape == (6, gk_size * gk_size) and not np.any(np.asarray(fresh))
+  params = dict(params, conv_kernel=fresh)
+  local = build_model(ConfigDict(dict(name="kernel_ae", hidden=GLK["hidden"],
+                                      kernel_dim=GLK["kernel_dim"],
+                                      activation=GLK["activation"])), 9, 6)
+  layers = {k: v for k, v in params.items() if k.startswith("layer_")}
+  r = np.random.default_rng(5).integers(0, 6, (6, 9)).astype(np.float32)
+  want = np.asarray(local.apply({"params": layers}, r, train=False)["recon"])
+  got = np.asarray(model.apply({"params": params}, r, rows=jnp.arange(6), train=False)["recon"])
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  rand, rparams = _model_params(gk_size=gk_size)
+  other = np.asarray(rand.apply({"params": dict(rparams, **layers)}, r, rows=jnp.arange(6),
+                                train=False)["recon"])
+  assert np.abs(other - want).max() > 1e-2
 
 
 def test_batch_order_and_padding_do_not_matter():
@@ -107,6 +148,8 @@ def test_global_kernel_changes_the_prediction():
     (dict(gk_size=0), r"config.model.gk_size: expected an integer >= 1 and < 2147483648, got 0"),
     (dict(dot_scale=0.0), r"config.model.dot_scale: expected a finite number > 0"),
     (dict(dot_scale="1"), r"config.model.dot_scale: expected a finite number > 0"),
+    (dict(global_init="zeros"),
+     r"config.model.global_init: unknown value 'zeros'; known: random, identity"),
 ])
 def test_builder_errors(edit, message):
   with pytest.raises(ConfigError, match=message):
@@ -254,6 +297,34 @@ def test_init_from_errors(pretrained, tmp_path):
   c.model = ml_collections.ConfigDict(dict(name="ease", l2=1.0))
   with pytest.raises(ConfigError, match=r"init_from: ease is fitted in closed form"):
     loop.check_config(c)
+
+
+def _first_loss(workdir) -> float:
+  with open(f"{workdir}/metrics.jsonl") as f:
+    return next(r["loss"] for r in map(json.loads, f) if r.get("split") == "train")
+
+
+def test_identity_fine_tuning_starts_at_the_pretrained_loss(pretrained, tmp_path):
+  """Fine-tuned with global_init="identity" from a kernel_ae run, the first training loss (before
+  any update) is the pre-trained local kernel's own loss on the same data (a kernel_ae run started
+  from the same checkpoint logs it); with the authors' random global kernel it is not."""
+  pre_dir, pre = pretrained
+  ds = tiny_dataset(seed=6)
+  shape = dict(hidden=list(pre.model.hidden), kernel_dim=pre.model.kernel_dim)
+  losses = {}
+  for name, model in [("local", dict(pre.model)), ("identity", dict(global_init="identity")),
+                      ("random", dict(global_init="random"))]:
+    c = _adam(_glk_config(epochs=1, **shape))
+    if name == "local":
+      c.model = ml_collections.ConfigDict(model)
+    else:
+      c.model.update(model)
+    c.train.init_from = str(pre_dir)
+    c.train.log_every_steps = 1
+    loop.train_and_evaluate(c, tmp_path / name, dataset=ds)
+    losses[name] = _first_loss(tmp_path / name)
+  assert losses["identity"] == pytest.approx(losses["local"], rel=1e-5)
+  assert abs(losses["random"] - losses["local"]) > 1e-3 * losses["local"]
 
 
 @pytest.mark.slow

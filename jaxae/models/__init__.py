@@ -33,9 +33,11 @@ Keys per model (``name`` always; the engine also reads ``sparse_input``):
   mult_dae, mult_vae: layers, input_dropout, activation; optional sparse_input, dtype
   kernel_ae: hidden (list of hidden sizes), kernel_dim, activation; optional sparse_input, dtype,
             weight_init ("glorot", the authors' | "small"; absent = "glorot")
-  glocal_k: kernel_ae's keys plus gk_size (side of the global convolution kernel), dot_scale; a
-            call must hold every row (``needs_all_rows``); its kernel layers load from a kernel_ae
-            checkpoint (config.train.init_from)
+  glocal_k: kernel_ae's keys plus gk_size (side of the global convolution kernel), dot_scale;
+            optional global_init ("random", the authors' | "identity": the fine-tuning starts at
+            the local kernel; absent = "random"); a call must hold every row
+            (``needs_all_rows``); its kernel layers load from a kernel_ae checkpoint
+            (config.train.init_from)
   ease:     l2; optional sparse_input (score from the rows of B at the inputs' nonzeros: nnz x items
             work instead of the dense [batch, items] x [items, items] product), max_bytes (device
             memory budget; absent/None = the device's free memory),
@@ -65,7 +67,7 @@ from jaxae.models.autorec import AutoRec
 from jaxae.models.cdae import CDAE, OUTPUTS
 from jaxae.models.deep_ae import DeepAE
 from jaxae.models.ease import EASE, fit_ease, fit_ease_from_config
-from jaxae.models.glocal_k import GLocalK
+from jaxae.models.glocal_k import GLOBAL_INITS, GLocalK
 from jaxae.models.kernel_ae import KernelAE
 from jaxae.models.ease import SOLVERS as EASE_SOLVERS
 from jaxae.models.most_popular import MostPopular, fit_most_popular_from_config
@@ -219,15 +221,17 @@ def _build_kernel_ae(cfg, n_cols: int, n_rows: int) -> KernelAE:
 
 def _build_glocal_k(cfg, n_cols: int, n_rows: int) -> GLocalK:
   _check_keys(cfg, "glocal_k", ("hidden", "kernel_dim", "activation", "gk_size", "dot_scale"),
-              _GRADIENT_OPTIONAL + ("weight_init",))
+              _GRADIENT_OPTIONAL + ("weight_init", "global_init"))
   _check_sparse_input(cfg)
+  global_init = (_choice(cfg, "global_init", GLOBAL_INITS) if "global_init" in cfg
+                 else "random")
   if n_rows <= 0:
     raise ConfigError(f"glocal_k needs the number of rows (its global kernel has one weight "
                       f"vector per row), got n_rows={n_rows}")
   return GLocalK(n_cols=n_cols, n_rows=n_rows, hidden=_sizes(cfg, "hidden"),
                  kernel_dim=_pos_int(cfg, "kernel_dim"), gk_size=_pos_int(cfg, "gk_size"),
                  dot_scale=_finite(cfg, "dot_scale", positive=True), activation=_activation(cfg),
-                 dtype=_dtype(cfg), weight_init=_weight_init(cfg))
+                 dtype=_dtype(cfg), weight_init=_weight_init(cfg), global_init=global_init)
 
 
 def needs_all_rows(model) -> bool:
