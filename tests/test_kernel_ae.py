@@ -198,6 +198,42 @@ def test_lbfgs_restart_every_equals_fresh_optimizer_each_chunk():
   assert np.abs(np.asarray(r["x"]) - np.asarray(p["x"])).max() > 1e-6
 
 
+def test_lbfgs_never_steps_up():
+  """A line search that finds no decrease (here: every point but the start costs 100 more) makes
+  optax.lbfgs step uphill (its last try); the engine's L-BFGS keeps the params and starts afresh,
+  with and without restarts, and takes the same steps as optax.lbfgs where the search succeeds."""
+  p0 = {"a": jnp.array([1.0, -2.0, 3.0])}
+
+  def cliff(q):
+    return jnp.sum(q["a"] ** 2) + 100.0 * jnp.any(q["a"] != p0["a"])
+
+  def step(tx, f, p, st):
+    v, g = jax.value_and_grad(f)(p)
+    u, st = tx.update(g, st, p, value=v, grad=g, value_fn=f)
+    return optax.apply_updates(p, u), st
+
+  plain = optax.lbfgs(memory_size=4)
+  up, _ = step(plain, cliff, p0, plain.init(p0))
+  assert float(cliff(up)) > float(cliff(p0)) + 50                     # optax alone steps up
+  for restart_every in (0, 3):
+    tx = optim.make_optimizer(_lbfgs_config(memory_size=4, restart_every=restart_every).optim, 1, 1)
+    p, st = step(tx, cliff, p0, tx.init(p0))
+    np.testing.assert_array_equal(np.asarray(p["a"]), np.asarray(p0["a"]))
+    fresh = tx.init(p0)
+    for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(fresh)):   # the memory is dropped
+      if np.ndim(a) > 0:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+  bowl = lambda q: jnp.sum((q["a"] - jnp.arange(3.0)) ** 2 * jnp.arange(1.0, 4.0))  # noqa: E731
+  tx = optim.make_optimizer(_lbfgs_config(memory_size=4).optim, 1, 1)
+  p, st, q, rst = p0, tx.init(p0), p0, plain.init(p0)
+  for _ in range(4):
+    p, st = step(tx, bowl, p, st)
+    q, rst = step(plain, bowl, q, rst)
+    np.testing.assert_array_equal(np.asarray(p["a"]), np.asarray(q["a"]))
+  assert float(bowl(p)) < 1e-3 * float(bowl(p0))                 # and they make progress
+
+
 @pytest.mark.parametrize("edit,message", [
     (dict(restart_every=-1), r"config.optim.restart_every: expected an integer >= 0, got -1"),
     (dict(restart_every=2.5), r"config.optim.restart_every: expected an integer >= 0, got 2.5"),

@@ -87,7 +87,8 @@ def make_optimizer(optim_config, steps_per_epoch: int, epochs: int,
   """Gradient clipping (``clip_norm``) -> weight decay -> the named optimizer with its schedule.
 
   ``lbfgs`` (``optax.lbfgs``: ``memory_size`` past updates, a zoom line search that satisfies the
-  strong Wolfe conditions, ``lr`` scaling the direction before the search, so 1.0 is plain L-BFGS)
+  strong Wolfe conditions, ``lr`` scaling the direction before the search, so 1.0 is plain L-BFGS;
+  a step the line search leaves above the current loss is dropped: :func:`descent_only`)
   is meant for full-batch training (``train.batch_size`` >= the number of rows): its update needs the
   loss value and the loss as a function of the params, which the train step passes
   (:func:`needs_value_fn`); it takes no schedule, weight decay or clipping (they would make the line
@@ -151,10 +152,39 @@ def _lbfgs(optim_config) -> optax.GradientTransformationExtraArgs:
   if _number(optim_config, "weight_decay") > 0 or _get(optim_config, "clip_norm") is not None:
     raise ConfigError("config.optim: lbfgs takes no weight_decay or clip_norm (put an l2 term in "
                       "config.loss instead)")
-  tx = optax.lbfgs(learning_rate=lr, memory_size=memory)
+  tx = descent_only(optax.lbfgs(learning_rate=lr, memory_size=memory))
   every = checks.number(optim_config.get("restart_every") or 0, "optim.restart_every", minimum=0,
                         integer=True)   # 0 = never
   return restarting(tx, every) if every else tx
+
+
+# The increase over the starting value that optax's zoom line search itself accepts as an
+# "approximate decrease" (its approx_dec_rtol, relative to |value|), which optax.lbfgs uses.
+ASCENT_RTOL = 1e-6
+
+
+def descent_only(tx: optax.GradientTransformationExtraArgs, rtol: float = ASCENT_RTOL
+                 ) -> optax.GradientTransformationExtraArgs:
+  """``tx`` (an optax optimizer with a line search) that never takes a step up: when the line search
+  ends at a value above ``value`` (the loss at the current params) by more than ``rtol * |value|``,
+  or at a non-finite one, the update is zero and ``tx``'s state starts afresh (its curvature pairs
+  dropped), as scipy's L-BFGS-B restarts from the gradient after a failed line search.
+
+  optax's zoom line search, when it finds no step with sufficient decrease in its 20 tries, returns
+  the last step it tried, which can be far uphill (seen: a float32 fine-tuning whose loss jumped
+  from 0.839 to 1.449 in one update). A fresh start that fails again leaves the params where they
+  are (the loss then stays flat, as scipy stops), never above where they were."""
+
+  def update_fn(updates, state, params=None, *, value, **extra_args):
+    new_updates, new_state = tx.update(updates, state, params, value=value, **extra_args)
+    reached = optax.tree.get(new_state, "value")
+    ok = reached <= value + rtol * jnp.abs(value)          # False for NaN
+    fresh = tx.init(params)
+    new_updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), new_updates)
+    new_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_state, fresh)
+    return new_updates, new_state
+
+  return optax.GradientTransformationExtraArgs(tx.init, update_fn)
 
 
 class RestartState(NamedTuple):
