@@ -187,6 +187,13 @@ def descent_only(tx: optax.GradientTransformationExtraArgs, rtol: float = ASCENT
   return optax.GradientTransformationExtraArgs(tx.init, update_fn)
 
 
+def no_descent(opt_state) -> jax.Array:
+  """After an L-BFGS update (``config.optim.name = "lbfgs"``): True when :func:`descent_only`
+  dropped it. A dropped update leaves optax.lbfgs's state fresh, whose line-search value is inf;
+  every update it takes leaves the (finite) value it reached."""
+  return jnp.isinf(optax.tree.get(opt_state, "value"))
+
+
 class RestartState(NamedTuple):
   count: jax.Array      # updates made so far
   inner: Any            # the wrapped optimizer's state
