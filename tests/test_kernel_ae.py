@@ -221,7 +221,7 @@ def test_lbfgs_never_steps_up():
     tx = optim.make_optimizer(_lbfgs_config(memory_size=4, restart_every=restart_every).optim, 1, 1)
     p, st = step(tx, cliff, p0, tx.init(p0))
     np.testing.assert_array_equal(np.asarray(p["a"]), np.asarray(p0["a"]))
-    assert bool(optim.no_descent(st))                                # ... and says so
+    assert bool(optim.dropped_update(st))                                # ... and says so
     fresh = tx.init(p0)
     for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(fresh)):   # the memory is dropped
       if np.ndim(a) > 0:
@@ -234,7 +234,7 @@ def test_lbfgs_never_steps_up():
     p, st = step(tx, bowl, p, st)
     q, rst = step(plain, bowl, q, rst)
     np.testing.assert_array_equal(np.asarray(p["a"]), np.asarray(q["a"]))
-    assert not bool(optim.no_descent(st))
+    assert not bool(optim.dropped_update(st))
   assert float(bowl(p)) < 1e-3 * float(bowl(p0))                 # and they make progress
 
 
@@ -243,20 +243,20 @@ def _train_rows(workdir):
     return [r for r in map(json.loads, f) if r.get("split") == "train"]
 
 
-def test_lbfgs_no_descent_is_logged_and_warned(tmp_path, capsys, monkeypatch):
-  """Every L-BFGS step logs lbfgs_no_descent (0 while the line search descends); a dropped update
-  (forced here: optim.no_descent, tested on real line searches above, always True) logs 1 and
+def test_lbfgs_dropped_is_logged_and_warned(tmp_path, capsys, monkeypatch):
+  """Every L-BFGS step logs lbfgs_dropped (0 while the line search descends); a dropped update
+  (forced here: optim.dropped_update, tested on real line searches above, always True) logs 1 and
   warns once."""
   c = _lbfgs_config()
   c.train.epochs, c.train.log_every_steps = 3, 1
   loop.train_and_evaluate(c, tmp_path / "a", dataset=tiny_dataset())
-  assert [r["lbfgs_no_descent"] for r in _train_rows(tmp_path / "a")] == [0.0, 0.0, 0.0]
-  assert "no descent" not in capsys.readouterr().err
-  monkeypatch.setattr(optim, "no_descent", lambda opt_state: jnp.asarray(True))
+  assert [r["lbfgs_dropped"] for r in _train_rows(tmp_path / "a")] == [0.0, 0.0, 0.0]
+  assert "L-BFGS" not in capsys.readouterr().err
+  monkeypatch.setattr(optim, "dropped_update", lambda opt_state: jnp.asarray(True))
   loop.train_and_evaluate(c, tmp_path / "b", dataset=tiny_dataset())
-  assert [r["lbfgs_no_descent"] for r in _train_rows(tmp_path / "b")] == [1.0, 1.0, 1.0]
+  assert [r["lbfgs_dropped"] for r in _train_rows(tmp_path / "b")] == [1.0, 1.0, 1.0]
   err = capsys.readouterr().err
-  assert err.count("L-BFGS: a line search found no descent by step 1 (epoch 1)") == 1
+  assert err.count("L-BFGS: a line search ended above the current loss by step 1 (epoch 1)") == 1
 
 
 @pytest.mark.parametrize("edit,message", [

@@ -523,7 +523,7 @@ def _train(run: _Run) -> dict[str, float]:
   ckpt_every = int(tc.get("checkpoint_every_steps", 0) or 0)
 
   window: list[dict[str, jax.Array]] = []
-  warned_no_descent = [False]
+  warned_dropped = [False]
   epoch_loss = [0.0, 0]
   clock = [time.time(), step]
   # [all steps so far finite, first non-finite step]: updated on the device, read at each flush.
@@ -546,12 +546,13 @@ def _train(run: _Run) -> dict[str, float]:
     means["rows_per_s"] = rows_per_s
     means["lr"] = float(schedule(max(step - 1, 0) * updates_per_step))
     clock[0], clock[1] = now, step
-    if means.get("lbfgs_no_descent", 0.0) > 0 and not warned_no_descent[0]:
-      warned_no_descent[0] = True
-      run.warn(f"L-BFGS: a line search found no descent by step {step} (epoch {epoch + 1}); its "
-               f"update was dropped and the optimizer started afresh (metrics.jsonl: "
-               f"lbfgs_no_descent, the share of such steps). A loss that stays flat from here has "
-               f"gone as low as float32 line searches can take it: more epochs change nothing")
+    if means.get("lbfgs_dropped", 0.0) > 0 and not warned_dropped[0]:
+      warned_dropped[0] = True
+      run.warn(f"L-BFGS: a line search ended above the current loss by step {step} (epoch "
+               f"{epoch + 1}); that update was dropped and the optimizer started afresh "
+               f"(metrics.jsonl: lbfgs_dropped, the share of such steps). A loss that stays flat "
+               f"from here has gone as low as float32 line searches can take it: more epochs "
+               f"change nothing")
     run.writer.write(step, step / steps_per_epoch, "train", means)
     run.log(log_lib.progress_line(epoch=epoch + 1, epochs=epochs, step=step,
                                   total_steps=total_steps, rows_per_s=rows_per_s,

@@ -172,8 +172,8 @@ def train_step_fn(model, config, n_cols: int, mesh=None
       extra = dict(value=loss, grad=grads, value_fn=value_fn)
     new_state = _apply_if_finite(is_finite, state, grads, **extra)
     metrics = {"loss": loss, "grad_norm": grad_norm}
-    if with_value_fn:     # 1 where the line search found no descent and the update was dropped
-      metrics["lbfgs_no_descent"] = optim_lib.no_descent(new_state.opt_state).astype(jnp.float32)
+    if with_value_fn:     # 1 where the line search ended uphill and the update was dropped
+      metrics["lbfgs_dropped"] = optim_lib.dropped_update(new_state.opt_state).astype(jnp.float32)
     metrics.update({f"loss/{k}": v for k, v in terms.items()})
 
     if refeed_steps:
