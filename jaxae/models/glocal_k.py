@@ -18,9 +18,10 @@ It is not in the "l2" term (not a "kernel"), as in the paper, where only the loc
 regularized. How the global kernel starts (``global_init``):
 
   * ``"random"`` (the authors'): ``conv_kernel`` truncated normal, std 0.1. The global kernel's
-    entries then have a standard deviation of about ``dot_scale * 0.1 * ||mean_cols(y')||`` (about
-    10 for a 3,700-row rating matrix), so the fine-tuning starts far from the pre-trained local
-    kernel's predictions, and whether it finds its way back depends on the draw;
+    entries then have a standard deviation near ``dot_scale * 0.1 * ||mean_cols(y')||``, where the
+    norm is about the mean rating times ``sqrt(n_rows)``: several units for thousands of rows, so
+    the fine-tuning starts far from the pre-trained local kernel's predictions, and how well it
+    finds its way back depends on the draw (docs/results.md: one of ten draws stalled on ML-1M);
   * ``"identity"``: ``G = delta + reshape(mean_cols(y') @ conv_kernel * dot_scale)`` with
     ``conv_kernel`` starting at zero, ``delta`` the identity convolution (1 at the kernel's centre).
     The first call is then exactly the local kernel's (``relu(R) = R`` for non-negative ratings), so
