@@ -33,7 +33,7 @@ def get_config():
   c.model.gk_size = 3                 # the global kernel is gk_size x gk_size
   c.model.dot_scale = 1.0
   c.model.global_init = "random"     # the authors' fresh random global kernel ("identity": the
-                                      # fine-tuning starts at the local kernel; jaxae/models/glocal_k.py)
+                                      # fine-tuning starts at the local kernel: models/glocal_k.py)
 
   c.train.epochs = 150                # fine-tuning L-BFGS iterations: the best on validation of
                                       # GLocal-K's 300 (60 x 5)

@@ -35,7 +35,7 @@ def get_config():
   c.model.gk_size = 3                 # the global kernel is gk_size x gk_size
   c.model.dot_scale = 0.5
   c.model.global_init = "random"     # the authors' fresh random global kernel ("identity": the
-                                      # fine-tuning starts at the local kernel; jaxae/models/glocal_k.py)
+                                      # fine-tuning starts at the local kernel: models/glocal_k.py)
   c.optim.restart_every = 10          # the authors' ML-1M iter_f
   c.train.epochs = 90                 # fine-tuning L-BFGS iterations: the best on validation of
                                       # the authors' 300 (30 x 10)

@@ -172,8 +172,8 @@ def descent_only(tx: optax.GradientTransformationExtraArgs, rtol: float = ASCENT
 
   optax's zoom line search, when it finds no step with sufficient decrease in its 20 tries, returns
   the last step it tried, which can be far uphill (docs/failure_behaviour.md: a fine-tuning whose
-  loss jumped by 70% in one update before this guard). A fresh start that fails again leaves the params where they
-  are (the loss then stays flat, as scipy stops), never above where they were."""
+  loss jumped by 70% in one update before this guard). A fresh start that fails again leaves the
+  params where they are (the loss then stays flat, as scipy stops), never above where they were."""
 
   def update_fn(updates, state, params=None, *, value, **extra_args):
     new_updates, new_state = tx.update(updates, state, params, value=value, **extra_args)
