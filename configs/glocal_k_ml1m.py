@@ -26,16 +26,15 @@ the kernel AE on each. Without ``init_from`` the whole model trains from scratch
 path it trains on embedded synthetic ratings.
 """
 
+from configs import glocal_k_ml100k
 from configs import kernel_ae_ml1m
 
 
 def get_config():
   c = kernel_ae_ml1m.get_config()     # data, loss, L-BFGS as the local kernel's pre-training
-  c.model.name = "glocal_k"
-  c.model.gk_size = 3                 # the global kernel is gk_size x gk_size
-  c.model.dot_scale = 0.5
-  c.model.global_init = "random"     # the authors' fresh random global kernel ("identity": the
-                                      # fine-tuning starts at the local kernel: models/glocal_k.py)
+  c.model = glocal_k_ml100k.get_config().model   # the same model (3 x 3 global kernel, the
+                                                  # authors' random start) ...
+  c.model.dot_scale = 0.5             # ... with the authors' ML-1M dot scale
   c.optim.restart_every = 10          # the authors' ML-1M iter_f
   c.train.epochs = 90                 # fine-tuning L-BFGS iterations: the best on validation of
                                       # the authors' 300 (30 x 10)

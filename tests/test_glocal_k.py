@@ -5,8 +5,6 @@ rating evaluator feeding every row, and init_from's loading rules and errors."""
 
 from __future__ import annotations
 
-import json
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -17,6 +15,7 @@ from ml_collections import ConfigDict
 from jaxae.errors import CheckpointError, ConfigError
 from jaxae.models import build_model, needs_all_rows
 from jaxae.training import checkpoint as ckpt_lib
+from jaxae.training import logging as log_lib
 from jaxae.training import loop
 from tests.test_kernel_ae import _lbfgs_config
 from tests.test_loop import tiny_dataset
@@ -300,8 +299,8 @@ def test_init_from_errors(pretrained, tmp_path):
 
 
 def _first_loss(workdir) -> float:
-  with open(f"{workdir}/metrics.jsonl") as f:
-    return next(r["loss"] for r in map(json.loads, f) if r.get("split") == "train")
+  return next(r["loss"] for r in log_lib.read_metrics(workdir / "metrics.jsonl")
+              if r.get("split") == "train")
 
 
 def test_identity_fine_tuning_starts_at_the_pretrained_loss(pretrained, tmp_path):

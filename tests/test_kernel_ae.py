@@ -4,8 +4,6 @@ the engine's L-BFGS steps against optax.lbfgs driven by hand on the same objecti
 
 from __future__ import annotations
 
-import json
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -18,6 +16,7 @@ from jaxae import losses
 from jaxae.errors import ConfigError
 from jaxae.models import build_model, layers as L
 from jaxae.training import checkpoint as ckpt_lib
+from jaxae.training import logging as log_lib
 from jaxae.training import loop, optim
 from tests.test_loop import rated_config, tiny_dataset
 from tests.test_models import to_sparse_batch
@@ -239,8 +238,7 @@ def test_lbfgs_never_steps_up():
 
 
 def _train_rows(workdir):
-  with open(f"{workdir}/metrics.jsonl") as f:
-    return [r for r in map(json.loads, f) if r.get("split") == "train"]
+  return [r for r in log_lib.read_metrics(workdir / "metrics.jsonl") if r.get("split") == "train"]
 
 
 def test_lbfgs_dropped_is_logged_and_warned(tmp_path, capsys, monkeypatch):
