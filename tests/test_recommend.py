@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import types
 from collections import Counter
 
@@ -12,6 +14,8 @@ from jaxae.data.readers.melon import Playlists
 from jaxae.errors import ConfigError, DataError, JaxaeError
 from jaxae.recommend import RECOMMENDERS, get_recommender, genre_most_popular, most_popular
 from jaxae.recommend import song_as_user
+
+song_as_user_module = importlib.import_module("jaxae.recommend.song_as_user")
 
 
 def _pl(pid, songs=(), tags=(), title=""):
@@ -232,7 +236,7 @@ def test_baseline_argument_errors_name_their_key(arg):
 
 # ------------------------------------------------------------------------ seed B
 def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
-                      n_tags=10):
+                      n_tags=10, song_power=0.0, tag_power=0.0):
   """Seed B written plainly, one question at a time (numpy float64)."""
   row = {int(s): i for i, s in enumerate(song_ids)}
   def embed(songs):
@@ -258,14 +262,19 @@ def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_so
     sims[[i for i, p in enumerate(train) if p["id"] == q["id"]]] = -np.inf
     order = [i for i in np.argsort(-sims, kind="stable") if np.isfinite(sims[i])]
 
-    def vote(nb, col, pop, k):
-      c = Counter(x for i in nb for x in train[i][col] if x not in set(q[col]))
-      ranked = sorted(c, key=lambda x: (-c[x], pop.index(x)))[:k]
+    def vote(col, n_nb, power, pop, k):
+      nb = [i for i in order if train[i][col]][:n_nb]      # only playlists holding some
+      c = Counter()
+      for i in nb:
+        w = 1.0 if power == 0 else (sims[i] ** power if sims[i] > 0 else 0.0)
+        for x in set(train[i][col]) - set(q[col]):
+          c[x] += w
+      ranked = sorted((x for x in c if c[x] > 0), key=lambda x: (-c[x], pop.index(x)))[:k]
       rest = [x for x in pop if x not in set(ranked) and x not in set(q[col])]
       return ranked + rest[:k - len(ranked)]
 
-    out.append({"id": q["id"], "songs": vote(order[:n_song_nb], "songs", song_pop, n_songs),
-                "tags": vote(order[:n_tag_nb], "tags", tag_pop, n_tags)})
+    out.append({"id": q["id"], "songs": vote("songs", n_song_nb, song_power, song_pop, n_songs),
+                "tags": vote("tags", n_tag_nb, tag_power, tag_pop, n_tags)})
   return out
 
 
@@ -291,7 +300,9 @@ def test_seed_b_obvious_nearest_neighbour():
   assert rep["questions_embedding"] == 1 and rep["songs_filled"] == 63
 
 
-def test_seed_b_equals_plain_reference_and_chunking():
+@pytest.mark.parametrize("song_power,tag_power", [(0.0, 0.0), (1.0, 2.0), (2.5, 0.5)])
+def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, monkeypatch):
+  # Random playlists include some without songs and some without tags: they never vote.
   rng = np.random.default_rng(5)
   train = _random_playlists(rng, 150, 0, n_songs=300, n_tags=25)
   questions = _random_playlists(rng, 40, 900, n_songs=300, n_tags=25)
@@ -299,14 +310,18 @@ def test_seed_b_equals_plain_reference_and_chunking():
   questions += [_pl(950 + i, [], p["tags"][:2]) for i, p in enumerate(train[:12]) if p["tags"]]
   song_ids = np.arange(0, 300, 1)[rng.random(300) < 0.8]  # ~20% of songs have no embedding
   emb = rng.normal(size=(len(song_ids), 8)).astype(np.float32)
-  want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7)
+  assert any(not p["tags"] for p in train) and any(not p["songs"] for p in train)
+  want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7,
+                           song_power=song_power, tag_power=tag_power)
   # topk_group 4 and 16: neighbours through group maxima (150 playlists > 7 x 4 and 7 x 16); 64 is
   # wider than 150 / 7 and falls back to jax.lax.top_k.
-  for chunk, group in ((1, 0), (7, 0), (256, 0), (7, 4), (256, 16), (7, 64)):
+  for chunk, group, vote_rows in ((1, 0, 1024), (7, 0, 5), (256, 0, 1024), (7, 4, 1024),
+                                  (256, 16, 16), (7, 64, 1024)):
+    monkeypatch.setattr(song_as_user_module, "_VOTE_ROWS", vote_rows)   # the vote product's blocks
     rep = {}
     got = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids,
                        song_neighbours=4, tag_neighbours=7, chunk_size=chunk, topk_group=group,
-                       report=rep)
+                       song_vote_power=song_power, tag_vote_power=tag_power, report=rep)
     assert got == want, (chunk, group)
   assert rep["questions_tag_overlap"] > 0 and rep["questions_embedding"] > 0   # both routes
   _check_valid(got, questions)
@@ -334,6 +349,45 @@ def test_seed_b_fallbacks_and_counts():
   assert rep["question_songs_without_embedding"] == 1
   assert rep["train_songs_without_embedding"] == 4 + 100   # 50, 60, 70, 71 and the fillers
   assert rep["train_playlists_without_embedding"] == 100
+
+
+def test_seed_b_voters_hold_what_they_vote_for_and_weights_follow_the_cosine():
+  # Song embeddings on two axes; the question [1, 2] points along (1, 0).
+  emb = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [1, 0.2], [1, 0.2], [1, 1], [1, 1]],
+                 np.float32)
+  song_ids = np.arange(1, 9)
+  train = [_pl(10, [1, 3], []),            # cosine 1, no tags: never a tag voter
+           _pl(11, [2, 4], ["near"]),      # cosine 1
+           _pl(12, [5, 6, 30], ["mid"]),   # cosine 0.98 (song 30 has no embedding)
+           _pl(13, [7, 31], ["far"]),      # cosine 0.71
+           _pl(14, [8, 31], ["far"]),      # cosine 0.71
+           _pl(15, [], ["tagsonly"])]      # no songs: never a neighbour by embedding
+  question = _pl(20, [1, 2])
+  def run(**kw):
+    (r,) = song_as_user(train, [question], song_embeddings=emb, song_ids=song_ids, n_songs=5,
+                        n_tags=2, **kw)
+    return r
+  # tag_neighbours=1: the nearest playlist holding tags (11), not the nearest one (10).
+  assert run(song_neighbours=5, tag_neighbours=1)["tags"][0] == "near"
+  # Song 31 is in the two far playlists: two plain votes beat any single one, ...
+  assert run(song_neighbours=5, tag_neighbours=5)["songs"][0] == 31
+  # ... while cosine ** 4 (0.25 + 0.25 < 0.92) puts the songs of the near playlists first, the
+  # cosine-1 ones (3, 4) before the 0.98 ones, and song 31 after those.
+  r = run(song_neighbours=5, tag_neighbours=5, song_vote_power=4.0, tag_vote_power=4.0)
+  assert r["songs"][:2] in ([3, 4], [4, 3]) and set(r["songs"][2:4]) == {5, 6}
+  assert r["songs"][4] == 30 and r["tags"] == ["near", "mid"]
+  # Above power 0 a neighbour at cosine <= 0 votes nothing: its songs come from the fill-up only.
+  emb_neg = emb.copy()
+  emb_neg[6:] = [[-1, 0], [-1, 0]]
+  rep = {}
+  song_as_user(train[3:5], [question], song_embeddings=emb_neg, song_ids=song_ids,
+               song_neighbours=2, tag_neighbours=2, n_songs=3, n_tags=1, song_vote_power=1.0,
+               report=rep)
+  assert rep["songs_filled"] == 3
+  rep = {}                                        # power 0: they vote (a plain count)
+  song_as_user(train[3:5], [question], song_embeddings=emb_neg, song_ids=song_ids,
+               song_neighbours=2, tag_neighbours=2, n_songs=3, n_tags=1, report=rep)
+  assert rep["songs_filled"] == 0
 
 
 def test_seed_b_fill_never_duplicates_under_heavy_fill():
@@ -368,6 +422,11 @@ def test_seed_b_argument_errors():
   with pytest.raises(ConfigError, match=r"^config.eval.topk_group: expected an integer >= 0, "
                      "got -1$"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], topk_group=-1)
+  for arg, bad in (("song_vote_power", -1.0), ("tag_vote_power", float("nan")),
+                   ("song_vote_power", "2")):
+    with pytest.raises(ConfigError, match=rf"^config.eval.recommender_args.{arg}: expected a "
+                       rf"finite number >= 0, got {re.escape(repr(bad))}$"):
+      song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], **{arg: bad})
 
 
 def test_registry():
@@ -388,7 +447,8 @@ def test_registry():
 def test_tag_neighbours_from_the_sparse_product_match_a_dense_ranking():
   """``neighbours_by_tags`` ranks the nonzeros of the sparse product alone: the same neighbours as
   ranking every playlist's cosine (overlap > 0, not the question itself; ties to the lower index,
-  frequent with binary tags), at any chunk size, with ``valid`` False past the sharing ones."""
+  frequent with binary tags), at any chunk size, with the cosine -inf past the sharing ones; with
+  ``candidates``, the same ranking over the candidate playlists only."""
   import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
   from jaxae.recommend.song_as_user import neighbours_by_tags  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(3)
@@ -401,14 +461,17 @@ def test_tag_neighbours_from_the_sparse_product_match_a_dense_ranking():
   sims = (q.toarray() @ train.toarray().T) / np.maximum(np.outer(qn, tn), 1e-30)
   sims = sims.astype(np.float32)
   sims[np.arange(41)[self_idx >= 0], self_idx[self_idx >= 0]] = 0
-  for chunk in (5, 16, 64):
-    idx, ok = neighbours_by_tags(q, train, self_idx, k, chunk)
-    assert idx.shape == ok.shape == (41, k)
+  cand = rng.random(300) < 0.6
+  for chunk, candidates in ((5, None), (16, None), (64, None), (7, cand)):
+    idx, sim = neighbours_by_tags(q, train, self_idx, k, chunk, candidates)
+    ok = np.isfinite(sim)
+    assert idx.shape == sim.shape == (41, k)
     for i in range(41):
       order = np.argsort(-sims[i], kind="stable")             # ties: lower index first
+      order = order[cand[order]] if candidates is not None else order
       want = order[sims[i][order] > 0][:k]
       assert ok[i].sum() == len(want), (chunk, i)
       np.testing.assert_array_equal(idx[i][ok[i]], want, err_msg=f"chunk {chunk}, row {i}")
-      np.testing.assert_allclose(sims[i][idx[i][ok[i]]], sims[i][want], rtol=1e-6)
-  assert (~ok).any() and ok.any()                            # short rows and full ones
+      np.testing.assert_allclose(sim[i][ok[i]], sims[i][want], rtol=1e-6)
+    assert (~ok).any() and ok.any()                          # short rows and full ones
   assert any(len(np.unique(r[r > 0])) < (r > 0).sum() for r in sims)   # ties to break

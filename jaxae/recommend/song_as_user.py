@@ -6,19 +6,26 @@ song row, with the raw song ids of its rows):
   1. playlist embedding = the sum of its songs' embeddings (songs without an embedding are skipped
      and counted), for training playlists and questions alike, summed on the device;
   2. cosine similarity of each question to every training playlist, on the device in chunks of
-     questions, best ``max(song_neighbours, tag_neighbours)`` by :func:`jaxae.topk.top_k` (the
-     evaluator's ``config.eval.topk_group``; ties to the lower training index); a training playlist
-     with the question's own id is never its neighbour;
-  3. songs = the most frequent songs among the top ``song_neighbours`` (10) neighbours, tags = the
-     most frequent tags among the top ``tag_neighbours`` (50), plain counts, ties to the more
-     popular item; the question's own songs / tags are excluded;
+     questions, best ``song_neighbours`` among the playlists that hold songs and best
+     ``tag_neighbours`` among those that hold tags (one search when every playlist holds both) by
+     :func:`jaxae.topk.top_k` (the evaluator's ``config.eval.topk_group``; ties to the lower
+     training index); a training playlist with the question's own id is never its neighbour;
+  3. songs = the songs with the most votes from the top ``song_neighbours`` (10) neighbours, tags =
+     the tags with the most votes from the top ``tag_neighbours`` (50), ties to the more popular
+     item; the question's own songs / tags are excluded. A vote is a plain count (seed B as
+     published: ``song_vote_power`` / ``tag_vote_power`` 0) or the neighbour's cosine to that
+     power (a power above 0; a neighbour with cosine <= 0 then votes nothing);
   4. filled up to 100 songs / 10 tags with the most popular training items not already there.
+
+A playlist without songs (tags) never takes a neighbour's place in the song (tag) vote. Where every
+training playlist holds both, this is the published rule exactly; in a sample such as the released
+``test.json``, where many playlists hold only one of them, it keeps empty voters out.
 
 Questions with no embedded song fall back: with tags, neighbours are found by tag overlap (cosine of
 binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only, ranked from the nonzeros
 of the sparse product, ties to the lower training index); with neither, the answer is pure
-popularity (most_popular). Neighbour counting is a sparse product (questions x neighbours
-selection matrix times the training playlist x song matrix), never a per-song Python dict.
+popularity (most_popular). Vote counting is a sparse product (questions x neighbours weight
+matrix times the training playlist x song matrix), never a per-song Python dict.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_
 SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
 TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
 _ENTRY_FLOATS = 1 << 24  # floats gathered per device chunk when summing song embeddings
+_VOTE_ROWS = 1024        # questions per sparse vote product
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -101,34 +109,37 @@ def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
 def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: jax.Array,
                             self_idx: np.ndarray, k: int, chunk_size: int,
                             group: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k cosine neighbours [Q, k] (index, valid) of unit question rows among training ones.
+  """Top-k cosine neighbours [Q, k] (index, cosine) of unit question rows among training ones.
 
-  ``train_unit`` / ``train_ok`` come from `_unit_rows`: training rows with a zero embedding are
-  never neighbours, and ``valid`` is False where fewer than ``k`` training rows qualify. One
+  ``train_unit`` / ``train_ok`` come from `_unit_rows` (``train_ok`` may exclude more rows):
+  training rows with a zero embedding are never neighbours, and the cosine is -inf where fewer
+  than ``k`` training rows qualify. One
   compiled function serves every chunk (the questions are padded to a multiple of ``chunk_size``).
   ``group``: how each chunk's top k is found (:func:`jaxae.topk.top_k`; the same neighbours).
   """
   n = q_unit.shape[0]
   if not n:
-    return np.zeros((0, k), np.int64), np.zeros((0, k), bool)
+    return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
   n_pad = -(-n // chunk_size) * chunk_size
   q_unit = jnp.pad(q_unit, ((0, n_pad - n), (0, 0)))
   self_all = jnp.asarray(_pad_rows(self_idx.astype(np.int32), n_pad, -1))
   parts = [_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit, train_ok, k, chunk_size,
                          group) for s in range(0, n_pad, chunk_size)]
   vals, idx = jax.device_get(([v for v, _ in parts], [i for _, i in parts]))
-  return (np.concatenate(idx)[:n].astype(np.int64), np.isfinite(np.concatenate(vals)[:n]))
+  return np.concatenate(idx)[:n].astype(np.int64), np.concatenate(vals)[:n]
 
 
 def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
-                       k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k neighbours [Q, k] (index, valid) by cosine of binary tag rows (overlap > 0 only).
+                       k: int, chunk_size: int,
+                       candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Top-k neighbours [Q, k] (index, cosine) by cosine of binary tag rows (overlap > 0 only).
 
   Only playlists that share a tag with the question can be neighbours, so the ranking reads the
   nonzeros of the sparse product alone (``chunk_size`` questions at a time, which bounds its
   memory): no dense [questions, playlists] block is ever made. Best first, ties to the lower
-  playlist index (as :func:`jaxae.topk.top_k` breaks them); ``valid`` is False where fewer than
-  ``k`` playlists share a tag with the question (its own playlist never counts).
+  playlist index (as :func:`jaxae.topk.top_k` breaks them); the cosine is -inf where fewer than
+  ``k`` playlists share a tag with the question (its own playlist never counts, nor a playlist
+  that ``candidates`` [P] bool, when given, leaves out).
   """
   def unit(m: sp.csr_matrix) -> sp.csr_matrix:
     n = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
@@ -136,29 +147,52 @@ def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_id
 
   qu, tu_t = unit(q_tags).tocsr(), unit(train_tags).T.tocsc()
   n_q = qu.shape[0]
-  idx_out, ok_out = np.zeros((n_q, k), np.int64), np.zeros((n_q, k), bool)
+  idx_out, sim_out = np.zeros((n_q, k), np.int64), np.full((n_q, k), -np.inf, np.float32)
   for s in range(0, n_q, chunk_size):
     e = min(s + chunk_size, n_q)
     prod = (qu[s:e] @ tu_t).tocoo()
     r, c, v = prod.row, prod.col, prod.data
     keep = (v > 0) & (c != self_idx[s:e][r])
+    if candidates is not None:
+      keep &= candidates[c]
     r, c, v = r[keep], c[keep], v[keep]
     order = np.lexsort((c, -v, r))                # by row, best first, ties to the lower index
-    r, c = r[order], c[order]
+    r, c, v = r[order], c[order], v[order]
     rank = np.arange(len(r)) - np.searchsorted(r, r)     # position within the row
     top = rank < k
     idx_out[s + r[top], rank[top]] = c[top]
-    ok_out[s + r[top], rank[top]] = True
-  return idx_out, ok_out
+    sim_out[s + r[top], rank[top]] = v[top]
+  return idx_out, sim_out
 
 
-def neighbour_counts(nb: np.ndarray, ok: np.ndarray, q_rows: np.ndarray, n_q: int,
-                     items: sp.csr_matrix) -> sp.csr_matrix:
-  """[n_q, V] how many of each question's neighbours hold each item (sparse product)."""
-  r = np.repeat(q_rows, nb.shape[1])[ok.ravel()]
-  c = nb.ravel()[ok.ravel()]
-  sel = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n_q, items.shape[0]))
-  return (sel @ items).tocsr()
+def vote_weights(nb: np.ndarray, sims: np.ndarray, q_rows: np.ndarray, n_q: int, n_train: int,
+                 power: float = 0.0) -> sp.csr_matrix:
+  """[n_q, n_train] each question's vote weight for each of its neighbours (float64, sparse).
+
+  A neighbour (finite ``sims``) votes with weight ``cosine ** power``: ``power`` 0 is a plain
+  count (seed B); above 0 a neighbour with a cosine <= 0 votes nothing.
+  """
+  ok = np.isfinite(sims).ravel()
+  w = sims.ravel()[ok].astype(np.float64)
+  w = np.ones_like(w) if power == 0 else np.where(w > 0, np.maximum(w, 0.0) ** power, 0.0)
+  r = np.repeat(q_rows, nb.shape[1])[ok]
+  return sp.csr_matrix((w, (r, nb.ravel()[ok])), shape=(n_q, n_train))
+
+
+def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix, k: int,
+              tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The ``k`` items with the most votes per question (``weights @ items``), never a ``seen`` one.
+
+  The vote product runs ``_VOTE_ROWS`` questions at a time, which bounds its memory whatever the
+  number of questions and neighbours. Returns `top_per_row`'s ``(codes [Q, k], n [Q])``.
+  """
+  items = items.astype(np.float64)
+  parts = []
+  for s in range(0, max(weights.shape[0], 1), _VOTE_ROWS):
+    votes = (weights[s:s + _VOTE_ROWS] @ items).tocsr()
+    votes = (votes - votes.multiply(seen[s:s + _VOTE_ROWS])).tocsr()   # never the own items
+    parts.append(top_per_row(votes, k, tie_rank))
+  return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
 
 
 def _self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
@@ -182,6 +216,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                  song_neighbours: int = SONG_NEIGHBOURS, tag_neighbours: int = TAG_NEIGHBOURS,
                  n_songs: int = N_SONGS, n_tags: int = N_TAGS, chunk_size: int = 256,
                  song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL, topk_group: int = 0,
+                 song_vote_power: float = 0.0, tag_vote_power: float = 0.0,
                  report: dict | None = None) -> list[dict]:
   """Seed B: answers from the nearest training playlists in song-embedding space.
 
@@ -190,7 +225,8 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     questions: question ``Playlists`` (or records).
     song_embeddings: [n_songs, d] array (numpy or jax, kept on the device when it is there).
     song_ids: [n_songs] raw song id of each embedding row (unique).
-    song_neighbours, tag_neighbours: how many nearest playlists vote for songs / tags.
+    song_neighbours, tag_neighbours: how many nearest playlists vote for songs / tags (only
+      playlists that hold songs / tags are counted among them).
     n_songs, n_tags: answer sizes (100 / 10).
     chunk_size: questions per on-device similarity block ([chunk_size, n_train] floats), and
       per sparse tag-overlap product.
@@ -198,6 +234,8 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     topk_group: how the nearest playlists by embedding are found (:func:`jaxae.topk.top_k`: 0 =
       ``jax.lax.top_k``; the same neighbours either way); the Melon evaluator passes its
       ``config.eval.topk_group``.
+    song_vote_power, tag_vote_power: each neighbour votes with weight ``cosine ** power`` (0: a
+      plain count, seed B as published; a neighbour with cosine <= 0 votes nothing above 0).
     report: optional dict that receives counts: questions per route (``questions_embedding``,
       ``questions_tag_overlap``, ``questions_popular``), song entries without an embedding
       (``question_songs_without_embedding``, ``train_songs_without_embedding``), training playlists
@@ -212,6 +250,10 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                            ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
                            ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
                            ("topk_group", topk_group, 0)))
+  powers = {"songs": checks.number(song_vote_power, "eval.recommender_args.song_vote_power",
+                                   minimum=0),
+            "tags": checks.number(tag_vote_power, "eval.recommender_args.tag_vote_power",
+                                  minimum=0)}
   emb = jnp.asarray(song_embeddings, jnp.float32)
   ids = np.asarray(song_ids)
   if emb.ndim != 2 or ids.ndim != 1 or emb.shape[0] != len(ids):
@@ -226,7 +268,6 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   p = prepare(train, questions)
   t, q = p.train, p.questions
   n_q, n_t = len(q), len(t)
-  k = min(max(song_neighbours, tag_neighbours), n_t)
 
   t_rows = _embedding_rows(ids, t.songs)
   q_rows = _embedding_rows(ids, q.songs)
@@ -237,26 +278,33 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   by_emb = np.flatnonzero(has_emb)
   by_tags = np.flatnonzero(~has_emb & has_tags)
   self_idx = _self_index(t.ids, q.ids)
-
   q_sel = q_unit if len(by_emb) == n_q else q_unit[jnp.asarray(by_emb)]
-  nb_e, ok_e = neighbours_by_embedding(q_sel, train_unit, train_ok, self_idx[by_emb], k,
-                                       chunk_size, topk_group)
-  train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
-  nb_t, ok_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], k,
-                                  chunk_size)
-  nb = np.concatenate([nb_e, nb_t])
-  ok = np.concatenate([ok_e, ok_t])
   rows = np.concatenate([by_emb, by_tags])
-
+  train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
   train_songs = code_matrix(t.song_indptr, p.songs.codes_of_items, len(p.songs))
+
+  def neighbours(n_nb: int, holds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[len(rows), n_nb] nearest training playlists among those with ``holds``, and cosines."""
+    nb_e, sim_e = neighbours_by_embedding(q_sel, train_unit, train_ok & jnp.asarray(holds),
+                                          self_idx[by_emb], n_nb, chunk_size, topk_group)
+    nb_t, sim_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], n_nb,
+                                     chunk_size, holds)
+    return np.concatenate([nb_e, nb_t]), np.concatenate([sim_e, sim_t])
+
+  holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
+  n_nb = {"songs": min(song_neighbours, n_t), "tags": min(tag_neighbours, n_t)}
+  if holds["songs"].all() and holds["tags"].all():      # one search serves both
+    both = neighbours(max(n_nb.values()), holds["songs"])
+    found = {w: (both[0][:, :n], both[1][:, :n]) for w, n in n_nb.items()}
+  else:
+    found = {w: neighbours(n_nb[w], holds[w]) for w in ("songs", "tags")}
+
   out = {}
-  for what, n_nb, items, seen, vocab, n_out, pool in (
-      ("songs", song_neighbours, train_songs, p.seen_songs, p.songs, n_songs, song_pool),
-      ("tags", tag_neighbours, train_tags, p.seen_tags, p.tags, n_tags, tag_pool)):
-    nb_k = min(n_nb, k)
-    counts = neighbour_counts(nb[:, :nb_k], ok[:, :nb_k], rows, n_q, items)
-    counts = (counts - counts.multiply(seen)).tocsr()         # never the question's own items
-    chosen, n_chosen = top_per_row(counts, n_out, vocab.rank)
+  for what, items, seen, vocab, n_out, pool in (
+      ("songs", train_songs, p.seen_songs, p.songs, n_songs, song_pool),
+      ("tags", train_tags, p.seen_tags, p.tags, n_tags, tag_pool)):
+    weights = vote_weights(*found[what], rows, n_q, n_t, powers[what])
+    chosen, n_chosen = top_voted(weights, items, seen, n_out, vocab.rank)
     out[what] = vocab.items[fill_up(chosen, n_chosen, seen, vocab, n_out, pool, what)]
     out[what + "_filled"] = int((n_out - n_chosen).sum())
 
