@@ -1,7 +1,7 @@
 r"""Evaluates a trained run from its workdir, or scores a Melon results file.
 
   python eval.py --workdir=DIR [--step=N | --best] [--split=val|test] [--ensemble=DIR2,DIR3]
-                 [--score_dtype=model|float32|bfloat16]
+                 [--score_dtype=model|float32|bfloat16] [--override=eval.KEY=VALUE ...]
   python eval.py melon --answers=answers.json --results=results.json [--question_types=types.json]
 
 The first form loads the checkpoint (the latest, or ``--step``), rebuilds the data from the saved
@@ -40,6 +40,11 @@ _SCORE_DTYPE = flags.DEFINE_enum(
     "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 is faster on a "
     "CPU with AVX512_BF16 and moves the metrics within its rounding (docs/benchmarks.md). The "
     "record says which was used.")
+_OVERRIDE = flags.DEFINE_multi_string(
+    "override", [], "KEY=VALUE (repeatable): a config.eval setting changed for this evaluation, "
+    "the value a Python literal (strings in quotes), e.g. "
+    "--override=eval.recommender_args.song_neighbours=100. Only eval.* keys: the model and the "
+    "data are the checkpoint's. The record lists the overrides.")
 _HUGEPAGES = cli.define_hugepages_flag()
 
 _COMMANDS = ("melon",)
@@ -51,8 +56,11 @@ def _evaluate() -> None:
     return evaluate.best_step(workdir) if _BEST.value else _STEP.value
 
   ensemble = tuple((w, pick(w)) for w in _ENSEMBLE.value)
+  overrides = cli.parse_assignments(_OVERRIDE.value, "--override",
+                                    example="eval.recommender='most_popular'")
   record = evaluate.evaluate_workdir(_WORKDIR.value, pick(_WORKDIR.value), _SPLIT.value,
-                                     ensemble=ensemble, score_dtype=_SCORE_DTYPE.value)
+                                     ensemble=ensemble, score_dtype=_SCORE_DTYPE.value,
+                                     overrides=overrides)
   print(evaluate.format_table(record))
 
 

@@ -1,8 +1,10 @@
 """What `train.py`, `eval.py` and the other commands share: default paths, turning a JaxaeError into
-one line, and running with glibc's huge pages (``--hugepages``)."""
+one line, config settings given as ``KEY=VALUE`` flags, and running with glibc's huge pages
+(``--hugepages``)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import pathlib
 import sys
@@ -11,7 +13,7 @@ from typing import Any, Callable
 from absl import flags
 from absl import logging
 
-from jaxae.errors import JaxaeError
+from jaxae.errors import ConfigError, JaxaeError
 
 
 class _OwnInfoOnly:
@@ -107,6 +109,51 @@ def hugepages_early(argv: list[str]) -> None:
       enabled = True
   if enabled:
     reexec_with_hugepages()
+
+
+def parse_assignments(specs: list[str], flag: str, form: str = "KEY=VALUE",
+                      example: str = "eval.recommender='song_as_user'") -> dict[str, Any]:
+  """``["a.b=1", "c='x'"]`` -> ``{"a.b": 1, "c": "x"}``: each value a Python literal
+  (``ast.literal_eval``); a malformed spec or a key given twice is a one-line ConfigError naming
+  ``flag``."""
+  out: dict[str, Any] = {}
+  for spec in specs:
+    key, sep, raw = spec.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise ConfigError(f"{flag} {spec!r}: expected {form}")
+    try:
+      value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+      raise ConfigError(f"{flag} {spec!r}: not a Python literal; strings need quotes, e.g. "
+                        f"{example}") from None
+    if key in out:
+      raise ConfigError(f"{flag}: {key} is given twice")
+    out[key] = value
+  return out
+
+
+def apply_override(config, key: str, value: Any, flag: str, open_sections=()) -> None:
+  """Sets ``config.<key>`` (dotted) to ``value``; an unknown key or a wrong type is a one-line
+  ConfigError naming ``flag``. A section in ``open_sections`` (dotted) may take keys it does not
+  hold yet (keyword arguments that its reader checks, such as ``eval.recommender_args``)."""
+  *parents, leaf = key.split(".")
+  node = config
+  for i, part in enumerate(parents):
+    if not hasattr(node, "keys") or part not in node:
+      raise ConfigError(f"{flag} {key}: the config has no section "
+                        f"{'.'.join(parents[:i + 1])}")
+    node = node[part]
+  if not hasattr(node, "keys") or (leaf not in node and ".".join(parents) not in open_sections):
+    raise ConfigError(f"{flag} {key}: the config has no key {key}")
+  try:
+    if leaf in node:
+      node[leaf] = value
+    else:
+      with node.unlocked():
+        node[leaf] = value
+  except (TypeError, ValueError, KeyError, AttributeError) as e:
+    raise ConfigError(f"{flag} {key}={value!r}: {' '.join(str(e).split())}") from None
 
 
 def default_workdir(config_path: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxae import cli
 from jaxae.data.dataset import Dataset
 from jaxae.errors import CheckpointError, ConfigError, DataError, JaxaeError
 
@@ -285,7 +286,8 @@ def ensemble_filename(split: str, step: int, size: int) -> str:
 def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split: str = "val", *,
                      dataset: Dataset | None = None, write: bool = True,
                      ensemble: tuple[tuple[str, int | None], ...] = (),
-                     score_dtype: str | None = None) -> dict[str, Any]:
+                     score_dtype: str | None = None,
+                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
   """Scores the checkpoint of ``workdir`` at ``step`` (default: latest) on ``split``.
 
   Args:
@@ -302,6 +304,10 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
     score_dtype: ``config.eval.score_dtype`` for this evaluation ("model" | "float32" |
       "bfloat16"; None = the run's own): the top-N evaluator's output-layer product from operands
       in that dtype. The record then says ``"score_dtype"``.
+    overrides: ``{"eval.<key>": value}``: evaluation settings changed for this evaluation only
+      (e.g. ``eval.recommender_args.song_neighbours``; ``eval.recommender_args`` may take
+      arguments the run's config did not set); the model and the data stay the checkpoint's, so
+      any other key is a ConfigError. The record then says ``"overrides"``.
 
   Returns:
     ``{"split", "step", "model", "dataset", "metrics": {name: float | None}}`` (what is written to
@@ -317,6 +323,12 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
   if split not in SPLITS:
     raise ConfigError(f"--split must be one of {list(SPLITS)}, got {split!r}")
   run = load_checkpoint(workdir, step)
+  for key, value in (overrides or {}).items():
+    if not key.startswith("eval."):
+      raise ConfigError(f"--override {key}: only config.eval.* settings can change at evaluation "
+                        f"(the model and the data are the checkpoint's)")
+    cli.apply_override(run.config, key, value, "--override",
+                       open_sections=("eval.recommender_args",))
   evaluator_names = list(run.config.eval.evaluators)
   if not evaluator_names:
     raise ConfigError(f"{run.workdir}: config.eval.evaluators of this run is empty: nothing to "
@@ -351,6 +363,8 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
             "metrics": metrics}
   if score_dtype is not None:
     record["score_dtype"] = score_dtype
+  if overrides:
+    record["overrides"] = dict(overrides)
   if members:
     record["ensemble"] = [{"workdir": r.workdir, "step": r.step, "model": r.model_name}
                           for r in [run] + members]

@@ -20,7 +20,6 @@ failed with its one-line reason and the sweep goes on.
 
 from __future__ import annotations
 
-import ast
 import copy
 import itertools
 import json
@@ -51,40 +50,18 @@ RESULTS_FILE = "sweep.jsonl"
 
 def parse_grid(specs: list[str]) -> list[tuple[str, list[Any]]]:
   """``["loss.l2=[1e-3,1e-2]", ...]`` -> ``[("loss.l2", [0.001, 0.01]), ...]``; one-line errors."""
-  out: list[tuple[str, list[Any]]] = []
-  for spec in specs:
-    key, sep, raw = spec.partition("=")
-    key = key.strip()
-    if not sep or not key:
-      raise ConfigError(f"--grid {spec!r}: expected KEY=[v1,v2,...]")
-    try:
-      values = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError) as e:
-      raise ConfigError(f"--grid {spec!r}: the values are not a Python literal list ({e}); strings "
-                        "need quotes, e.g. model.activation=['selu','tanh']") from None
+  out = cli.parse_assignments(specs, "--grid", "KEY=[v1,v2,...]",
+                              "model.activation=['selu','tanh']")
+  for key, values in out.items():
     if not isinstance(values, list) or not values:
-      raise ConfigError(f"--grid {spec!r}: the values must be a non-empty list, e.g. {key}=[1,2]")
-    if any(k == key for k, _ in out):
-      raise ConfigError(f"--grid: {key} is given twice")
-    out.append((key, values))
-  return out
+      raise ConfigError(f"--grid {key}={values!r}: the values must be a non-empty list, e.g. "
+                        f"{key}=[1,2]")
+  return list(out.items())
 
 
 def apply_override(config, key: str, value: Any) -> None:
   """Sets ``config.<key>`` (dotted) to ``value``; an unknown key or a wrong type is a ConfigError."""
-  *parents, leaf = key.split(".")
-  node = config
-  for i, part in enumerate(parents):
-    if part not in node:
-      raise ConfigError(f"--grid {key}: the config has no section "
-                        f"{'.'.join(parents[:i + 1])}")
-    node = node[part]
-  if not hasattr(node, "keys") or leaf not in node:
-    raise ConfigError(f"--grid {key}: the config has no key {key}")
-  try:
-    node[leaf] = value
-  except (TypeError, ValueError, KeyError, AttributeError) as e:
-    raise ConfigError(f"--grid {key}={value!r}: {' '.join(str(e).split())}") from None
+  cli.apply_override(config, key, value, "--grid")
 
 
 def combinations(grid: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

@@ -292,6 +292,66 @@ def test_melon_run_writes_submission_that_scores_the_same(tmp_path):
   assert scores["score"] == pytest.approx(rec["metrics"]["melon_score"], rel=1e-12)
 
 
+def test_melon_overrides_change_the_recommender_for_one_evaluation(tmp_path):
+  """``--override`` re-scores a trained seed B run with other recommender settings: arguments its
+  saved config never held (a run saved before ``song_vote_power`` existed) included."""
+  from configs import song_as_user  # pylint: disable=import-outside-toplevel
+  c = song_as_user.get_config()
+  c.data.synthetic_size = "tiny"
+  c.model.layers = [16, 8]
+  c.model.sparse_input = False
+  c.train.batch_size = 512
+  c.train.epochs = 1
+  c.eval.batch_size = 512
+  c.eval.recommender_args = dict(song_neighbours=10, tag_neighbours=50)   # the published votes
+  workdir = str(tmp_path / "melon")
+  train_and_evaluate(c, workdir)
+  plain = evaluate.evaluate_workdir(workdir, None, "val", write=False)
+  assert "overrides" not in plain
+  same = evaluate.evaluate_workdir(workdir, None, "val", write=False, overrides={
+      "eval.recommender_args.song_vote_power": 0.0, "eval.recommender_args.tag_vote_power": 0})
+  assert same["overrides"] == {"eval.recommender_args.song_vote_power": 0.0,
+                               "eval.recommender_args.tag_vote_power": 0}
+  assert same["metrics"] == plain["metrics"]                # power 0: the published votes
+  weighted = evaluate.evaluate_workdir(workdir, None, "val", write=False, overrides={
+      "eval.recommender_args.song_neighbours": 40, "eval.recommender_args.song_vote_power": 2.0})
+  assert weighted["metrics"]["music_ndcg"] != plain["metrics"]["music_ndcg"]
+  assert weighted["metrics"]["tag_ndcg"] == plain["metrics"]["tag_ndcg"]   # tags untouched
+  popular = evaluate.evaluate_workdir(workdir, None, "val", write=False, overrides={
+      "eval.recommender": "most_popular", "eval.recommender_args": {}})
+  for k in ("music_ndcg", "tag_ndcg", "melon_score"):
+    assert popular["metrics"][k] == plain["metrics"][f"baseline/most_popular/{k}"], k
+  # The saved config is untouched: the next evaluation is the run's own again.
+  assert evaluate.evaluate_workdir(workdir, None, "val", write=False)["metrics"] == plain["metrics"]
+
+
+def test_override_errors(trained, tmp_path):
+  workdir, _ = trained
+  for overrides, message in (
+      ({"model.layers": (3,)}, r"^--override model.layers: only config.eval.\* settings can "
+                               r"change at evaluation \(the model and the data are the "
+                               r"checkpoint's\)$"),
+      ({"eval.batchsize": 3}, r"^--override eval.batchsize: the config has no key "
+                              r"eval.batchsize$"),
+      ({"eval.nosuch.x": 3}, r"^--override eval.nosuch.x: the config has no section "
+                             r"eval.nosuch$"),
+      ({"eval.batch_size": "many"}, r"^--override eval.batch_size='many': ")):
+    with pytest.raises(ConfigError, match=message):
+      evaluate.evaluate_workdir(workdir, None, "val", write=False, overrides=overrides)
+  proc = run_cli(f"--workdir={workdir}", "--override=eval.batch_size=many", cwd=str(tmp_path))
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --override 'eval.batch_size=many': not a Python literal; strings need quotes, e.g. "
+      "eval.recommender='most_popular'")
+  proc = run_cli(f"--workdir={workdir}", "--override=eval.batch_size=64", "--split=val",
+                 cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr
+  rec = read_json(os.path.join(workdir, "metrics.json"))
+  assert rec["overrides"] == {"eval.batch_size": 64}
+  assert rec["metrics"]["rmse"] == pytest.approx(
+      evaluate.evaluate_workdir(workdir, None, "val", write=False)["metrics"]["rmse"], rel=1e-6)
+
+
 def test_write_results_submission_format(tmp_path):
   path = str(tmp_path / "results.json")
   records = [{"id": np.int64(7), "songs": np.arange(3), "tags": np.array(["발라드"])}]
