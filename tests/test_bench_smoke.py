@@ -119,6 +119,17 @@ def test_tied_product_checks_the_two_forms_agree():
   assert all(r[-2].endswith("x") and r[-1] in ("yes", "no") for r in rows), out
 
 
+def test_melon_votes_times_both_vote_settings():
+  from configs import song_as_user  # pylint: disable=import-outside-toplevel
+  out = _module("bench.melon_votes", "--size=tiny", "--dim=8", "--repeats=1")
+  rows = {ln.split()[0]: ln for ln in out.splitlines() if "questions/s" in ln}
+  configured = song_as_user.get_config().eval.recommender_args
+  for name, n_songs in (("published", 10), ("configured", configured.song_neighbours)):
+    assert float(rows[name].split()[1]) > 0, out
+    assert f"song_neighbours={n_songs}," in rows[name], out
+  assert "configured / published:" in out, out
+
+
 def test_step_parts_prints_every_part():
   out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
   for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",

@@ -234,6 +234,28 @@ def test_baseline_argument_errors_name_their_key(arg):
         fn(train, questions, **{arg: bad})
 
 
+@pytest.mark.parametrize("kind", ["counts", "real", "negative"])
+def test_top_per_row_orders_by_score_then_popularity(kind):
+  """The one-key sort gives score descending, ties to the smaller tie rank, for counts, real
+  scores (weighted votes, many ties) and negative ones."""
+  import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
+  from jaxae.recommend.popular import top_per_row  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(8)
+  n_q, n_v, k = 37, 60, 7
+  dense = np.where(rng.random((n_q, n_v)) < 0.3, rng.integers(1, 5, (n_q, n_v)), 0).astype(float)
+  if kind == "real":
+    dense = np.where(dense > 0, np.sqrt(dense) * 0.37, 0.0)      # ties where the counts tie
+  elif kind == "negative":
+    dense = np.where(dense > 0, dense - 3.0, 0.0)                  # -2, -1, 1: integers
+  tie_rank = rng.permutation(n_v)
+  codes, n = top_per_row(sp.csr_matrix(dense), k, tie_rank)
+  for i in range(n_q):
+    stored = np.flatnonzero(dense[i])
+    want = sorted(stored, key=lambda c: (-dense[i, c], tie_rank[c]))[:k]
+    assert n[i] == len(want) and codes[i, :n[i]].tolist() == want, i
+    assert (codes[i, n[i]:] == -1).all()
+
+
 # ------------------------------------------------------------------------ seed B
 def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
                       n_tags=10, song_power=0.0, tag_power=0.0):

@@ -248,11 +248,15 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray) -> tuple[np
   cols = scores.indices.astype(np.int64)
   data = scores.data
   n_v = len(tie_rank)
+  if data.size and not (np.array_equal(data, np.round(data)) and data.min() >= 0):
+    # Other than counts (weighted votes): their dense ranks order the entries exactly as the
+    # scores do, ties included, and are integers >= 0.
+    data = np.unique(data, return_inverse=True)[1].reshape(-1)
   top = float(data.max(initial=0))
-  if data.size and np.array_equal(data, np.round(data)) and (n_q + 1) * (top + 1) * n_v < 2**62:
-    # Integer scores (counts): one int64 key (row, -score, rank) sorts faster than a lexsort.
+  if data.size and (n_q + 1) * (top + 1) * n_v < 2**62:
+    # One int64 key (row, -score, rank) sorts several times faster than a lexsort of the three.
     key = (rows * int(top + 1) + (int(top) - data.astype(np.int64))) * n_v + tie_rank[cols]
-    order = np.argsort(key)
+    order = np.argsort(key, kind="stable")
   else:
     order = np.lexsort((tie_rank[cols], -data, rows))
   rank_in_row = np.arange(len(order)) - scores.indptr[rows]   # rows stay grouped as in the CSR
