@@ -347,6 +347,14 @@ def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, monke
     assert got == want, (chunk, group)
   assert rep["questions_tag_overlap"] > 0 and rep["questions_embedding"] > 0   # both routes
   _check_valid(got, questions)
+  # Every training playlist holding songs and tags: one neighbour search serves both votes.
+  full = [p for p in train if p["songs"] and p["tags"]]
+  want = _reference_seed_b(full, questions, emb.astype(np.float64), song_ids, 4, 7,
+                           song_power=song_power, tag_power=tag_power)
+  for group in (0, 4):
+    assert song_as_user(full, questions, song_embeddings=emb, song_ids=song_ids,
+                        song_neighbours=4, tag_neighbours=7, topk_group=group,
+                        song_vote_power=song_power, tag_vote_power=tag_power) == want, group
 
 
 def test_seed_b_fallbacks_and_counts():

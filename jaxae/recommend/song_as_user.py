@@ -113,8 +113,8 @@ def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: 
 
   ``train_unit`` / ``train_ok`` come from `_unit_rows` (``train_ok`` may exclude more rows):
   training rows with a zero embedding are never neighbours, and the cosine is -inf where fewer
-  than ``k`` training rows qualify. One
-  compiled function serves every chunk (the questions are padded to a multiple of ``chunk_size``).
+  than ``k`` training rows qualify. One compiled function serves every chunk (the questions are
+  padded to a multiple of ``chunk_size``).
   ``group``: how each chunk's top k is found (:func:`jaxae.topk.top_k`; the same neighbours).
   """
   n = q_unit.shape[0]
