@@ -263,13 +263,9 @@ def test_melon_scoring_errors_name_the_file(tmp_path):
     evaluate.score_melon_files(paths["answers"], paths["results"], str(tmp_path / "none.json"))
 
 
-@pytest.mark.slow
-def test_melon_run_writes_submission_that_scores_the_same(tmp_path):
-  """A tiny song-as-user run on the synthetic Melon world: eval writes results.json, and scoring
-  that file against the split's answers gives the metrics eval reported."""
+def tiny_melon_config():
+  """configs/song_as_user.py on the tiny synthetic Melon world, one epoch of a small model."""
   from configs import song_as_user  # pylint: disable=import-outside-toplevel
-  from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
-  from jaxae.data.readers import melon as melon_reader  # pylint: disable=import-outside-toplevel
   c = song_as_user.get_config()
   c.data.synthetic_size = "tiny"
   c.model.layers = [16, 8]
@@ -277,6 +273,16 @@ def test_melon_run_writes_submission_that_scores_the_same(tmp_path):
   c.train.batch_size = 512
   c.train.epochs = 1
   c.eval.batch_size = 512
+  return c
+
+
+@pytest.mark.slow
+def test_melon_run_writes_submission_that_scores_the_same(tmp_path):
+  """A tiny song-as-user run on the synthetic Melon world: eval writes results.json, and scoring
+  that file against the split's answers gives the metrics eval reported."""
+  from jaxae.data import pipelines  # pylint: disable=import-outside-toplevel
+  from jaxae.data.readers import melon as melon_reader  # pylint: disable=import-outside-toplevel
+  c = tiny_melon_config()
   c.eval.empty_answers = "error"
   workdir = str(tmp_path / "melon")
   train_and_evaluate(c, workdir)
@@ -295,14 +301,7 @@ def test_melon_run_writes_submission_that_scores_the_same(tmp_path):
 def test_melon_overrides_change_the_recommender_for_one_evaluation(tmp_path):
   """``--override`` re-scores a trained seed B run with other recommender settings: arguments its
   saved config never held (a run saved before ``song_vote_power`` existed) included."""
-  from configs import song_as_user  # pylint: disable=import-outside-toplevel
-  c = song_as_user.get_config()
-  c.data.synthetic_size = "tiny"
-  c.model.layers = [16, 8]
-  c.model.sparse_input = False
-  c.train.batch_size = 512
-  c.train.epochs = 1
-  c.eval.batch_size = 512
+  c = tiny_melon_config()
   c.eval.recommender_args = dict(song_neighbours=10, tag_neighbours=50)   # the published votes
   workdir = str(tmp_path / "melon")
   train_and_evaluate(c, workdir)
