@@ -257,8 +257,13 @@ def test_top_per_row_orders_by_score_then_popularity(kind):
 
 
 # ------------------------------------------------------------------------ seed B
+def _bigrams(title):
+  words = "".join(c if c.isalnum() or c == "_" else " " for c in title.lower()).split()
+  return {w[i:i + 2] for w in words for i in range(max(len(w) - 1, 1))}
+
+
 def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
-                      n_tags=10, song_power=0.0, tag_power=0.0):
+                      n_tags=10, song_power=0.0, tag_power=0.0, titles=False):
   """Seed B written plainly, one question at a time (numpy float64)."""
   row = {int(s): i for i, s in enumerate(song_ids)}
   def embed(songs):
@@ -268,15 +273,22 @@ def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_so
   song_pop = [s for s, _ in Counter(s for p in train for s in p["songs"]).most_common()]
   tag_pop = [t for t, _ in Counter(t for p in train for t in p["tags"]).most_common()]
   train_tags = set(tag_pop)
+  train_words = set().union(*(_bigrams(p["plylst_title"]) for p in train))
   out = []
   for q in questions:
     e = embed(q["songs"])
     qtags = set(q["tags"]) & train_tags
+    qwords = _bigrams(q["plylst_title"]) & train_words if titles else set()
     if np.linalg.norm(e) > 0:
       sims = np.where(t_norm > 0, t_emb @ e / np.maximum(t_norm, 1e-30) / np.linalg.norm(e),
                       -np.inf)
     elif qtags:
       sims = np.array([len(qtags & set(p["tags"])) / np.sqrt(len(qtags) * max(len(p["tags"]), 1))
+                       for p in train])
+      sims[sims <= 0] = -np.inf
+    elif qwords:
+      sims = np.array([len(qwords & _bigrams(p["plylst_title"]))
+                       / np.sqrt(len(qwords) * max(len(_bigrams(p["plylst_title"])), 1))
                        for p in train])
       sims[sims <= 0] = -np.inf
     else:
@@ -322,19 +334,25 @@ def test_seed_b_obvious_nearest_neighbour():
   assert rep["questions_embedding"] == 1 and rep["songs_filled"] == 63
 
 
-@pytest.mark.parametrize("song_power,tag_power", [(0.0, 0.0), (1.0, 2.0), (2.5, 0.5)])
-def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, monkeypatch):
+@pytest.mark.parametrize("song_power,tag_power,titles", [(0.0, 0.0, False), (1.0, 2.0, True),
+                                                        (2.5, 0.5, True)])
+def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, titles, monkeypatch):
   # Random playlists include some without songs and some without tags: they never vote.
   rng = np.random.default_rng(5)
   train = _random_playlists(rng, 150, 0, n_songs=300, n_tags=25)
   questions = _random_playlists(rng, 40, 900, n_songs=300, n_tags=25)
   questions.append(_pl(3, train[3]["songs"][:2], []))   # same id as a training playlist
   questions += [_pl(950 + i, [], p["tags"][:2]) for i, p in enumerate(train[:12]) if p["tags"]]
+  words = ["봄바람", "노래", "Rock", "잔잔한", "피아노", "드라이브", "x", "밤"]
+  for p in train + questions:                           # titles; the title-only questions below
+    p["plylst_title"] = " ".join(rng.choice(words, int(rng.integers(0, 3))))
+  questions += [_pl(980 + i, [], [], t) for i, t in enumerate(["봄바람 노래!", "ROCK", "x", "zz",
+                                                               "잔잔한피아노"])]
   song_ids = np.arange(0, 300, 1)[rng.random(300) < 0.8]  # ~20% of songs have no embedding
   emb = rng.normal(size=(len(song_ids), 8)).astype(np.float32)
   assert any(not p["tags"] for p in train) and any(not p["songs"] for p in train)
   want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7,
-                           song_power=song_power, tag_power=tag_power)
+                           song_power=song_power, tag_power=tag_power, titles=titles)
   # topk_group 4 and 16: neighbours through group maxima (150 playlists > 7 x 4 and 7 x 16); 64 is
   # wider than 150 / 7 and falls back to jax.lax.top_k.
   for chunk, group, vote_rows in ((1, 0, 1024), (7, 0, 5), (256, 0, 1024), (7, 4, 1024),
@@ -343,18 +361,21 @@ def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, monke
     rep = {}
     got = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids,
                        song_neighbours=4, tag_neighbours=7, chunk_size=chunk, topk_group=group,
-                       song_vote_power=song_power, tag_vote_power=tag_power, report=rep)
+                       song_vote_power=song_power, tag_vote_power=tag_power, titles=titles,
+                       report=rep)
     assert got == want, (chunk, group)
   assert rep["questions_tag_overlap"] > 0 and rep["questions_embedding"] > 0   # both routes
+  assert (rep["questions_title_overlap"] > 0) == titles
   _check_valid(got, questions)
   # Every training playlist holding songs and tags: one neighbour search serves both votes.
   full = [p for p in train if p["songs"] and p["tags"]]
   want = _reference_seed_b(full, questions, emb.astype(np.float64), song_ids, 4, 7,
-                           song_power=song_power, tag_power=tag_power)
+                           song_power=song_power, tag_power=tag_power, titles=titles)
   for group in (0, 4):
     assert song_as_user(full, questions, song_embeddings=emb, song_ids=song_ids,
                         song_neighbours=4, tag_neighbours=7, topk_group=group,
-                        song_vote_power=song_power, tag_vote_power=tag_power) == want, group
+                        song_vote_power=song_power, tag_vote_power=tag_power,
+                        titles=titles) == want, group
 
 
 def test_seed_b_fallbacks_and_counts():
@@ -420,6 +441,33 @@ def test_seed_b_voters_hold_what_they_vote_for_and_weights_follow_the_cosine():
   assert rep["songs_filled"] == 0
 
 
+def test_title_tokens_are_word_bigrams():
+  from jaxae.recommend.song_as_user import title_tokens  # pylint: disable=import-outside-toplevel
+  assert title_tokens("마음뭉클해지는노래모음") == sorted(
+      ["마음", "음뭉", "뭉클", "클해", "해지", "지는", "는노", "노래", "래모", "모음"])
+  assert title_tokens("뭉클한 노래!!") == ["노래", "뭉클", "클한"]
+  assert title_tokens("Rock & K-Pop 2") == ["2", "ck", "k", "oc", "op", "po", "ro"]
+  assert title_tokens("") == [] and title_tokens("  !! ") == []
+
+
+def test_seed_b_title_only_questions_use_title_neighbours():
+  emb = np.eye(3, dtype=np.float32)
+  train = [_pl(1, [1], ["spring"], "봄바람 드라이브"), _pl(2, [2], ["night"], "잔잔한 밤"),
+           _pl(3, [3], ["rock"], "Rock")]
+  questions = [_pl(10, [], [], "봄 드라이브"), _pl(11, [], [], "zz"), _pl(12)]
+  rep = {}
+  r = song_as_user(train, questions, song_embeddings=emb, song_ids=[1, 2, 3], song_neighbours=1,
+                   tag_neighbours=1, n_songs=2, n_tags=1, titles=True, report=rep)
+  assert r[0]["songs"][0] == 1 and r[0]["tags"] == ["spring"]     # shares 드라 / 라이 / 이브
+  mp = most_popular(train, questions, n_songs=2, n_tags=1)
+  assert r[1] == mp[1] and r[2] == mp[2]                            # no known token / no title
+  assert (rep["questions_title_overlap"], rep["questions_popular"]) == (1, 2)
+  rep = {}
+  r = song_as_user(train, questions, song_embeddings=emb, song_ids=[1, 2, 3], song_neighbours=1,
+                   tag_neighbours=1, n_songs=2, n_tags=1, report=rep)
+  assert r == mp and rep["questions_title_overlap"] == 0           # titles off: popularity
+
+
 def test_seed_b_fill_never_duplicates_under_heavy_fill():
   # Short playlists: the neighbours hold far fewer than 100 songs / 10 tags, most slots are filled.
   rng = np.random.default_rng(6)
@@ -452,6 +500,9 @@ def test_seed_b_argument_errors():
   with pytest.raises(ConfigError, match=r"^config.eval.topk_group: expected an integer >= 0, "
                      "got -1$"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], topk_group=-1)
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.titles: expected true or "
+                     r"false, got 'yes'$"):
+    song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], titles="yes")
   for arg, bad in (("song_vote_power", -1.0), ("tag_vote_power", float("nan")),
                    ("song_vote_power", "2")):
     with pytest.raises(ConfigError, match=rf"^config.eval.recommender_args.{arg}: expected a "

@@ -23,8 +23,9 @@ training playlist holds both, this is the published rule exactly; in a sample su
 
 Questions with no embedded song fall back: with tags, neighbours are found by tag overlap (cosine of
 binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only, ranked from the nonzeros
-of the sparse product, ties to the lower training index); with neither, the answer is pure
-popularity (most_popular). Vote counting is a sparse product (questions x neighbours weight
+of the sparse product, ties to the lower training index); with neither, and ``titles`` on, by the
+same overlap of their titles' character bigrams (`title_tokens`) with the training titles'; else
+the answer is pure popularity (most_popular). Vote counting is a sparse product (questions x neighbours weight
 matrix times the training playlist x song matrix), never a per-song Python dict.
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any
 
 import jax
@@ -40,14 +42,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxae import checks, topk
-from jaxae.errors import DataError
-from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
+from jaxae.errors import ConfigError, DataError
+from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, code_matrix,
                                      fill_up, prepare, row_of_entries, to_records, top_per_row)
 
 SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
 TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
 _ENTRY_FLOATS = 1 << 24  # floats gathered per device chunk when summing song embeddings
 _VOTE_ROWS = 1024        # questions per sparse vote product
+_WORD = re.compile(r"\w+")
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -195,6 +198,34 @@ def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix,
   return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
 
 
+def title_tokens(title: str) -> list[str]:
+  """The character bigrams of a title's words (lower case; a one-character word is its own token).
+
+  Bigrams match Korean titles written with or without spaces (``마음뭉클해지는노래모음`` and
+  ``뭉클한 노래`` share ``뭉클`` and ``노래``) without a tokenizer.
+  """
+  out = set()
+  for word in _WORD.findall(title.lower()):
+    out.update(word[i:i + 2] for i in range(max(len(word) - 1, 1)))
+  return sorted(out)
+
+
+def title_matrices(train_titles: list, question_titles: list) -> tuple[sp.csr_matrix,
+                                                                       sp.csr_matrix]:
+  """Binary [playlists, tokens] rows of the training and question titles over the training
+  titles' tokens (a question token no training title has is left out)."""
+  def tokens(titles):
+    lists = [title_tokens(str(t)) for t in titles]
+    indptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+    return indptr, np.array([x for xs in lists for x in xs], dtype=object)
+
+  t_ptr, t_tok = tokens(train_titles)
+  q_ptr, q_tok = tokens(question_titles)
+  vocab = Vocab(t_tok.astype(str))
+  return (code_matrix(t_ptr, vocab.codes_of_items, len(vocab)),
+          code_matrix(q_ptr, vocab.encode(q_tok.astype(str)), len(vocab)))
+
+
 def _self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
   """Training row with each question's id, or -1."""
   order = np.argsort(train_ids, kind="stable")
@@ -217,7 +248,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                  n_songs: int = N_SONGS, n_tags: int = N_TAGS, chunk_size: int = 256,
                  song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL, topk_group: int = 0,
                  song_vote_power: float = 0.0, tag_vote_power: float = 0.0,
-                 report: dict | None = None) -> list[dict]:
+                 titles: bool = False, report: dict | None = None) -> list[dict]:
   """Seed B: answers from the nearest training playlists in song-embedding space.
 
   Args:
@@ -236,8 +267,10 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
       ``config.eval.topk_group``.
     song_vote_power, tag_vote_power: each neighbour votes with weight ``cosine ** power`` (0: a
       plain count, seed B as published; a neighbour with cosine <= 0 votes nothing above 0).
+    titles: questions with neither an embedded song nor a known tag find their neighbours by
+      title overlap (off: popularity, as published).
     report: optional dict that receives counts: questions per route (``questions_embedding``,
-      ``questions_tag_overlap``, ``questions_popular``), song entries without an embedding
+      ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``), song entries without an embedding
       (``question_songs_without_embedding``, ``train_songs_without_embedding``), training playlists
       without any (``train_playlists_without_embedding``), and slots filled by popularity
       (``songs_filled``, ``tags_filled``).
@@ -250,6 +283,9 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                            ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
                            ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
                            ("topk_group", topk_group, 0)))
+  if not isinstance(titles, (bool, np.bool_)):
+    raise ConfigError(f"config.eval.recommender_args.titles: expected true or false, got "
+                      f"{titles!r}")
   powers = {"songs": checks.number(song_vote_power, "eval.recommender_args.song_vote_power",
                                    minimum=0),
             "tags": checks.number(tag_vote_power, "eval.recommender_args.tag_vote_power",
@@ -275,11 +311,17 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   q_unit, q_ok = _unit_rows(sum_embeddings(emb, q.song_indptr, q_rows))
   has_emb, train_ok_host = (np.asarray(x) for x in jax.device_get((q_ok, train_ok)))
   has_tags = np.diff(p.seen_tags.indptr) > 0
+  if titles:
+    train_titles, q_titles = title_matrices(t.titles, q.titles)
+  else:
+    train_titles, q_titles = sp.csr_matrix((n_t, 0)), sp.csr_matrix((n_q, 0))
+  has_title = np.diff(q_titles.indptr) > 0
   by_emb = np.flatnonzero(has_emb)
   by_tags = np.flatnonzero(~has_emb & has_tags)
+  by_title = np.flatnonzero(~has_emb & ~has_tags & has_title)
   self_idx = _self_index(t.ids, q.ids)
   q_sel = q_unit if len(by_emb) == n_q else q_unit[jnp.asarray(by_emb)]
-  rows = np.concatenate([by_emb, by_tags])
+  rows = np.concatenate([by_emb, by_tags, by_title])
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
   train_songs = code_matrix(t.song_indptr, p.songs.codes_of_items, len(p.songs))
 
@@ -289,7 +331,9 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                                           self_idx[by_emb], n_nb, chunk_size, topk_group)
     nb_t, sim_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], n_nb,
                                      chunk_size, holds)
-    return np.concatenate([nb_e, nb_t]), np.concatenate([sim_e, sim_t])
+    nb_h, sim_h = neighbours_by_tags(q_titles[by_title], train_titles, self_idx[by_title], n_nb,
+                                     chunk_size, holds)
+    return np.concatenate([nb_e, nb_t, nb_h]), np.concatenate([sim_e, sim_t, sim_h])
 
   holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
   n_nb = {"songs": min(song_neighbours, n_t), "tags": min(tag_neighbours, n_t)}
@@ -311,7 +355,8 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   if report is not None:
     report.update(
         questions=n_q, questions_embedding=len(by_emb), questions_tag_overlap=len(by_tags),
-        questions_popular=n_q - len(by_emb) - len(by_tags),
+        questions_title_overlap=len(by_title),
+        questions_popular=n_q - len(by_emb) - len(by_tags) - len(by_title),
         question_songs_without_embedding=int((q_rows < 0).sum()),
         train_songs_without_embedding=int((t_rows < 0).sum()),
         train_playlists_without_embedding=int((~train_ok_host).sum()),
