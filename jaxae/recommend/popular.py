@@ -231,22 +231,23 @@ def first_unseen(ranking: np.ndarray, exclude: sp.csr_matrix, k: int, pool: int,
   return out
 
 
-def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray) -> tuple[np.ndarray,
-                                                                               np.ndarray]:
+def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
+                return_scores: bool = False) -> tuple[np.ndarray, ...]:
   """The ``k`` best stored codes of every row of a sparse score matrix.
 
   Order: score descending, ties to the smaller ``tie_rank[code]`` (more popular first). Only stored
   (nonzero) entries count.
 
   Returns:
-    ``(codes [Q, k] int64 padded with -1, n [Q] how many are real)``.
+    ``(codes [Q, k] int64 padded with -1, n [Q] how many are real)``, and with ``return_scores``
+    their scores [Q, k] as a third (-inf where padded).
   """
   scores = scores.tocsr()
   scores.eliminate_zeros()
   n_q = scores.shape[0]
   rows = row_of_entries(scores.indptr)
   cols = scores.indices.astype(np.int64)
-  data = scores.data
+  data = values = scores.data
   n_v = len(tie_rank)
   if data.size and not (np.array_equal(data, np.round(data)) and data.min() >= 0):
     # Other than counts (weighted votes): their dense ranks order the entries exactly as the
@@ -263,7 +264,12 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray) -> tuple[np
   keep = rank_in_row < k
   out = np.full((n_q, k), -1, np.int64)
   out[rows[keep], rank_in_row[keep]] = cols[order][keep]
-  return out, np.minimum(np.diff(scores.indptr), k)
+  n = np.minimum(np.diff(scores.indptr), k)
+  if not return_scores:
+    return out, n
+  top_scores = np.full((n_q, k), -np.inf, values.dtype)
+  top_scores[rows[keep], rank_in_row[keep]] = values[order][keep]
+  return out, n, top_scores
 
 
 def merge_fill(chosen: np.ndarray, n_chosen: np.ndarray, fill: np.ndarray) -> np.ndarray:

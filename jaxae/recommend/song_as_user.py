@@ -149,8 +149,9 @@ def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_id
     return sp.diags(np.where(n > 0, 1.0 / np.maximum(n, 1e-30), 0.0).astype(np.float32)) @ m
 
   qu, tu_t = unit(q_tags).tocsr(), unit(train_tags).T.tocsc()
-  n_q = qu.shape[0]
+  n_q, n_t = qu.shape[0], tu_t.shape[1]
   idx_out, sim_out = np.zeros((n_q, k), np.int64), np.full((n_q, k), -np.inf, np.float32)
+  by_index = np.arange(n_t)                       # ties to the lower playlist index
   for s in range(0, n_q, chunk_size):
     e = min(s + chunk_size, n_q)
     prod = (qu[s:e] @ tu_t).tocoo()
@@ -158,13 +159,9 @@ def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_id
     keep = (v > 0) & (c != self_idx[s:e][r])
     if candidates is not None:
       keep &= candidates[c]
-    r, c, v = r[keep], c[keep], v[keep]
-    order = np.lexsort((c, -v, r))                # by row, best first, ties to the lower index
-    r, c, v = r[order], c[order], v[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, r)     # position within the row
-    top = rank < k
-    idx_out[s + r[top], rank[top]] = c[top]
-    sim_out[s + r[top], rank[top]] = v[top]
+    block = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(e - s, n_t))
+    idx, _, sims = top_per_row(block, k, by_index, return_scores=True)
+    idx_out[s:e], sim_out[s:e] = np.maximum(idx, 0), sims
   return idx_out, sim_out
 
 
