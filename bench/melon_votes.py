@@ -7,9 +7,10 @@ random song embeddings of the song-as-user code width for every training song: t
 searches, vote products and rankings cost what they cost on trained embeddings (what the
 embeddings change is which playlists are near, not how many songs they hold). Every validation
 question is answered with the published seed B votes (plain counts of the 10 / 50 nearest
-playlists) and with ``configs/song_as_user.py``'s ``eval.recommender_args``, alternately; one
+playlists, no title route), with ``configs/song_as_user.py``'s ``eval.recommender_args``, and with
+those without the title route (``votes_only``, when the config has it on), alternately; one
 warm-up call of each compiles, then the best of ``--repeats`` is reported. CPU figures compare as
-the ratio only.
+ratios only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from configs import song_as_user as song_as_user_config
 from jaxae.data import synthetic
 from jaxae.recommend.song_as_user import song_as_user
 
-PUBLISHED = dict(song_neighbours=10, tag_neighbours=50, song_vote_power=0.0, tag_vote_power=0.0)
+PUBLISHED = dict(song_neighbours=10, tag_neighbours=50, song_vote_power=0.0, tag_vote_power=0.0,
+                 titles=False)
 
 
 def main() -> None:
@@ -40,6 +42,8 @@ def main() -> None:
   emb = jax.random.normal(jax.random.PRNGKey(args.seed), (len(song_ids), args.dim))
   configured = dict(song_as_user_config.get_config().eval.recommender_args)
   settings = {"published": PUBLISHED, "configured": configured}
+  if configured.get("titles"):
+    settings["votes_only"] = dict(configured, titles=False)
 
   def answer(kw):
     t = time.perf_counter()
@@ -60,7 +64,9 @@ def main() -> None:
     print(f"  {name:<10}  {best[name]:7.2f} s  {len(world.val) / best[name]:9,.0f} questions/s  "
           f"({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))}; all: "
           f"{', '.join(f'{t:.2f}' for t in times[name])} s)")
-  print(f"  configured / published: {best['configured'] / best['published']:.2f}x the time")
+  for name in settings:
+    if name != "published":
+      print(f"  {name} / published: {best[name] / best['published']:.2f}x the time")
 
 
 if __name__ == "__main__":
