@@ -1,13 +1,14 @@
 r"""Melon seed B: the song-as-user autoencoder (rows = songs, features = playlists + one-hot meta).
 
-Loss 15 * masked MSE + 200 * full MSE; SELU; dropout 0.8 on the code layer; n -> 2048 -> 1024 -> 2048 -> n.
+Loss 15 * masked MSE + 200 * full MSE; SELU; dropout 0.8 on the code layer;
+n -> 2048 -> 1024 -> 2048 -> n.
 Song embeddings (the code layer) -> playlist embedding = sum of its songs -> cosine neighbour
 playlists give the songs (the 100 nearest playlists that hold songs) and tags (the 200 nearest that
-hold tags) of the answer, each neighbour voting with its cosine squared for songs and its cosine for
-tags; a question with neither an embedded song nor a known tag finds its neighbours by title
-(character bigrams). These recommender settings were chosen on the validation questions of the real Melon
-sample (docs/results.md); the published seed B counts plain votes of the 10 / 50 nearest playlists
-and answers such questions by popularity:
+hold tags) of the answer, each neighbour voting with its cosine squared for songs and its cosine
+for tags; a question with neither an embedded song nor a known tag finds its neighbours by title
+(character bigrams). These recommender settings were chosen on the validation questions of the
+real Melon sample (docs/results.md); the published seed B counts plain votes of the 10 / 50
+nearest playlists and answers such questions by popularity:
 
   --config.eval.recommender_args.song_neighbours=10 \
   --config.eval.recommender_args.tag_neighbours=50 \
