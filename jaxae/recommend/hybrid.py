@@ -198,8 +198,8 @@ def neighbours_per_song(content: ContentEmbeddings, rows: np.ndarray, allowed: n
   """
   unit, ok = _unit(jnp.asarray(content.embeddings, jnp.float32))
   cand_ok = ok & jnp.asarray(allowed)
-  nb, sims = neighbours_by_embedding(unit[jnp.asarray(rows)], unit, cand_ok, rows, k, chunk_size,
-                                     group)
+  ((nb, sims),) = neighbours_by_embedding(unit[jnp.asarray(rows)], unit, [cand_ok], rows, [k],
+                                          chunk_size, group)
   return nb, np.isfinite(sims) & np.asarray(jax.device_get(ok))[rows][:, None]
 
 

@@ -32,9 +32,10 @@ matrix times the training playlist x song matrix), never a per-song Python dict.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +44,9 @@ import scipy.sparse as sp
 
 from jaxae import checks, topk
 from jaxae.errors import ConfigError, DataError
-from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, code_matrix,
-                                     fill_up, prepare, row_of_entries, to_records, top_per_row)
+from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, _indptr,
+                                     code_matrix, fill_up, prepare, row_of_entries, to_records,
+                                     top_per_row)
 
 SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
 TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
@@ -90,17 +92,17 @@ def _unit_rows(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return x / jnp.maximum(norm, 1e-30), norm[:, 0] > 0
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk", "group"))
+@functools.partial(jax.jit, static_argnames=("ks", "chunk", "group"))
 def _cosine_top_k(q_all: jax.Array, self_all: jax.Array, start: jax.Array, train_unit: jax.Array,
-                  train_ok: jax.Array, k: int, chunk: int,
-                  group: int = 0) -> tuple[jax.Array, jax.Array]:
-  """Top-k cosine neighbours of rows ``start .. start+chunk`` of ``q_all`` (unit-norm rows)."""
+                  train_oks: tuple, ks: tuple, chunk: int, group: int = 0) -> tuple:
+  """For each ``(train_ok, k)``: the top-k cosine neighbours of rows ``start .. start+chunk`` of
+  ``q_all`` (unit-norm rows) among the training rows ``train_ok`` allows; one product for all."""
   q = jax.lax.dynamic_slice_in_dim(q_all, start, chunk)
   self_idx = jax.lax.dynamic_slice_in_dim(self_all, start, chunk)
   sims = jnp.matmul(q, train_unit.T, precision=jax.lax.Precision.HIGHEST)
-  col = jnp.arange(train_unit.shape[0])
-  bad = ~train_ok[None, :] | (col[None, :] == self_idx[:, None])
-  return topk.top_k(jnp.where(bad, -jnp.inf, sims), k, group)
+  is_self = jnp.arange(train_unit.shape[0])[None, :] == self_idx[:, None]
+  return tuple(topk.top_k(jnp.where(~ok[None, :] | is_self, -jnp.inf, sims), k, group)
+               for ok, k in zip(train_oks, ks))
 
 
 def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
@@ -109,27 +111,31 @@ def _pad_rows(x: np.ndarray, size: int, value=0) -> np.ndarray:
   return np.pad(x, [(0, size - len(x))] + [(0, 0)] * (x.ndim - 1), constant_values=value)
 
 
-def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array, train_ok: jax.Array,
-                            self_idx: np.ndarray, k: int, chunk_size: int,
-                            group: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k cosine neighbours [Q, k] (index, cosine) of unit question rows among training ones.
+def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array,
+                            train_oks: Sequence[jax.Array], self_idx: np.ndarray,
+                            ks: Sequence[int], chunk_size: int,
+                            group: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Top-k cosine neighbours [Q, k] (index, cosine) of unit question rows among training ones, for
+  each search ``(train_ok, k)`` of ``zip(train_oks, ks)``: the searches share one product.
 
-  ``train_unit`` / ``train_ok`` come from `_unit_rows` (``train_ok`` may exclude more rows):
-  training rows with a zero embedding are never neighbours, and the cosine is -inf where fewer
-  than ``k`` training rows qualify. One compiled function serves every chunk (the questions are
-  padded to a multiple of ``chunk_size``).
+  ``train_unit`` and each ``train_ok`` come from `_unit_rows` (a ``train_ok`` may exclude more
+  rows): training rows with a zero embedding are never neighbours, and the cosine is -inf where
+  fewer than ``k`` training rows qualify. One compiled function serves every chunk (the questions
+  are padded to a multiple of ``chunk_size``).
   ``group``: how each chunk's top k is found (:func:`jaxae.topk.top_k`; the same neighbours).
   """
+  ks = tuple(int(k) for k in ks)
   n = q_unit.shape[0]
   if not n:
-    return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    return [(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)) for k in ks]
   n_pad = -(-n // chunk_size) * chunk_size
   q_unit = jnp.pad(q_unit, ((0, n_pad - n), (0, 0)))
   self_all = jnp.asarray(_pad_rows(self_idx.astype(np.int32), n_pad, -1))
-  parts = [_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit, train_ok, k, chunk_size,
-                         group) for s in range(0, n_pad, chunk_size)]
-  vals, idx = jax.device_get(([v for v, _ in parts], [i for _, i in parts]))
-  return np.concatenate(idx)[:n].astype(np.int64), np.concatenate(vals)[:n]
+  parts = jax.device_get([_cosine_top_k(q_unit, self_all, jnp.int32(s), train_unit,
+                                        tuple(train_oks), ks, chunk_size, group)
+                          for s in range(0, n_pad, chunk_size)])
+  return [(np.concatenate([p[j][1] for p in parts])[:n].astype(np.int64),
+           np.concatenate([p[j][0] for p in parts])[:n]) for j in range(len(ks))]
 
 
 def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
@@ -213,14 +219,13 @@ def title_matrices(train_titles: list, question_titles: list) -> tuple[sp.csr_ma
   titles' tokens (a question token no training title has is left out)."""
   def tokens(titles):
     lists = [title_tokens(str(t)) for t in titles]
-    indptr = np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
-    return indptr, np.array([x for xs in lists for x in xs], dtype=object)
+    return _indptr(lists), np.array(list(itertools.chain.from_iterable(lists)), dtype=str)
 
   t_ptr, t_tok = tokens(train_titles)
   q_ptr, q_tok = tokens(question_titles)
-  vocab = Vocab(t_tok.astype(str))
+  vocab = Vocab(t_tok)
   return (code_matrix(t_ptr, vocab.codes_of_items, len(vocab)),
-          code_matrix(q_ptr, vocab.encode(q_tok.astype(str)), len(vocab)))
+          code_matrix(q_ptr, vocab.encode(q_tok), len(vocab)))
 
 
 def _self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
@@ -322,23 +327,27 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
   train_songs = code_matrix(t.song_indptr, p.songs.codes_of_items, len(p.songs))
 
-  def neighbours(n_nb: int, holds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[len(rows), n_nb] nearest training playlists among those with ``holds``, and cosines."""
-    nb_e, sim_e = neighbours_by_embedding(q_sel, train_unit, train_ok & jnp.asarray(holds),
-                                          self_idx[by_emb], n_nb, chunk_size, topk_group)
-    nb_t, sim_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], n_nb,
-                                     chunk_size, holds)
-    nb_h, sim_h = neighbours_by_tags(q_titles[by_title], train_titles, self_idx[by_title], n_nb,
-                                     chunk_size, holds)
-    return np.concatenate([nb_e, nb_t, nb_h]), np.concatenate([sim_e, sim_t, sim_h])
-
   holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
   n_nb = {"songs": min(song_neighbours, n_t), "tags": min(tag_neighbours, n_t)}
-  if holds["songs"].all() and holds["tags"].all():      # one search serves both
-    both = neighbours(max(n_nb.values()), holds["songs"])
-    found = {w: (both[0][:, :n], both[1][:, :n]) for w, n in n_nb.items()}
+  # One search for both votes when every playlist holds songs and tags, else one per vote (the
+  # embedding searches share their product): {name: (neighbours, candidate playlists)}.
+  if holds["songs"].all() and holds["tags"].all():
+    searches = {"both": (max(n_nb.values()), holds["songs"])}
   else:
-    found = {w: neighbours(n_nb[w], holds[w]) for w in ("songs", "tags")}
+    searches = {w: (n_nb[w], holds[w]) for w in n_nb}
+  embedded = neighbours_by_embedding(
+      q_sel, train_unit, [train_ok & jnp.asarray(c) for _, c in searches.values()],
+      self_idx[by_emb], [n for n, _ in searches.values()], chunk_size, topk_group)
+  found = {}
+  for (w, (n_w, cand)), (nb_e, sim_e) in zip(searches.items(), embedded):
+    nb_t, sim_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], n_w,
+                                     chunk_size, cand)
+    nb_h, sim_h = neighbours_by_tags(q_titles[by_title], train_titles, self_idx[by_title], n_w,
+                                     chunk_size, cand)
+    found[w] = np.concatenate([nb_e, nb_t, nb_h]), np.concatenate([sim_e, sim_t, sim_h])
+  if "both" in found:
+    nb, sims = found.pop("both")
+    found = {w: (nb[:, :n], sims[:, :n]) for w, n in n_nb.items()}
 
   out = {}
   for what, items, seen, vocab, n_out, pool in (
