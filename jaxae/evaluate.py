@@ -322,11 +322,12 @@ def evaluate_workdir(workdir: str | os.PathLike, step: int | None = None, split:
 
   if split not in SPLITS:
     raise ConfigError(f"--split must be one of {list(SPLITS)}, got {split!r}")
-  run = load_checkpoint(workdir, step)
-  for key, value in (overrides or {}).items():
+  for key in overrides or {}:               # before the checkpoint is read
     if not key.startswith("eval."):
       raise ConfigError(f"--override {key}: only config.eval.* settings can change at evaluation "
                         f"(the model and the data are the checkpoint's)")
+  run = load_checkpoint(workdir, step)
+  for key, value in (overrides or {}).items():
     cli.apply_override(run.config, key, value, "--override",
                        open_sections=("eval.recommender_args",))
   evaluator_names = list(run.config.eval.evaluators)
