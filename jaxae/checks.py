@@ -1,5 +1,6 @@
 """The check behind every numeric config value: one rule and one message for the model builders,
-the optimizer, the loss weights and the loop's up-front validation."""
+the optimizer, the loss weights and the loop's up-front validation (and the Melon recommenders'
+on/off arguments)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,12 @@ def recommender_ints(values) -> None:
   for name, value, minimum in values:
     key = "eval.topk_group" if name == "topk_group" else f"eval.recommender_args.{name}"
     number(value, key, minimum=minimum, integer=True)
+
+
+def recommender_flag(name: str, value) -> bool:
+  """A Melon recommender's on/off argument as a bool; else a ConfigError naming
+  ``config.eval.recommender_args.<name>``."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ConfigError(f"config.eval.recommender_args.{name}: expected true or false, got "
+                      f"{value!r}")
+  return bool(value)

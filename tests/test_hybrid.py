@@ -24,8 +24,8 @@ from jaxae.recommend.hybrid import ContentEmbeddings, hybrid, model_top_k
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _pl(pid, songs=(), tags=()):
-  return {"id": pid, "songs": list(songs), "tags": list(tags), "plylst_title": ""}
+def _pl(pid, songs=(), tags=(), title=""):
+  return {"id": pid, "songs": list(songs), "tags": list(tags), "plylst_title": title}
 
 
 def _check_valid(results, questions, n_songs=100, n_tags=10):
@@ -153,6 +153,128 @@ def test_densification_hand_case():
   assert report["dense_query_songs_mean"] == pytest.approx((3 + 4 + 4) / 3)
 
 
+def test_tag_vote_settings_hand_case():
+  # Co-occurrence C: song 1: a 1, x 1, y 1;  song 2: b 2, x 2.  Tags held: a 1, b 2, x 3, y 1.
+  train = [_pl(1, [1], ["a", "x", "y"]), _pl(2, [2], ["b", "x"]), _pl(3, [2], ["b", "x"])]
+  ranker = _FixedRanking([0, 1])                   # CF columns [1, 2]: song 1 ranks first
+  question = [_pl(10, [9, 1], ["a"])]              # song 9 is no CF column; song 1 is excluded
+
+  def tags(**kw):
+    (r,) = hybrid(train, question, score_top_k=ranker, score_song_ids=[1, 2], n_songs=1,
+                  n_tags=2, **kw)
+    assert r["songs"] == [2]
+    return r["tags"]
+
+  # The answer song is 2. Published: plain counts b 2, x 2 (tie -> the more popular x).
+  assert tags() == ["x", "b"]
+  # own_tag_weight: P(t | a) = x 1, y 1 (a's one playlist); song votes scaled to sum 1 (b 0.5,
+  # x 0.5), own-tag votes too (x 0.5, y 0.5), times 2: x 1.5, y 1.0, b 0.5.
+  assert tags(own_tag_weight=2.0) == ["x", "y"]
+  assert tags(own_tag_weight=0.5) == ["x", "b"]   # x 0.75, b 0.5, y 0.25
+
+
+def test_tag_rank_discount_and_song_norm_hand_case():
+  # Song 1 sits in 4 tagged playlists (tag a in all), song 2 in 1 (tag b): plain counts a 4, b 1.
+  train = ([_pl(i, [1], ["a"]) for i in range(4)] + [_pl(9, [2], ["b"])])
+  question = [_pl(10, [3], [])]                    # a CF column no training playlist holds
+  cf_ids = [3, 2, 1]
+
+  def tags(order, **kw):
+    (r,) = hybrid(train, question, score_top_k=_FixedRanking(order), score_song_ids=cf_ids,
+                  n_songs=2, n_tags=1, **kw)
+    return r["songs"], r["tags"]
+
+  assert tags([1, 2]) == ([2, 1], ["a"])           # a 4 > b 1
+  # Song norm 1: each song's tag distribution: a 4 / 4 = 1, b 1 / 1 = 1 -> the tie to the more
+  # popular a; with song 2 first and the rank discount, b (1) beats a (1 / log2 3).
+  assert tags([1, 2], tag_song_norm=1.0) == ([2, 1], ["a"])
+  assert tags([1, 2], tag_song_norm=1.0, tag_rank_discount=True) == ([2, 1], ["b"])
+  # Norm 0.5: a 4 / 2 = 2 against b 1: a, even when discounted behind b (2 / log2 3 = 1.26 > 1).
+  assert tags([1, 2], tag_song_norm=0.5, tag_rank_discount=True) == ([2, 1], ["a"])
+
+
+def test_title_route_hand_case():
+  train = [_pl(1, [1], ["spring"], "봄바람 드라이브"), _pl(2, [2], ["night"], "잔잔한 밤"),
+           _pl(3, [], ["drive"], "드라이브 가요"), _pl(4, [3], [], "Rock")]
+  questions = [_pl(10, [], [], "봄 드라이브"), _pl(11, [], [], "zz"), _pl(12),
+               _pl(13, [], ["unknown-tag"], "잔잔한")]
+  ranker = _FixedRanking([0])
+  rep = {}
+  r = hybrid(train, questions, score_top_k=ranker, score_song_ids=[99], n_songs=2, n_tags=1,
+             titles=True, title_neighbours=1, report=rep)
+  # 10 shares 드라 / 라이 / 이브 with playlists 1 and 3 (cosine 3 / sqrt(3 * 5) and
+  # 3 / sqrt(3 * 4)): songs from the nearest holding songs (1), tags from the nearest holding
+  # tags (3).
+  assert r[0]["songs"][0] == 1 and r[0]["tags"] == ["drive"]
+  assert r[3]["songs"][0] == 2 and r[3]["tags"] == ["night"]     # unknown tag: the title route
+  mp = most_popular(train, questions, n_songs=2, n_tags=1)
+  assert r[1] == mp[1] and r[2] == mp[2]                            # no known token / no title
+  assert (rep["questions_title_overlap"], rep["questions_popular"]) == (2, 2)
+  assert ranker.calls == []
+  rep = {}
+  r = hybrid(train, questions, score_top_k=ranker, score_song_ids=[99], n_songs=2, n_tags=1,
+             report=rep)
+  assert r == mp and rep["questions_title_overlap"] == 0           # titles off: popularity
+
+
+def _reference_tags(train, questions, results, n_tags, rank_discount, song_norm, own_weight):
+  """Per question, the step-3 tag scores computed plainly (dicts), for the CF / tag routes."""
+  cooc, tagged, holding, pair = {}, {}, {}, {}
+  for p in train:
+    for s in set(p["songs"]):
+      tagged[s] = tagged.get(s, 0) + bool(p["tags"])
+      for t in set(p["tags"]):
+        cooc[s, t] = cooc.get((s, t), 0) + 1
+    for t in set(p["tags"]):
+      holding[t] = holding.get(t, 0) + 1
+      for u in set(p["tags"]) - {t}:
+        pair[t, u] = pair.get((t, u), 0) + 1
+  all_tags = sorted(holding)
+  out = []
+  for q, r in zip(questions, results):
+    votes = {t: 0.0 for t in all_tags}
+    for rank, s in enumerate(r["songs"]):
+      w = 1.0 / np.log2(rank + 2) if rank_discount else 1.0
+      for t in all_tags:
+        if (s, t) in cooc:
+          votes[t] += w * cooc[s, t] / tagged[s] ** song_norm
+    if own_weight:
+      own = {t: sum(pair.get((u, t), 0) / holding[u] for u in q["tags"] if u in holding)
+             for t in all_tags}
+      tv, to = sum(votes.values()), sum(own.values())
+      votes = {t: (votes[t] / tv if tv else 0.0) + own_weight * (own[t] / to if to else 0.0)
+               for t in all_tags}
+    out.append({t: v for t, v in votes.items() if t not in q["tags"]})
+  return out
+
+
+@pytest.mark.parametrize("rank_discount,song_norm,own_weight",
+                         [(False, 0.0, 0.0), (True, 0.5, 0.5), (False, 1.0, 2.0)])
+def test_tag_votes_equal_plain_reference(rank_discount, song_norm, own_weight):
+  train, questions = _world(4)
+  rng = np.random.default_rng(5)
+  w = rng.normal(size=(300, 300))
+  report = {}
+  results = hybrid(train, questions, score_top_k=_linear_scorer(w), score_song_ids=np.arange(300),
+                   n_tags=4, chunk_size=7, tag_rank_discount=rank_discount,
+                   tag_song_norm=song_norm, own_tag_weight=own_weight, report=report)
+  _check_valid(results, questions, n_tags=4)
+  answered = report["questions_cf"] + report["questions_tag_cooccurrence"]
+  ref = _reference_tags(train, questions, results, 4, rank_discount, song_norm, own_weight)
+  checked = 0
+  for q, r, scores in zip(questions, results, ref):
+    if not any(s in range(300) for s in q["songs"]) and not any(
+        t in {u for p in train for u in p["tags"]} for t in q["tags"]):
+      continue                                        # the popular route: not voted
+    checked += 1
+    got = [scores.get(t, 0.0) for t in r["tags"]]
+    voted = [x for x in got if x > 0]
+    assert voted == sorted(voted, reverse=True) and len(voted) == min(4, sum(
+        v > 0 for v in scores.values()))               # the best-voted tags, best first ...
+    others = [v for t, v in scores.items() if t not in r["tags"]]
+    assert not others or min(voted, default=np.inf) >= max(others) - 1e-12   # ... none better
+  assert checked == answered > 10
+
 # ------------------------------------------------------------------------------ random world
 def _world(seed=0, n_train=150, n_songs=300, n_tags=25):
   rng = np.random.default_rng(seed)
@@ -226,6 +348,15 @@ def test_argument_and_data_errors():
   with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.dense_query_songs: "
                      "expected an integer >= 1, got 0$"):
     hybrid(train, questions, score_top_k=ranker, score_song_ids=[1], dense_query_songs=0)
+  for key, value, want in (("tag_song_norm", -1.0, "a finite number >= 0"),
+                           ("own_tag_weight", float("nan"), "a finite number >= 0"),
+                           ("title_vote_power", "2", "a finite number >= 0"),
+                           ("title_neighbours", 0, "an integer >= 1"),
+                           ("titles", "yes", "true or false"),
+                           ("tag_rank_discount", 1, "true or false")):
+    with pytest.raises(ConfigError, match=rf"^config.eval.recommender_args.{key}: expected "
+                       rf"{want}, got {value!r}$".replace("(", r"\(")):
+      hybrid(train, questions, score_top_k=ranker, score_song_ids=[1], **{key: value})
   bad = ContentEmbeddings(np.zeros((3, 2), np.float32), np.arange(4))
   with pytest.raises(DataError, match="do not match 4 song ids"):
     hybrid(train, questions, score_top_k=ranker, score_song_ids=np.arange(300), content=bad)

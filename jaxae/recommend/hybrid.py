@@ -16,11 +16,22 @@ question:
      the top ``n_songs`` (100) that are not the question's own songs (``-inf`` before ``top_k``);
   3. tags: the song <-> tag co-occurrence of the training playlists (``C = S^T T``, S playlist x
      song, T playlist x tag) summed over the recommended songs, minus the question's own tags, top
-     ``n_tags`` (10), ties to the more popular tag;
+     ``n_tags`` (10), ties to the more popular tag. As published every recommended song counts 1
+     and ``C`` is used as it is; three settings (all off by default) refine it:
+     ``tag_rank_discount`` weighs the song at rank ``r`` (0-based) by ``1 / log2(r + 2)``,
+     ``tag_song_norm`` divides each song's row of ``C`` by (the number of training playlists
+     holding it and a tag) to that power (1: the song's tag distribution), and
+     ``own_tag_weight`` adds the tags that co-occur with the question's own tags (``P(t | t')``
+     from the training playlists, summed over its tags ``t'``): both votes are scaled to sum 1
+     per question and the own-tag votes weighted by it;
   4. cold start: a question with no song the CF AE (or its densification) can take but with
-     known tags gets the songs that co-occur most with its tags (``tags @ C^T``), tags as in 3; a
-     question with neither is answered by popularity (`most_popular`). Short lists are filled up
-     with the most popular training items not already there.
+     known tags gets the songs that co-occur most with its tags (``tags @ C^T``), tags as in 3;
+     with neither, and ``titles`` on, the ``title_neighbours`` training playlists whose titles
+     overlap most with its title (character bigrams, as seed B's title route:
+     :func:`jaxae.recommend.song_as_user.title_tokens`) vote for its songs and its tags (weight
+     ``cosine ** title_vote_power``; only playlists holding songs / tags count); a question with
+     none of these is answered by popularity (`most_popular`). Short lists are filled up with the
+     most popular training items not already there.
 
 Without song meta (the real Melon sample has no ``song_meta.json``) there is no content AE: the
 ``melon_content`` pipeline refuses to build its matrix, so a content AE trained on a tag block
@@ -59,7 +70,8 @@ from jaxae.errors import CheckpointError, ConfigError, DataError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
                                      to_records, top_per_row)
-from jaxae.recommend.song_as_user import neighbours_by_embedding
+from jaxae.recommend.song_as_user import (neighbours_by_embedding, neighbours_by_tags,
+                                          self_index, title_matrices, top_voted, vote_weights)
 from jaxae.topk import top_k_excluding
 
 DENSE_QUERY_SONGS = 100   # seed A: densify the query to about 100 songs
@@ -260,6 +272,12 @@ def _complete_songs(chosen_ids: np.ndarray, n_chosen: np.ndarray, p, k: int,
   return merge_fill(chosen_ids, n_chosen, p.songs.items[np.maximum(fill, 0)])
 
 
+def _row_shares(m: sp.spmatrix) -> sp.csr_matrix:
+  """Each row of ``m`` divided by its sum (rows summing to 0 stay 0)."""
+  total = np.asarray(m.sum(axis=1)).ravel()
+  return (sp.diags(np.where(total > 0, 1.0 / np.where(total > 0, total, 1.0), 0.0)) @ m).tocsr()
+
+
 def _top_rows(scores_of: Callable[[np.ndarray], sp.csr_matrix], rows: np.ndarray, k: int,
               tie_rank: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
   """`top_per_row` of ``scores_of(rows_chunk)`` over ``rows`` in chunks (bounded sparse blocks)."""
@@ -275,7 +293,9 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
            min_content_neighbours: int = MIN_CONTENT_NEIGHBOURS,
            max_content_neighbours: int = MAX_CONTENT_NEIGHBOURS, n_songs: int = N_SONGS,
            n_tags: int = N_TAGS, chunk_size: int = 256, song_pool: int = SONG_POOL,
-           tag_pool: int = TAG_POOL, topk_group: int = 0,
+           tag_pool: int = TAG_POOL, topk_group: int = 0, tag_rank_discount: bool = False,
+           tag_song_norm: float = 0.0, own_tag_weight: float = 0.0, titles: bool = False,
+           title_neighbours: int = 100, title_vote_power: float = 0.0,
            report: dict | None = None) -> list[dict]:
   """Seed A: densified queries ranked by the CF AE, tags by song <-> tag co-occurrence.
 
@@ -293,8 +313,15 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
     topk_group: how the content neighbours are found (:func:`jaxae.topk.top_k`: 0 =
       ``jax.lax.top_k``; the same songs either way); the Melon evaluator passes its
       ``config.eval.topk_group``, which it also builds ``score_top_k`` with.
+    tag_rank_discount, tag_song_norm, own_tag_weight: how the tags are voted (step 3; False / 0 /
+      0: as published).
+    titles: questions with neither a song the CF AE takes nor a known tag are answered from the
+      training playlists with the most similar titles (off: popularity, as published).
+    title_neighbours, title_vote_power: how many of those playlists vote, and the power of the
+      cosine each votes with (0: a plain count).
     report: optional dict receiving counts: questions per route (``questions_cf``,
-      ``questions_tag_cooccurrence``, ``questions_popular``), ``content_model`` (1 / 0),
+      ``questions_tag_cooccurrence``, ``questions_title_overlap``, ``questions_popular``),
+      ``content_model`` (1 / 0),
       ``questions_densified``, ``densify_songs_added``, ``dense_query_songs_mean`` (CF route),
       ``question_songs_not_in_cf``, ``question_songs_without_content``, ``content_songs_not_in_cf``,
       ``songs_filled``, ``tags_filled``.
@@ -307,7 +334,14 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
                            ("max_content_neighbours", max_content_neighbours, 0),
                            ("n_songs", n_songs, 1), ("n_tags", n_tags, 1),
                            ("chunk_size", chunk_size, 1), ("song_pool", song_pool, 1),
-                           ("tag_pool", tag_pool, 1), ("topk_group", topk_group, 0)))
+                           ("tag_pool", tag_pool, 1), ("topk_group", topk_group, 0),
+                           ("title_neighbours", title_neighbours, 1)))
+  tag_rank_discount = checks.recommender_flag("tag_rank_discount", tag_rank_discount)
+  titles = checks.recommender_flag("titles", titles)
+  tag_song_norm, own_tag_weight, title_vote_power = (
+      checks.number(v, f"eval.recommender_args.{k}", minimum=0)
+      for k, v in (("tag_song_norm", tag_song_norm), ("own_tag_weight", own_tag_weight),
+                   ("title_vote_power", title_vote_power)))
   if min_content_neighbours > max_content_neighbours:
     raise ConfigError(f"config.eval.recommender_args: hybrid's min_content_neighbours "
                       f"({min_content_neighbours}) exceeds "
@@ -374,23 +408,61 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
   codes, n_t = _top_rows(tag_song_scores, by_tags, n_songs, p.songs.rank, chunk_size)
   chosen[by_tags] = np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
   n_chosen[by_tags] = n_t
+
+  # Cold start with a title only: the playlists with the most similar titles vote.
+  by_title, title_tags = np.zeros(0, np.int64), None
+  if titles and len(t):
+    train_titles, q_titles = title_matrices(t.titles, q.titles)
+    by_title = np.flatnonzero((q_len == 0) & ~has_tags & (np.diff(q_titles.indptr) > 0))
+    votes = {}
+    for what, items, seen, vocab, n_out in (
+        ("songs", train_songs, p.seen_songs, p.songs, n_songs),
+        ("tags", train_tags, p.seen_tags, p.tags, n_tags)):
+      nb, sims = neighbours_by_tags(q_titles[by_title], train_titles,
+                                    self_index(t.ids, q.ids[by_title]),
+                                    min(title_neighbours, len(t)), chunk_size,
+                                    np.diff(items.indptr) > 0)
+      weights = vote_weights(nb, sims, np.arange(len(by_title)), len(by_title), len(t),
+                             title_vote_power)
+      votes[what] = top_voted(weights, items, seen[by_title], n_out, vocab.rank)
+    codes, n_t = votes["songs"]
+    chosen[by_title] = np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
+    n_chosen[by_title] = n_t
+    title_tags = votes["tags"]
   songs = _complete_songs(chosen, n_chosen, p, n_songs, song_pool)
 
-  # 4. Tags from the co-occurrence of the recommended songs (routes cf and tags); else popular.
+  # 4. Tags from the co-occurrence of the recommended songs (routes cf and tags), from the title
+  # neighbours (route title); else popular.
   answered = np.zeros(n_q, bool)
   answered[by_cf] = True
   answered[by_tags] = True
   s_codes = p.songs.encode(songs.reshape(-1)).reshape(n_q, n_songs)
   rows = np.repeat(np.arange(n_q), n_songs).reshape(n_q, n_songs)
   ok = (s_codes >= 0) & answered[:, None]
-  picked = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], s_codes[ok])),
-                         shape=(n_q, len(p.songs)))
+  rank_weight = (1.0 / np.log2(np.arange(n_songs) + 2.0) if tag_rank_discount
+                 else np.ones(n_songs))
+  picked = sp.csr_matrix((np.broadcast_to(rank_weight, (n_q, n_songs))[ok],
+                          (rows[ok], s_codes[ok])), shape=(n_q, len(p.songs)))
+  song_votes = cooc                                              # [songs, tags]: one song's votes
+  if tag_song_norm:
+    tagged = train_songs.T @ (np.diff(train_tags.indptr) > 0).astype(np.float64)
+    song_votes = (sp.diags(np.maximum(tagged, 1.0) ** -tag_song_norm) @ cooc).tocsr()
+  if own_tag_weight:
+    tag_tag = (train_tags.T @ train_tags).tocsr().astype(np.float64)   # diagonal: playlists
+    holding = np.maximum(tag_tag.diagonal(), 1.0)
+    tag_tag.setdiag(0.0)
+    tag_given = (sp.diags(1.0 / holding) @ tag_tag).tocsr()     # [t', t]: P(t | t')
+    tag_given.eliminate_zeros()
 
   def song_tag_scores(r):
-    s = (picked[r] @ cooc).tocsr()
+    s = (picked[r] @ song_votes).tocsr()
+    if own_tag_weight:
+      s = _row_shares(s) + own_tag_weight * _row_shares(p.seen_tags[r] @ tag_given)
     return (s - s.multiply(p.seen_tags[r])).tocsr()
 
   t_chosen, t_n = _top_rows(song_tag_scores, np.arange(n_q), n_tags, p.tags.rank, chunk_size)
+  if title_tags is not None:
+    t_chosen[by_title], t_n[by_title] = title_tags
   tags = fill_up(t_chosen, t_n, p.seen_tags, p.tags, n_tags, tag_pool, "tags")
 
   if report is not None:
@@ -400,7 +472,8 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
     densified[np.diff(added.indptr) > 0] = True
     report.update(
         questions=n_q, questions_cf=len(by_cf), questions_tag_cooccurrence=len(by_tags),
-        questions_popular=n_q - len(by_cf) - len(by_tags),
+        questions_title_overlap=len(by_title),
+        questions_popular=n_q - len(by_cf) - len(by_tags) - len(by_title),
         content_model=int(content is not None), questions_densified=int(densified.sum()),
         densify_songs_added=int(added.nnz),
         dense_query_songs_mean=float(q_len[by_cf].mean()) if len(by_cf) else 0.0,

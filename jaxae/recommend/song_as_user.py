@@ -25,8 +25,8 @@ Questions with no embedded song fall back: with tags, neighbours are found by ta
 binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only, ranked from the nonzeros
 of the sparse product, ties to the lower training index); with neither, and ``titles`` on, by the
 same overlap of their titles' character bigrams (`title_tokens`) with the training titles'; else
-the answer is pure popularity (most_popular). Vote counting is a sparse product (questions x neighbours weight
-matrix times the training playlist x song matrix), never a per-song Python dict.
+the answer is pure popularity (most_popular). Vote counting is a sparse product (questions x
+neighbours weight matrix times the training playlist x song matrix), never a per-song Python dict.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxae import checks, topk
-from jaxae.errors import ConfigError, DataError
+from jaxae.errors import DataError
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, _indptr,
                                      code_matrix, fill_up, prepare, row_of_entries, to_records,
                                      top_per_row)
@@ -228,7 +228,7 @@ def title_matrices(train_titles: list, question_titles: list) -> tuple[sp.csr_ma
           code_matrix(q_ptr, vocab.encode(q_tok), len(vocab)))
 
 
-def _self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
+def self_index(train_ids: np.ndarray, question_ids: np.ndarray) -> np.ndarray:
   """Training row with each question's id, or -1."""
   order = np.argsort(train_ids, kind="stable")
   pos = np.clip(np.searchsorted(train_ids[order], question_ids), 0, max(len(train_ids) - 1, 0))
@@ -272,10 +272,11 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     titles: questions with neither an embedded song nor a known tag find their neighbours by
       title overlap (off: popularity, as published).
     report: optional dict that receives counts: questions per route (``questions_embedding``,
-      ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``), song entries without an embedding
-      (``question_songs_without_embedding``, ``train_songs_without_embedding``), training playlists
-      without any (``train_playlists_without_embedding``), and slots filled by popularity
-      (``songs_filled``, ``tags_filled``).
+      ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``), song
+      entries without an embedding (``question_songs_without_embedding``,
+      ``train_songs_without_embedding``), training playlists without any
+      (``train_playlists_without_embedding``), and slots filled by popularity (``songs_filled``,
+      ``tags_filled``).
 
   Returns:
     results records ``[{"id", "songs", "tags"}]`` in question order.
@@ -285,9 +286,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                            ("n_tags", n_tags, 1), ("chunk_size", chunk_size, 1),
                            ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
                            ("topk_group", topk_group, 0)))
-  if not isinstance(titles, (bool, np.bool_)):
-    raise ConfigError(f"config.eval.recommender_args.titles: expected true or false, got "
-                      f"{titles!r}")
+  titles = checks.recommender_flag("titles", titles)
   powers = {"songs": checks.number(song_vote_power, "eval.recommender_args.song_vote_power",
                                    minimum=0),
             "tags": checks.number(tag_vote_power, "eval.recommender_args.tag_vote_power",
@@ -321,7 +320,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   by_emb = np.flatnonzero(has_emb)
   by_tags = np.flatnonzero(~has_emb & has_tags)
   by_title = np.flatnonzero(~has_emb & ~has_tags & has_title)
-  self_idx = _self_index(t.ids, q.ids)
+  self_idx = self_index(t.ids, q.ids)
   q_sel = q_unit if len(by_emb) == n_q else q_unit[jnp.asarray(by_emb)]
   rows = np.concatenate([by_emb, by_tags, by_title])
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
