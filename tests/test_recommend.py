@@ -534,7 +534,8 @@ def test_tag_neighbours_from_the_sparse_product_match_a_dense_ranking():
   """``neighbours_by_tags`` ranks the nonzeros of the sparse product alone: the same neighbours as
   ranking every playlist's cosine (overlap > 0, not the question itself; ties to the lower index,
   frequent with binary tags), at any chunk size, with the cosine -inf past the sharing ones; with
-  ``candidates``, the same ranking over the candidate playlists only."""
+  ``candidates``, the same ranking over the candidate playlists only; several searches at once
+  give what each gives alone."""
   import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
   from jaxae.recommend.song_as_user import neighbours_by_tags  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(3)
@@ -548,8 +549,14 @@ def test_tag_neighbours_from_the_sparse_product_match_a_dense_ranking():
   sims = sims.astype(np.float32)
   sims[np.arange(41)[self_idx >= 0], self_idx[self_idx >= 0]] = 0
   cand = rng.random(300) < 0.6
+  # Several searches share one product: each gives what it gives alone.
+  both = neighbours_by_tags(q, train, self_idx, [k, 3], 7, [cand, None])
+  for (idx, sim), kk, cc in zip(both, [k, 3], [cand, None]):
+    (idx1, sim1), = neighbours_by_tags(q, train, self_idx, [kk], 7, [cc])
+    np.testing.assert_array_equal(idx, idx1)
+    np.testing.assert_array_equal(sim, sim1)
   for chunk, candidates in ((5, None), (16, None), (64, None), (7, cand)):
-    idx, sim = neighbours_by_tags(q, train, self_idx, k, chunk, candidates)
+    (idx, sim), = neighbours_by_tags(q, train, self_idx, [k], chunk, [candidates])
     ok = np.isfinite(sim)
     assert idx.shape == sim.shape == (41, k)
     for i in range(41):

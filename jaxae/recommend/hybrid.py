@@ -414,14 +414,14 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
   if titles and len(t):
     train_titles, q_titles = title_matrices(t.titles, q.titles)
     by_title = np.flatnonzero((q_len == 0) & ~has_tags & (np.diff(q_titles.indptr) > 0))
+    voters = ((train_songs, p.seen_songs, p.songs, n_songs), (train_tags, p.seen_tags, p.tags,
+                                                               n_tags))
+    found = neighbours_by_tags(q_titles[by_title], train_titles,
+                               self_index(t.ids, q.ids[by_title]),
+                               [min(title_neighbours, len(t))] * 2, chunk_size,
+                               [np.diff(items.indptr) > 0 for items, *_ in voters])
     votes = {}
-    for what, items, seen, vocab, n_out in (
-        ("songs", train_songs, p.seen_songs, p.songs, n_songs),
-        ("tags", train_tags, p.seen_tags, p.tags, n_tags)):
-      nb, sims = neighbours_by_tags(q_titles[by_title], train_titles,
-                                    self_index(t.ids, q.ids[by_title]),
-                                    min(title_neighbours, len(t)), chunk_size,
-                                    np.diff(items.indptr) > 0)
+    for what, (items, seen, vocab, n_out), (nb, sims) in zip(("songs", "tags"), voters, found):
       weights = vote_weights(nb, sims, np.arange(len(by_title)), len(by_title), len(t),
                              title_vote_power)
       votes[what] = top_voted(weights, items, seen[by_title], n_out, vocab.rank)

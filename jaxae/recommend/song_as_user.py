@@ -139,16 +139,18 @@ def neighbours_by_embedding(q_unit: jax.Array, train_unit: jax.Array,
 
 
 def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_idx: np.ndarray,
-                       k: int, chunk_size: int,
-                       candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Top-k neighbours [Q, k] (index, cosine) by cosine of binary tag rows (overlap > 0 only).
+                       ks: Sequence[int], chunk_size: int,
+                       candidates: Sequence[np.ndarray | None]
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Top-k neighbours [Q, k] (index, cosine) by cosine of binary tag rows (overlap > 0 only), for
+  each search ``(k, candidates)`` of ``zip(ks, candidates)``: the searches share one product.
 
   Only playlists that share a tag with the question can be neighbours, so the ranking reads the
   nonzeros of the sparse product alone (``chunk_size`` questions at a time, which bounds its
   memory): no dense [questions, playlists] block is ever made. Best first, ties to the lower
   playlist index (as :func:`jaxae.topk.top_k` breaks them); the cosine is -inf where fewer than
   ``k`` playlists share a tag with the question (its own playlist never counts, nor a playlist
-  that ``candidates`` [P] bool, when given, leaves out).
+  that the search's ``candidates`` [P] bool, when not None, leaves out).
   """
   def unit(m: sp.csr_matrix) -> sp.csr_matrix:
     n = np.sqrt(np.asarray(m.sum(axis=1)).ravel())
@@ -156,19 +158,19 @@ def neighbours_by_tags(q_tags: sp.csr_matrix, train_tags: sp.csr_matrix, self_id
 
   qu, tu_t = unit(q_tags).tocsr(), unit(train_tags).T.tocsc()
   n_q, n_t = qu.shape[0], tu_t.shape[1]
-  idx_out, sim_out = np.zeros((n_q, k), np.int64), np.full((n_q, k), -np.inf, np.float32)
+  out = [(np.zeros((n_q, k), np.int64), np.full((n_q, k), -np.inf, np.float32)) for k in ks]
   by_index = np.arange(n_t)                       # ties to the lower playlist index
   for s in range(0, n_q, chunk_size):
     e = min(s + chunk_size, n_q)
     prod = (qu[s:e] @ tu_t).tocoo()
     r, c, v = prod.row, prod.col, prod.data
-    keep = (v > 0) & (c != self_idx[s:e][r])
-    if candidates is not None:
-      keep &= candidates[c]
-    block = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(e - s, n_t))
-    idx, _, sims = top_per_row(block, k, by_index, return_scores=True)
-    idx_out[s:e], sim_out[s:e] = np.maximum(idx, 0), sims
-  return idx_out, sim_out
+    shared = (v > 0) & (c != self_idx[s:e][r])
+    for (idx_out, sim_out), k, cand in zip(out, ks, candidates):
+      keep = shared if cand is None else shared & cand[c]
+      block = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(e - s, n_t))
+      idx, _, sims = top_per_row(block, k, by_index, return_scores=True)
+      idx_out[s:e], sim_out[s:e] = np.maximum(idx, 0), sims
+  return out
 
 
 def vote_weights(nb: np.ndarray, sims: np.ndarray, q_rows: np.ndarray, n_q: int, n_train: int,
@@ -337,13 +339,14 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   embedded = neighbours_by_embedding(
       q_sel, train_unit, [train_ok & jnp.asarray(c) for _, c in searches.values()],
       self_idx[by_emb], [n for n, _ in searches.values()], chunk_size, topk_group)
+  by_overlap = [neighbours_by_tags(q_m[rows_m], train_m, self_idx[rows_m],
+                                   [n for n, _ in searches.values()], chunk_size,
+                                   [c for _, c in searches.values()])
+                for q_m, train_m, rows_m in ((p.seen_tags, train_tags, by_tags),
+                                             (q_titles, train_titles, by_title))]
   found = {}
-  for (w, (n_w, cand)), (nb_e, sim_e) in zip(searches.items(), embedded):
-    nb_t, sim_t = neighbours_by_tags(p.seen_tags[by_tags], train_tags, self_idx[by_tags], n_w,
-                                     chunk_size, cand)
-    nb_h, sim_h = neighbours_by_tags(q_titles[by_title], train_titles, self_idx[by_title], n_w,
-                                     chunk_size, cand)
-    found[w] = np.concatenate([nb_e, nb_t, nb_h]), np.concatenate([sim_e, sim_t, sim_h])
+  for w, *parts in zip(searches, embedded, *by_overlap):
+    found[w] = tuple(np.concatenate(x) for x in zip(*parts))
   if "both" in found:
     nb, sims = found.pop("both")
     found = {w: (nb[:, :n], sims[:, :n]) for w, n in n_nb.items()}
