@@ -1,16 +1,23 @@
-"""Seed B's answer time at Melon scale: the published votes against the configured ones.
+"""The Melon recommenders' answer time at Melon scale: the published settings against the configured.
 
-Usage: ``python -m bench.melon_votes [--size melon] [--dim 1024] [--repeats 3]``.
+Usage: ``python -m bench.melon_votes [--recommender song_as_user|hybrid] [--size melon] [--dim 1024]
+[--repeats 3]``.
 
-A synthetic Melon world (``--size melon``: 115k training playlists, the real data's scale) and
-random song embeddings of the song-as-user code width for every training song: the neighbour
-searches, vote products and rankings cost what they cost on trained embeddings (what the
-embeddings change is which playlists are near, not how many songs they hold). Every validation
-question is answered with the published seed B votes (plain counts of the 10 / 50 nearest
-playlists, no title route), with ``configs/song_as_user.py``'s ``eval.recommender_args``, and with
-those without the title route (``votes_only``, when the config has it on), alternately; one
-warm-up call of each compiles, then the best of ``--repeats`` is reported. CPU figures compare as
-ratios only.
+A synthetic Melon world (``--size melon``: 115k training playlists, the real data's scale). Every
+validation question is answered with the published settings, with the config's
+``eval.recommender_args``, and with those without the title route (``votes_only``, when the config
+has it on), alternately; one warm-up call of each compiles, then the best of ``--repeats`` is
+reported. CPU figures compare as ratios only.
+
+* ``song_as_user`` (seed B, ``configs/song_as_user.py``): random song embeddings of the
+  song-as-user code width for every training song: the neighbour searches, vote products and
+  rankings cost what they cost on trained embeddings (what the embeddings change is which
+  playlists are near, not how many songs they hold). Published: plain counts of the 10 / 50
+  nearest playlists, no title route.
+* ``hybrid`` (seed A, ``configs/melon_hybrid.py``, no content AE): the CF AE's ranking is replaced
+  by one fixed order of the songs (the question's own songs excluded), so the figures are the
+  recommender's own work (routes, tag votes, title route, fill-up) without the model's scoring,
+  which the settings do not change. Published: plain co-occurrence tags, no title route.
 """
 
 from __future__ import annotations
@@ -21,16 +28,39 @@ import time
 import jax
 import numpy as np
 
+import scipy.sparse as sp
+
+from configs import melon_hybrid as melon_hybrid_config
 from configs import song_as_user as song_as_user_config
 from jaxae.data import synthetic
+from jaxae.recommend import get_recommender
+from jaxae.recommend.hybrid import hybrid
 from jaxae.recommend.song_as_user import song_as_user
 
-PUBLISHED = dict(song_neighbours=10, tag_neighbours=50, song_vote_power=0.0, tag_vote_power=0.0,
-                 titles=False)
+PUBLISHED = {
+    "song_as_user": dict(song_neighbours=10, tag_neighbours=50, song_vote_power=0.0,
+                         tag_vote_power=0.0, titles=False),
+    "hybrid": dict(tag_rank_discount=False, tag_song_norm=0.0, own_tag_weight=0.0, titles=False),
+}
+CONFIGS = {"song_as_user": song_as_user_config, "hybrid": melon_hybrid_config}
+
+
+def fixed_order_top_k(order: np.ndarray):
+  """A stand-in for the CF AE's ``score_top_k``: every query ranks the columns by ``order``,
+  its own songs (``exclude``) left out."""
+  def top_k(query: sp.csr_matrix, exclude: sp.csr_matrix, k: int):
+    m = min(len(order), k + int(np.diff(exclude.indptr).max(initial=0)))
+    head = order[:m]
+    valid = ~(exclude[:, head].toarray() > 0)
+    pick = np.argsort(~valid, axis=1, kind="stable")[:, :k]   # valid first, order kept
+    return np.take_along_axis(np.broadcast_to(head, valid.shape), pick, 1), \
+        np.take_along_axis(valid, pick, 1)
+  return top_k
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--recommender", default="song_as_user", choices=sorted(PUBLISHED))
   parser.add_argument("--size", default="melon", choices=sorted(synthetic.SIZES))
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--dim", type=int, default=1024, help="song code width (the config's 1024)")
@@ -39,15 +69,25 @@ def main() -> None:
 
   world = synthetic.synthesize_melon(args.size, args.seed)
   song_ids = np.unique(world.train.songs)
-  emb = jax.random.normal(jax.random.PRNGKey(args.seed), (len(song_ids), args.dim))
-  configured = dict(song_as_user_config.get_config().eval.recommender_args)
-  settings = {"published": PUBLISHED, "configured": configured}
+  configured = dict(CONFIGS[args.recommender].get_config().eval.recommender_args)
+  for name in get_recommender(args.recommender).setup_arg_names():   # no content AE here
+    configured.pop(name, None)
+  settings = {"published": PUBLISHED[args.recommender], "configured": configured}
   if configured.get("titles"):
     settings["votes_only"] = dict(configured, titles=False)
+  if args.recommender == "song_as_user":
+    emb = jax.random.normal(jax.random.PRNGKey(args.seed), (len(song_ids), args.dim))
+    inputs = dict(song_embeddings=emb, song_ids=song_ids)
+    what = f"{len(song_ids)} songs x {args.dim}"
+  else:
+    order = np.random.default_rng(args.seed).permutation(len(song_ids))
+    inputs = dict(score_top_k=fixed_order_top_k(order), score_song_ids=song_ids)
+    what = f"{len(song_ids)} songs, fixed CF order"
+  recommend = song_as_user if args.recommender == "song_as_user" else hybrid
 
   def answer(kw):
     t = time.perf_counter()
-    song_as_user(world.train, world.val, song_embeddings=emb, song_ids=song_ids, **kw)
+    recommend(world.train, world.val, **inputs, **kw)
     return time.perf_counter() - t
 
   times = {name: [] for name in settings}
@@ -57,8 +97,8 @@ def main() -> None:
     for name, kw in settings.items():
       times[name].append(answer(kw))
 
-  print(f"seed B votes: size={args.size} ({len(world.train)} train playlists, {len(world.val)} "
-        f"questions, {len(song_ids)} songs x {args.dim}), best of {args.repeats}")
+  print(f"{args.recommender}: size={args.size} ({len(world.train)} train playlists, "
+        f"{len(world.val)} questions, {what}), best of {args.repeats}")
   best = {name: min(t) for name, t in times.items()}
   for name, kw in settings.items():
     print(f"  {name:<10}  {best[name]:7.2f} s  {len(world.val) / best[name]:9,.0f} questions/s  "
