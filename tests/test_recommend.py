@@ -247,18 +247,20 @@ def test_top_per_row_orders_by_score_then_popularity(kind):
     dense = np.where(dense > 0, np.sqrt(dense) * 0.37, 0.0)      # ties where the counts tie
   elif kind == "negative":
     dense = np.where(dense > 0, dense - 3.0, 0.0)                  # -2, -1, 1: integers
-  tie_rank = rng.permutation(n_v)
-  codes, n = top_per_row(sp.csr_matrix(dense), k, tie_rank)
-  same, same_n, scores = top_per_row(sp.csr_matrix(dense), k, tie_rank, return_scores=True)
-  np.testing.assert_array_equal(same, codes)
-  np.testing.assert_array_equal(same_n, n)
-  for i in range(n_q):
-    stored = np.flatnonzero(dense[i])
-    want = sorted(stored, key=lambda c: (-dense[i, c], tie_rank[c]))[:k]
-    assert n[i] == len(want) and codes[i, :n[i]].tolist() == want, i
-    assert (codes[i, n[i]:] == -1).all()
-    assert scores[i, :n[i]].tolist() == dense[i, want].tolist()
-    assert np.isneginf(scores[i, n[i]:]).all()
+  # A permutation (every caller's; the keys are distinct: any sort), and ranks with repeats (ties
+  # beyond the rank go to the stored order: the stable sort).
+  for tie_rank in (rng.permutation(n_v), rng.integers(0, n_v // 4, n_v)):
+    codes, n = top_per_row(sp.csr_matrix(dense), k, tie_rank)
+    same, same_n, scores = top_per_row(sp.csr_matrix(dense), k, tie_rank, return_scores=True)
+    np.testing.assert_array_equal(same, codes)
+    np.testing.assert_array_equal(same_n, n)
+    for i in range(n_q):
+      stored = np.flatnonzero(dense[i])
+      want = sorted(stored, key=lambda c: (-dense[i, c], tie_rank[c], c))[:k]
+      assert n[i] == len(want) and codes[i, :n[i]].tolist() == want, i
+      assert (codes[i, n[i]:] == -1).all()
+      assert scores[i, :n[i]].tolist() == dense[i, want].tolist()
+      assert np.isneginf(scores[i, n[i]:]).all()
 
 
 # ------------------------------------------------------------------------ seed B

@@ -235,8 +235,8 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
                 return_scores: bool = False) -> tuple[np.ndarray, ...]:
   """The ``k`` best stored codes of every row of a sparse score matrix.
 
-  Order: score descending, ties to the smaller ``tie_rank[code]`` (more popular first). Only stored
-  (nonzero) entries count.
+  Order: score descending, ties to the smaller ``tie_rank[code]`` (more popular first), then to the
+  stored order. Only stored (nonzero) entries count.
 
   Returns:
     ``(codes [Q, k] int64 padded with -1, n [Q] how many are real)``, and with ``return_scores``
@@ -257,7 +257,10 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   if data.size and (n_q + 1) * (top + 1) * n_v < 2**62:
     # One int64 key (row, -score, rank) sorts several times faster than a lexsort of the three.
     key = (rows * int(top + 1) + (int(top) - data.astype(np.int64))) * n_v + tie_rank[cols]
-    order = np.argsort(key, kind="stable")
+    # Distinct ranks (a permutation, as every caller passes) make every key distinct, so the
+    # faster unstable sort gives the one order; else the stable sort keeps the stored order.
+    distinct = np.bincount(tie_rank, minlength=n_v).max(initial=0) <= 1
+    order = np.argsort(key, kind=None if distinct else "stable")
   else:
     order = np.lexsort((tie_rank[cols], -data, rows))
   rank_in_row = np.arange(len(order)) - scores.indptr[rows]   # rows stay grouped as in the CSR
