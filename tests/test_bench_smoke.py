@@ -130,6 +130,16 @@ def test_melon_votes_times_both_vote_settings():
   assert "configured / published:" in out, out
 
 
+def test_melon_votes_times_seed_a_settings():
+  from configs import melon_hybrid  # pylint: disable=import-outside-toplevel
+  out = _module("bench.melon_votes", "--recommender=hybrid", "--size=tiny", "--repeats=1")
+  rows = {ln.split()[0]: ln for ln in out.splitlines() if "questions/s" in ln}
+  configured = melon_hybrid.get_config().eval.recommender_args
+  assert float(rows["published"].split()[1]) > 0 and "own_tag_weight=0.0," in rows["published"]
+  assert f"own_tag_weight={configured.own_tag_weight}," in rows["configured"], out
+  assert "content_workdir" not in out and "configured / published:" in out, out
+
+
 def test_step_parts_prints_every_part():
   out = _module("bench.step_parts", "--size=smoke", "--scale=1", "--batch_size=64", "--steps=1")
   for name in ("full_mse=dense", "full_mse=entries", "SGD", "forward z @ W",
