@@ -132,7 +132,7 @@ def test_melon_votes_times_both_vote_settings():
 
 def test_melon_votes_times_seed_a_settings():
   from configs import melon_hybrid  # pylint: disable=import-outside-toplevel
-  out = _module("bench.melon_votes", "--recommender=hybrid", "--size=tiny", "--repeats=1")
+  out = _module("bench.melon_votes", "--recommender=hybrid", "--size=small", "--repeats=1")
   rows = {ln.split()[0]: ln for ln in out.splitlines() if "questions/s" in ln}
   configured = melon_hybrid.get_config().eval.recommender_args
   assert float(rows["published"].split()[1]) > 0 and "own_tag_weight=0.0," in rows["published"]
