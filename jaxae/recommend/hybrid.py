@@ -405,29 +405,31 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
     s = (p.seen_tags[rows] @ cooc_t).tocsr()
     return (s - s.multiply(p.seen_songs[rows])).tocsr()
 
-  codes, n_t = _top_rows(tag_song_scores, by_tags, n_songs, p.songs.rank, chunk_size)
-  chosen[by_tags] = np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
-  n_chosen[by_tags] = n_t
+  def raw_songs(codes):                                   # song codes -> raw ids (-1 stays)
+    return np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
+
+  codes, n_chosen[by_tags] = _top_rows(tag_song_scores, by_tags, n_songs, p.songs.rank, chunk_size)
+  chosen[by_tags] = raw_songs(codes)
+  holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
 
   # Cold start with a title only: the playlists with the most similar titles vote.
   by_title, title_tags = np.zeros(0, np.int64), None
   if titles and len(t):
     train_titles, q_titles = title_matrices(t.titles, q.titles)
     by_title = np.flatnonzero((q_len == 0) & ~has_tags & (np.diff(q_titles.indptr) > 0))
-    voters = ((train_songs, p.seen_songs, p.songs, n_songs), (train_tags, p.seen_tags, p.tags,
-                                                               n_tags))
     found = neighbours_by_tags(q_titles[by_title], train_titles,
                                self_index(t.ids, q.ids[by_title]),
                                [min(title_neighbours, len(t))] * 2, chunk_size,
-                               [np.diff(items.indptr) > 0 for items, *_ in voters])
+                               [holds["songs"], holds["tags"]])
     votes = {}
-    for what, (items, seen, vocab, n_out), (nb, sims) in zip(("songs", "tags"), voters, found):
+    for (what, items, seen, vocab, n_out), (nb, sims) in zip(
+        (("songs", train_songs, p.seen_songs, p.songs, n_songs),
+         ("tags", train_tags, p.seen_tags, p.tags, n_tags)), found):
       weights = vote_weights(nb, sims, np.arange(len(by_title)), len(by_title), len(t),
                              title_vote_power)
       votes[what] = top_voted(weights, items, seen[by_title], n_out, vocab.rank)
-    codes, n_t = votes["songs"]
-    chosen[by_title] = np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
-    n_chosen[by_title] = n_t
+    codes, n_chosen[by_title] = votes["songs"]
+    chosen[by_title] = raw_songs(codes)
     title_tags = votes["tags"]
   songs = _complete_songs(chosen, n_chosen, p, n_songs, song_pool)
 
@@ -445,7 +447,7 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
                           (rows[ok], s_codes[ok])), shape=(n_q, len(p.songs)))
   song_votes = cooc                                              # [songs, tags]: one song's votes
   if tag_song_norm:
-    tagged = train_songs.T @ (np.diff(train_tags.indptr) > 0).astype(np.float64)
+    tagged = train_songs.T @ holds["tags"].astype(np.float64)
     song_votes = (sp.diags(np.maximum(tagged, 1.0) ** -tag_song_norm) @ cooc).tocsr()
   if own_tag_weight:
     tag_tag = (train_tags.T @ train_tags).tocsr().astype(np.float64)   # diagonal: playlists

@@ -331,7 +331,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
   n_nb = {"songs": min(song_neighbours, n_t), "tags": min(tag_neighbours, n_t)}
   # One search for both votes when every playlist holds songs and tags, else one per vote (the
-  # embedding searches share their product): {name: (neighbours, candidate playlists)}.
+  # searches of each route share its product): {name: (neighbours, candidate playlists)}.
   if holds["songs"].all() and holds["tags"].all():
     searches = {"both": (max(n_nb.values()), holds["songs"])}
   else:
