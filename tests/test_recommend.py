@@ -270,7 +270,8 @@ def _bigrams(title):
 
 
 def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_songs=100,
-                      n_tags=10, song_power=0.0, tag_power=0.0, titles=False):
+                      n_tags=10, song_power=0.0, tag_power=0.0, titles=False, own_weight=0.0,
+                      cooc_songs=False):
   """Seed B written plainly, one question at a time (numpy float64)."""
   row = {int(s): i for i, s in enumerate(song_ids)}
   def embed(songs):
@@ -281,6 +282,10 @@ def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_so
   tag_pop = [t for t, _ in Counter(t for p in train for t in p["tags"]).most_common()]
   train_tags = set(tag_pop)
   train_words = set().union(*(_bigrams(p["plylst_title"]) for p in train))
+  holding, pair = Counter(), Counter()               # playlists holding a tag / a pair of tags
+  for p in train:
+    holding.update(set(p["tags"]))
+    pair.update((t, u) for t in set(p["tags"]) for u in set(p["tags"]) - {t})
   out = []
   for q in questions:
     e = embed(q["songs"])
@@ -303,19 +308,30 @@ def _reference_seed_b(train, questions, emb, song_ids, n_song_nb, n_tag_nb, n_so
     sims[[i for i, p in enumerate(train) if p["id"] == q["id"]]] = -np.inf
     order = [i for i in np.argsort(-sims, kind="stable") if np.isfinite(sims[i])]
 
-    def vote(col, n_nb, power, pop, k):
+    def vote(col, n_nb, power, pop, k, own=0.0):
       nb = [i for i in order if train[i][col]][:n_nb]      # only playlists holding some
       c = Counter()
       for i in nb:
         w = 1.0 if power == 0 else (sims[i] ** power if sims[i] > 0 else 0.0)
-        for x in set(train[i][col]) - set(q[col]):
+        for x in set(train[i][col]):
           c[x] += w
+      if col == "songs" and cooc_songs and np.linalg.norm(e) == 0 and qtags:
+        c = Counter()                                      # songs co-occurring with the tags
+        for p in train:
+          for x in set(p["songs"]):
+            c[x] += len(qtags & set(p["tags"]))
+      if own:                   # both votes scaled to sum 1, before the own tags are left out
+        given = Counter({t: sum(pair[u, t] / holding[u] for u in qtags) for t in holding})
+        total, given_total = sum(c.values()), sum(given.values())
+        c = Counter({t: (c[t] / total if total else 0.0)
+                     + own * (given[t] / given_total if given_total else 0.0) for t in holding})
+      c = Counter({x: v for x, v in c.items() if x not in set(q[col])})
       ranked = sorted((x for x in c if c[x] > 0), key=lambda x: (-c[x], pop.index(x)))[:k]
       rest = [x for x in pop if x not in set(ranked) and x not in set(q[col])]
       return ranked + rest[:k - len(ranked)]
 
     out.append({"id": q["id"], "songs": vote("songs", n_song_nb, song_power, song_pop, n_songs),
-                "tags": vote("tags", n_tag_nb, tag_power, tag_pop, n_tags)})
+                "tags": vote("tags", n_tag_nb, tag_power, tag_pop, n_tags, own_weight)})
   return out
 
 
@@ -341,9 +357,11 @@ def test_seed_b_obvious_nearest_neighbour():
   assert rep["questions_embedding"] == 1 and rep["songs_filled"] == 63
 
 
-@pytest.mark.parametrize("song_power,tag_power,titles", [(0.0, 0.0, False), (1.0, 2.0, True),
-                                                        (2.5, 0.5, True)])
-def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, titles, monkeypatch):
+@pytest.mark.parametrize("song_power,tag_power,titles,own_weight,cooc_songs",
+                         [(0.0, 0.0, False, 0.0, False), (1.0, 2.0, True, 0.5, True),
+                          (2.5, 0.5, True, 2.0, False), (0.0, 1.0, False, 0.25, True)])
+def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, titles, own_weight,
+                                                    cooc_songs, monkeypatch):
   # Random playlists include some without songs and some without tags: they never vote.
   rng = np.random.default_rng(5)
   train = _random_playlists(rng, 150, 0, n_songs=300, n_tags=25)
@@ -358,8 +376,11 @@ def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, title
   song_ids = np.arange(0, 300, 1)[rng.random(300) < 0.8]  # ~20% of songs have no embedding
   emb = rng.normal(size=(len(song_ids), 8)).astype(np.float32)
   assert any(not p["tags"] for p in train) and any(not p["songs"] for p in train)
-  want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7,
-                           song_power=song_power, tag_power=tag_power, titles=titles)
+  settings = {"song_power": song_power, "tag_power": tag_power, "titles": titles,
+              "own_weight": own_weight, "cooc_songs": cooc_songs}
+  args = {"song_vote_power": song_power, "tag_vote_power": tag_power, "titles": titles,
+          "own_tag_weight": own_weight, "cooccurrence_songs": cooc_songs}
+  want = _reference_seed_b(train, questions, emb.astype(np.float64), song_ids, 4, 7, **settings)
   # topk_group 4 and 16: neighbours through group maxima (150 playlists > 7 x 4 and 7 x 16); 64 is
   # wider than 150 / 7 and falls back to jax.lax.top_k.
   for chunk, group, vote_rows in ((1, 0, 1024), (7, 0, 5), (256, 0, 1024), (7, 4, 1024),
@@ -368,21 +389,20 @@ def test_seed_b_equals_plain_reference_and_chunking(song_power, tag_power, title
     rep = {}
     got = song_as_user(train, questions, song_embeddings=emb, song_ids=song_ids,
                        song_neighbours=4, tag_neighbours=7, chunk_size=chunk, topk_group=group,
-                       song_vote_power=song_power, tag_vote_power=tag_power, titles=titles,
-                       report=rep)
+                       report=rep, **args)
     assert got == want, (chunk, group)
   assert rep["questions_tag_overlap"] > 0 and rep["questions_embedding"] > 0   # both routes
   assert (rep["questions_title_overlap"] > 0) == titles
+  assert rep["questions_tag_cooccurrence_songs"] == (rep["questions_tag_overlap"] if cooc_songs
+                                                     else 0)
   _check_valid(got, questions)
   # Every training playlist holding songs and tags: one neighbour search serves both votes.
   full = [p for p in train if p["songs"] and p["tags"]]
-  want = _reference_seed_b(full, questions, emb.astype(np.float64), song_ids, 4, 7,
-                           song_power=song_power, tag_power=tag_power, titles=titles)
+  want = _reference_seed_b(full, questions, emb.astype(np.float64), song_ids, 4, 7, **settings)
   for group in (0, 4):
-    assert song_as_user(full, questions, song_embeddings=emb, song_ids=song_ids,
-                        song_neighbours=4, tag_neighbours=7, topk_group=group,
-                        song_vote_power=song_power, tag_vote_power=tag_power,
-                        titles=titles) == want, group
+    got = song_as_user(full, questions, song_embeddings=emb, song_ids=song_ids,
+                       song_neighbours=4, tag_neighbours=7, topk_group=group, **args)
+    assert got == want, group
 
 
 def test_seed_b_fallbacks_and_counts():
@@ -448,6 +468,35 @@ def test_seed_b_voters_hold_what_they_vote_for_and_weights_follow_the_cosine():
   assert rep["songs_filled"] == 0
 
 
+def test_seed_b_own_tags_and_cooccurrence_songs_hand_case():
+  emb = np.eye(6, dtype=np.float32)
+  train = [_pl(1, [1], ["a", "x"]), _pl(2, [2, 5], ["b"]), _pl(3, [3], ["a", "x"]),
+           _pl(4, [4], ["a", "y"]), _pl(5, [3], ["a", "z"])]
+  questions = [_pl(10, [2], ["a"]), _pl(11, [], ["a"])]
+
+  def run(**kw):
+    rep = {}
+    r = song_as_user(train, questions, song_embeddings=emb, song_ids=np.arange(6),
+                     song_neighbours=1, tag_neighbours=1, n_songs=2, n_tags=3, report=rep, **kw)
+    return r, rep
+
+  # 10's nearest playlist by embedding is 2: its one tag b (share 1). P(t | a) over a's 4
+  # playlists: x 2/4, y 1/4, z 1/4 (shares as they are).
+  r, _ = run()
+  assert r[0]["tags"][0] == "b"
+  r, _ = run(own_tag_weight=0.5)                  # b 1, x 0.25, y / z 0.125
+  assert r[0]["tags"][:2] == ["b", "x"]
+  r, _ = run(own_tag_weight=3.0)                  # x 1.5, b 1, y / z 0.75
+  assert r[0]["tags"][:2] == ["x", "b"]
+  # 11 (tags only): its tag-overlap neighbour is playlist 1 (all tie at 1 / sqrt 2: the lower
+  # index), which votes song 1; the songs co-occurring with a: 3 (two playlists), then 1 / 4.
+  r, rep = run()
+  assert r[1]["songs"][0] == 1 and rep["questions_tag_cooccurrence_songs"] == 0
+  r, rep = run(cooccurrence_songs=True)
+  assert r[1]["songs"][0] == 3 and rep["questions_tag_cooccurrence_songs"] == 1
+  assert r[0]["songs"] == run()[0][0]["songs"]    # the embedding route is unchanged
+
+
 def test_title_tokens_are_word_bigrams():
   from jaxae.recommend.song_as_user import title_tokens  # pylint: disable=import-outside-toplevel
   assert title_tokens("마음뭉클해지는노래모음") == sorted(
@@ -510,8 +559,11 @@ def test_seed_b_argument_errors():
   with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.titles: expected true or "
                      r"false, got 'yes'$"):
     song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], titles="yes")
+  with pytest.raises(ConfigError, match=r"^config.eval.recommender_args.cooccurrence_songs: "
+                     r"expected true or false, got 1$"):
+    song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], cooccurrence_songs=1)
   for arg, bad in (("song_vote_power", -1.0), ("tag_vote_power", float("nan")),
-                   ("song_vote_power", "2")):
+                   ("song_vote_power", "2"), ("own_tag_weight", -0.5)):
     with pytest.raises(ConfigError, match=rf"^config.eval.recommender_args.{arg}: expected a "
                        rf"finite number >= 0, got {re.escape(repr(bad))}$"):
       song_as_user(train, [], song_embeddings=np.zeros((1, 2)), song_ids=[1], **{arg: bad})

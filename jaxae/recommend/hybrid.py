@@ -67,9 +67,11 @@ from jaxae.data.batching import full_batches
 from jaxae.data.matrix import Interactions
 from jaxae.data.sparse import SparseBatch, real_entries
 from jaxae.errors import CheckpointError, ConfigError, DataError
+from jaxae.recommend.cooccurrence import (blend_own_tags, song_tag_counts, songs_of_tags,
+                                          tag_given_tag)
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, code_matrix,
                                      fill_up, first_unseen, merge_fill, prepare, row_of_entries,
-                                     to_records, top_per_row)
+                                     to_records, top_per_row_chunked)
 from jaxae.recommend.song_as_user import (neighbours_by_embedding, neighbours_by_tags,
                                           self_index, title_matrices, top_voted, vote_weights)
 from jaxae.topk import top_k_excluding
@@ -272,21 +274,6 @@ def _complete_songs(chosen_ids: np.ndarray, n_chosen: np.ndarray, p, k: int,
   return merge_fill(chosen_ids, n_chosen, p.songs.items[np.maximum(fill, 0)])
 
 
-def _row_shares(m: sp.spmatrix) -> sp.csr_matrix:
-  """Each row of ``m`` divided by its sum (rows summing to 0 stay 0)."""
-  total = np.asarray(m.sum(axis=1)).ravel()
-  return (sp.diags(np.where(total > 0, 1.0 / np.where(total > 0, total, 1.0), 0.0)) @ m).tocsr()
-
-
-def _top_rows(scores_of: Callable[[np.ndarray], sp.csr_matrix], rows: np.ndarray, k: int,
-              tie_rank: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-  """`top_per_row` of ``scores_of(rows_chunk)`` over ``rows`` in chunks (bounded sparse blocks)."""
-  codes, n = np.full((len(rows), k), -1, np.int64), np.zeros(len(rows), np.int64)
-  for s in range(0, len(rows), chunk):
-    codes[s:s + chunk], n[s:s + chunk] = top_per_row(scores_of(rows[s:s + chunk]), k, tie_rank)
-  return codes, n
-
-
 def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids: Any,
            content: ContentEmbeddings | None = None,
            dense_query_songs: int = DENSE_QUERY_SONGS,
@@ -396,19 +383,15 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
   # 3. Cold start with tags: the songs co-occurring most with the question's tags.
   train_songs = code_matrix(t.song_indptr, p.songs.codes_of_items, len(p.songs))
   train_tags = code_matrix(t.tag_indptr, p.tags.codes_of_items, len(p.tags))
-  cooc = (train_songs.T.tocsr() @ train_tags).tocsr()   # [songs, tags]: playlists holding both
-  cooc_t = cooc.T.tocsr()
+  cooc = song_tag_counts(train_songs, train_tags)   # [songs, tags]: playlists holding both
   has_tags = np.diff(p.seen_tags.indptr) > 0
   by_tags = np.flatnonzero((q_len == 0) & has_tags)
-
-  def tag_song_scores(rows):
-    s = (p.seen_tags[rows] @ cooc_t).tocsr()
-    return (s - s.multiply(p.seen_songs[rows])).tocsr()
 
   def raw_songs(codes):                                   # song codes -> raw ids (-1 stays)
     return np.where(codes >= 0, p.songs.items[np.maximum(codes, 0)], -1)
 
-  codes, n_chosen[by_tags] = _top_rows(tag_song_scores, by_tags, n_songs, p.songs.rank, chunk_size)
+  codes, n_chosen[by_tags] = songs_of_tags(p.seen_tags, p.seen_songs, cooc.T.tocsr(), by_tags,
+                                           n_songs, p.songs.rank, chunk_size)
   chosen[by_tags] = raw_songs(codes)
   holds = {"songs": np.diff(train_songs.indptr) > 0, "tags": np.diff(train_tags.indptr) > 0}
 
@@ -449,20 +432,16 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
   if tag_song_norm:
     tagged = train_songs.T @ holds["tags"].astype(np.float64)
     song_votes = (sp.diags(np.maximum(tagged, 1.0) ** -tag_song_norm) @ cooc).tocsr()
-  if own_tag_weight:
-    tag_tag = (train_tags.T @ train_tags).tocsr().astype(np.float64)   # diagonal: playlists
-    holding = np.maximum(tag_tag.diagonal(), 1.0)
-    tag_tag.setdiag(0.0)
-    tag_given = (sp.diags(1.0 / holding) @ tag_tag).tocsr()     # [t', t]: P(t | t')
-    tag_given.eliminate_zeros()
+  tag_given = tag_given_tag(train_tags) if own_tag_weight else None   # [t', t]: P(t | t')
 
   def song_tag_scores(r):
     s = (picked[r] @ song_votes).tocsr()
     if own_tag_weight:
-      s = _row_shares(s) + own_tag_weight * _row_shares(p.seen_tags[r] @ tag_given)
+      s = blend_own_tags(s, p.seen_tags[r], tag_given, own_tag_weight)
     return (s - s.multiply(p.seen_tags[r])).tocsr()
 
-  t_chosen, t_n = _top_rows(song_tag_scores, np.arange(n_q), n_tags, p.tags.rank, chunk_size)
+  t_chosen, t_n = top_per_row_chunked(song_tag_scores, np.arange(n_q), n_tags, p.tags.rank,
+                                      chunk_size)
   if title_tags is not None:
     t_chosen[by_title], t_n[by_title] = title_tags
   tags = fill_up(t_chosen, t_n, p.seen_tags, p.tags, n_tags, tag_pool, "tags")

@@ -27,7 +27,7 @@ the helpers (`playlist_arrays`, `Vocab`, `first_unseen`, `top_per_row`, `merge_f
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -273,6 +273,16 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   top_scores = np.full((n_q, k), -np.inf, values.dtype)
   top_scores[rows[keep], rank_in_row[keep]] = values[order][keep]
   return out, n, top_scores
+
+
+def top_per_row_chunked(scores_of: Callable[[np.ndarray], sp.csr_matrix], rows: np.ndarray,
+                        k: int, tie_rank: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+  """`top_per_row` of ``scores_of(rows[s:s + chunk])`` over ``rows`` in chunks, which bounds the
+  sparse score blocks: ``(codes [len(rows), k] padded with -1, n [len(rows)])``."""
+  codes, n = np.full((len(rows), k), -1, np.int64), np.zeros(len(rows), np.int64)
+  for s in range(0, len(rows), chunk):
+    codes[s:s + chunk], n[s:s + chunk] = top_per_row(scores_of(rows[s:s + chunk]), k, tie_rank)
+  return codes, n
 
 
 def merge_fill(chosen: np.ndarray, n_chosen: np.ndarray, fill: np.ndarray) -> np.ndarray:

@@ -14,7 +14,9 @@ song row, with the raw song ids of its rows):
      the tags with the most votes from the top ``tag_neighbours`` (50), ties to the more popular
      item; the question's own songs / tags are excluded. A vote is a plain count (seed B as
      published: ``song_vote_power`` / ``tag_vote_power`` 0) or the neighbour's cosine to that
-     power (a power above 0; a neighbour with cosine <= 0 then votes nothing);
+     power (a power above 0; a neighbour with cosine <= 0 then votes nothing); with
+     ``own_tag_weight`` above 0 the tag votes are blended with the tags that co-occur with the
+     question's own (`jaxae.recommend.cooccurrence.blend_own_tags`, as seed A's);
   4. filled up to 100 songs / 10 tags with the most popular training items not already there.
 
 A playlist without songs (tags) never takes a neighbour's place in the song (tag) vote. Where every
@@ -23,10 +25,12 @@ training playlist holds both, this is the published rule exactly; in a sample su
 
 Questions with no embedded song fall back: with tags, neighbours are found by tag overlap (cosine of
 binary playlist x tag rows: ``|A & B| / sqrt(|A| |B|)``, overlap > 0 only, ranked from the nonzeros
-of the sparse product, ties to the lower training index); with neither, and ``titles`` on, by the
-same overlap of their titles' character bigrams (`title_tokens`) with the training titles'; else
-the answer is pure popularity (most_popular). Vote counting is a sparse product (questions x
-neighbours weight matrix times the training playlist x song matrix), never a per-song Python dict.
+of the sparse product, ties to the lower training index; with ``cooccurrence_songs`` their songs
+are instead those that co-occur most with their tags, seed A's cold start); with neither, and
+``titles`` on, by the same overlap of their titles' character bigrams (`title_tokens`) with the
+training titles'; else the answer is pure popularity (most_popular). Vote counting is a sparse
+product (questions x neighbours weight matrix times the training playlist x song matrix), never a
+per-song Python dict.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import scipy.sparse as sp
 
 from jaxae import checks, topk
 from jaxae.errors import DataError
+from jaxae.recommend.cooccurrence import (blend_own_tags, song_tag_counts, songs_of_tags,
+                                          tag_given_tag)
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, _indptr,
                                      code_matrix, fill_up, prepare, row_of_entries, to_records,
                                      top_per_row)
@@ -188,9 +194,11 @@ def vote_weights(nb: np.ndarray, sims: np.ndarray, q_rows: np.ndarray, n_q: int,
 
 
 def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix, k: int,
-              tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              tie_rank: np.ndarray, own: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
   """The ``k`` items with the most votes per question (``weights @ items``), never a ``seen`` one.
 
+  ``own``: None, or ``(own_tags [Q, tags], given, weight)`` for tag votes blended with the tags
+  that co-occur with the question's own (:func:`jaxae.recommend.cooccurrence.blend_own_tags`).
   The vote product runs ``_VOTE_ROWS`` questions at a time, which bounds its memory whatever the
   number of questions and neighbours. Returns `top_per_row`'s ``(codes [Q, k], n [Q])``.
   """
@@ -198,6 +206,9 @@ def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix,
   parts = []
   for s in range(0, max(weights.shape[0], 1), _VOTE_ROWS):
     votes = (weights[s:s + _VOTE_ROWS] @ items).tocsr()
+    if own is not None:
+      own_tags, given, weight = own
+      votes = blend_own_tags(votes, own_tags[s:s + _VOTE_ROWS], given, weight)
     votes = (votes - votes.multiply(seen[s:s + _VOTE_ROWS])).tocsr()   # never the own items
     parts.append(top_per_row(votes, k, tie_rank))
   return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
@@ -252,7 +263,8 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                  n_songs: int = N_SONGS, n_tags: int = N_TAGS, chunk_size: int = 256,
                  song_pool: int = SONG_POOL, tag_pool: int = TAG_POOL, topk_group: int = 0,
                  song_vote_power: float = 0.0, tag_vote_power: float = 0.0,
-                 titles: bool = False, report: dict | None = None) -> list[dict]:
+                 titles: bool = False, own_tag_weight: float = 0.0,
+                 cooccurrence_songs: bool = False, report: dict | None = None) -> list[dict]:
   """Seed B: answers from the nearest training playlists in song-embedding space.
 
   Args:
@@ -273,6 +285,13 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
       plain count, seed B as published; a neighbour with cosine <= 0 votes nothing above 0).
     titles: questions with neither an embedded song nor a known tag find their neighbours by
       title overlap (off: popularity, as published).
+    own_tag_weight: 0 (as published), or the tag votes of every question are blended with the
+      tags that co-occur with its own tags (``P(t | t')`` in the training playlists, summed over
+      its tags ``t'``): both votes scaled to sum 1 per question, the own-tag votes weighted by it.
+    cooccurrence_songs: questions answered through their tags (no embedded song) take the songs
+      that co-occur most with their tags (seed A's cold start, counted as
+      ``questions_tag_cooccurrence_songs``) instead of their tag-overlap neighbours' votes (off,
+      as published); their tags still come from those neighbours.
     report: optional dict that receives counts: questions per route (``questions_embedding``,
       ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``), song
       entries without an embedding (``question_songs_without_embedding``,
@@ -289,10 +308,13 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
                            ("song_pool", song_pool, 1), ("tag_pool", tag_pool, 1),
                            ("topk_group", topk_group, 0)))
   titles = checks.recommender_flag("titles", titles)
+  cooccurrence_songs = checks.recommender_flag("cooccurrence_songs", cooccurrence_songs)
   powers = {"songs": checks.number(song_vote_power, "eval.recommender_args.song_vote_power",
                                    minimum=0),
             "tags": checks.number(tag_vote_power, "eval.recommender_args.tag_vote_power",
                                   minimum=0)}
+  own_tag_weight = checks.number(own_tag_weight, "eval.recommender_args.own_tag_weight",
+                                 minimum=0)
   emb = jnp.asarray(song_embeddings, jnp.float32)
   ids = np.asarray(song_ids)
   if emb.ndim != 2 or ids.ndim != 1 or emb.shape[0] != len(ids):
@@ -351,12 +373,19 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     nb, sims = found.pop("both")
     found = {w: (nb[:, :n], sims[:, :n]) for w, n in n_nb.items()}
 
+  own = {"songs": None,
+         "tags": (p.seen_tags, tag_given_tag(train_tags), own_tag_weight) if own_tag_weight
+                 else None}
   out = {}
   for what, items, seen, vocab, n_out, pool in (
       ("songs", train_songs, p.seen_songs, p.songs, n_songs, song_pool),
       ("tags", train_tags, p.seen_tags, p.tags, n_tags, tag_pool)):
     weights = vote_weights(*found[what], rows, n_q, n_t, powers[what])
-    chosen, n_chosen = top_voted(weights, items, seen, n_out, vocab.rank)
+    chosen, n_chosen = top_voted(weights, items, seen, n_out, vocab.rank, own[what])
+    if what == "songs" and cooccurrence_songs and len(by_tags):
+      tag_songs = song_tag_counts(train_songs, train_tags).T.tocsr()
+      chosen[by_tags], n_chosen[by_tags] = songs_of_tags(p.seen_tags, p.seen_songs, tag_songs,
+                                                         by_tags, n_out, vocab.rank, chunk_size)
     out[what] = vocab.items[fill_up(chosen, n_chosen, seen, vocab, n_out, pool, what)]
     out[what + "_filled"] = int((n_out - n_chosen).sum())
 
@@ -364,6 +393,7 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
     report.update(
         questions=n_q, questions_embedding=len(by_emb), questions_tag_overlap=len(by_tags),
         questions_title_overlap=len(by_title),
+        questions_tag_cooccurrence_songs=len(by_tags) if cooccurrence_songs else 0,
         questions_popular=n_q - len(by_emb) - len(by_tags) - len(by_title),
         question_songs_without_embedding=int((q_rows < 0).sum()),
         train_songs_without_embedding=int((t_rows < 0).sum()),
