@@ -13,7 +13,7 @@ reported. CPU figures compare as ratios only.
   song-as-user code width for every training song: the neighbour searches, vote products and
   rankings cost what they cost on trained embeddings (what the embeddings change is which
   playlists are near, not how many songs they hold). Published: plain counts of the 10 / 50
-  nearest playlists, no title route.
+  nearest playlists, tag-only questions' songs from their tag-overlap neighbours, no title route.
 * ``hybrid`` (seed A, ``configs/melon_hybrid.py``, no content AE): the CF AE's ranking is replaced
   by one fixed order of the songs (the question's own songs excluded), so the figures are the
   recommender's own work (routes, tag votes, title route, fill-up) without the model's scoring,
@@ -39,7 +39,7 @@ from jaxae.recommend.song_as_user import song_as_user
 
 PUBLISHED = {
     "song_as_user": dict(song_neighbours=10, tag_neighbours=50, song_vote_power=0.0,
-                         tag_vote_power=0.0, titles=False),
+                         tag_vote_power=0.0, titles=False, cooccurrence_songs=False),
     "hybrid": dict(tag_rank_discount=False, tag_song_norm=0.0, own_tag_weight=0.0, titles=False),
 }
 CONFIGS = {"song_as_user": song_as_user_config, "hybrid": melon_hybrid_config}
