@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 import types
 from collections import Counter
@@ -237,19 +238,23 @@ def test_baseline_argument_errors_name_their_key(arg):
 @pytest.mark.parametrize("kind", ["counts", "real", "negative"])
 def test_top_per_row_orders_by_score_then_popularity(kind):
   """The one-key sort gives score descending, ties to the smaller tie rank, for counts, real
-  scores (weighted votes, many ties) and negative ones."""
+  scores (weighted votes, many ties) and negative ones; k = 2 (18 entries per row on average)
+  sorts only the entries at least their row's 2nd score, rows with fewer entries included."""
   import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
   from jaxae.recommend.popular import top_per_row  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(8)
-  n_q, n_v, k = 37, 60, 7
+  n_q, n_v = 37, 60
   dense = np.where(rng.random((n_q, n_v)) < 0.3, rng.integers(1, 5, (n_q, n_v)), 0).astype(float)
   if kind == "real":
     dense = np.where(dense > 0, np.sqrt(dense) * 0.37, 0.0)      # ties where the counts tie
   elif kind == "negative":
     dense = np.where(dense > 0, dense - 3.0, 0.0)                  # -2, -1, 1: integers
+  dense[0, 1:] = 0.0                                               # one entry
+  dense[1] = 0.0                                                   # none
   # A permutation (every caller's; the keys are distinct: any sort), and ranks with repeats (ties
   # beyond the rank go to the stored order: the stable sort).
-  for tie_rank in (rng.permutation(n_v), rng.integers(0, n_v // 4, n_v)):
+  for k, tie_rank in itertools.product((7, 2), (rng.permutation(n_v),
+                                                rng.integers(0, n_v // 4, n_v))):
     codes, n = top_per_row(sp.csr_matrix(dense), k, tie_rank)
     same, same_n, scores = top_per_row(sp.csr_matrix(dense), k, tie_rank, return_scores=True)
     np.testing.assert_array_equal(same, codes)
@@ -257,10 +262,30 @@ def test_top_per_row_orders_by_score_then_popularity(kind):
     for i in range(n_q):
       stored = np.flatnonzero(dense[i])
       want = sorted(stored, key=lambda c: (-dense[i, c], tie_rank[c], c))[:k]
-      assert n[i] == len(want) and codes[i, :n[i]].tolist() == want, i
+      assert n[i] == len(want) and codes[i, :n[i]].tolist() == want, (i, k)
       assert (codes[i, n[i]:] == -1).all()
       assert scores[i, :n[i]].tolist() == dense[i, want].tolist()
       assert np.isneginf(scores[i, n[i]:]).all()
+
+
+def test_top_unseen_per_row_equals_ranking_without_the_seen():
+  import scipy.sparse as sp  # pylint: disable=import-outside-toplevel
+  from jaxae.recommend.popular import (top_per_row,  # pylint: disable=import-outside-toplevel
+                                       top_unseen_per_row)
+  rng = np.random.default_rng(9)
+  n_q, n_v = 30, 50
+  scores = np.where(rng.random((n_q, n_v)) < 0.4, rng.integers(1, 6, (n_q, n_v)), 0).astype(float)
+  seen = (rng.random((n_q, n_v)) < 0.15).astype(np.float32)   # some scored, some not
+  seen[0] = 1.0                                                 # every code seen
+  seen[1] = 0.0                                                 # none
+  seen[2, np.argsort(-scores[2])[:10]] = 1.0                    # the best ten (more than k)
+  tie_rank = rng.permutation(n_v)
+  for k in (3, 8, 60):
+    got = top_unseen_per_row(sp.csr_matrix(scores), sp.csr_matrix(seen), k, tie_rank)
+    want = top_per_row(sp.csr_matrix(np.where(seen > 0, 0.0, scores)), k, tie_rank)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+  assert (got[1][0] == 0).all() and (got[0][0] == -1).all()
 
 
 # ------------------------------------------------------------------------ seed B

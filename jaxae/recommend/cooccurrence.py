@@ -70,11 +70,8 @@ def songs_of_tags(own_tags: sp.csr_matrix, own_songs: sp.csr_matrix, tag_songs: 
   Returns:
     ``(codes [len(rows), k] padded with -1, n [len(rows)])`` (`top_per_row`'s order).
   """
-  def votes_of(rows):
-    votes = (own_tags[rows] @ tag_songs).tocsr()
-    return (votes - votes.multiply(own_songs[rows])).tocsr()
-
-  return top_per_row_chunked(votes_of, rows, k, tie_rank, chunk)
+  return top_per_row_chunked(lambda r: own_tags[r] @ tag_songs, rows, k, tie_rank, chunk,
+                             seen=own_songs)
 
 
 __all__ = ["row_shares", "song_tag_counts", "tag_given_tag", "blend_own_tags", "songs_of_tags"]

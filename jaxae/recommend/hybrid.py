@@ -436,12 +436,10 @@ def hybrid(train: Any, questions: Any, *, score_top_k: ScoreTopK, score_song_ids
 
   def song_tag_scores(r):
     s = (picked[r] @ song_votes).tocsr()
-    if own_tag_weight:
-      s = blend_own_tags(s, p.seen_tags[r], tag_given, own_tag_weight)
-    return (s - s.multiply(p.seen_tags[r])).tocsr()
+    return blend_own_tags(s, p.seen_tags[r], tag_given, own_tag_weight) if own_tag_weight else s
 
   t_chosen, t_n = top_per_row_chunked(song_tag_scores, np.arange(n_q), n_tags, p.tags.rank,
-                                      chunk_size)
+                                      chunk_size, seen=p.seen_tags)
   if title_tags is not None:
     t_chosen[by_title], t_n[by_title] = title_tags
   tags = fill_up(t_chosen, t_n, p.seen_tags, p.tags, n_tags, tag_pool, "tags")

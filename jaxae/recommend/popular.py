@@ -231,12 +231,24 @@ def first_unseen(ranking: np.ndarray, exclude: sp.csr_matrix, k: int, pool: int,
   return out
 
 
+def _may_place(rows: np.ndarray, v: np.ndarray, n_q: int, k: int, top: int) -> np.ndarray:
+  """Which entries (integer values ``0 <= v <= top`` of CSR-ordered ``rows``) are at least their
+  row's ``k``-th largest value (a row with fewer than ``k`` keeps all): every row's top ``k``,
+  ties included, from one [rows, values] histogram."""
+  hist = np.bincount(rows * (top + 1) + v, minlength=n_q * (top + 1)).reshape(n_q, top + 1)
+  at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]     # [row, x]: entries >= x
+  kth = np.maximum((at_least >= k).sum(axis=1) - 1, 0)
+  return v >= kth[rows]
+
+
 def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
                 return_scores: bool = False) -> tuple[np.ndarray, ...]:
   """The ``k`` best stored codes of every row of a sparse score matrix.
 
   Order: score descending, ties to the smaller ``tie_rank[code]`` (more popular first), then to the
-  stored order. Only stored (nonzero) entries count.
+  stored order. Only stored (nonzero) entries count. Where the rows hold many more entries than
+  ``k``, only those at least their row's ``k``-th score are sorted (`_may_place`, one histogram
+  pass); the order is the same.
 
   Returns:
     ``(codes [Q, k] int64 padded with -1, n [Q] how many are real)``, and with ``return_scores``
@@ -249,11 +261,21 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   cols = scores.indices.astype(np.int64)
   data = values = scores.data
   n_v = len(tie_rank)
+  indptr = scores.indptr
+
+  def keep_only(keep):
+    nonlocal rows, cols, data, values, indptr
+    rows, cols, data, values = rows[keep], cols[keep], data[keep], values[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_q))])
+
   if data.size and not (np.array_equal(data, np.round(data)) and data.min() >= 0):
     # Other than counts (weighted votes): their dense ranks order the entries exactly as the
     # scores do, ties included, and are integers >= 0.
     data = np.unique(data, return_inverse=True)[1].reshape(-1)
   top = float(data.max(initial=0))
+  if data.size > 4 * k * n_q and n_q * (top + 1) <= max(2 * data.size, 1 << 16):
+    # Many more entries than k per row, and a histogram no larger than the entries.
+    keep_only(_may_place(rows, data.astype(np.int64), n_q, k, int(top)))
   if data.size and (n_q + 1) * (top + 1) * n_v < 2**62:
     # One int64 key (row, -score, rank) sorts several times faster than a lexsort of the three.
     key = (rows * int(top + 1) + (int(top) - data.astype(np.int64))) * n_v + tie_rank[cols]
@@ -263,11 +285,11 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
     order = np.argsort(key, kind=None if distinct else "stable")
   else:
     order = np.lexsort((tie_rank[cols], -data, rows))
-  rank_in_row = np.arange(len(order)) - scores.indptr[rows]   # rows stay grouped as in the CSR
+  rank_in_row = np.arange(len(order)) - indptr[rows]   # rows stay grouped as in the CSR
   keep = rank_in_row < k
   out = np.full((n_q, k), -1, np.int64)
   out[rows[keep], rank_in_row[keep]] = cols[order][keep]
-  n = np.minimum(np.diff(scores.indptr), k)
+  n = np.minimum(np.diff(indptr), k)
   if not return_scores:
     return out, n
   top_scores = np.full((n_q, k), -np.inf, values.dtype)
@@ -275,13 +297,39 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   return out, n, top_scores
 
 
+def top_unseen_per_row(scores: sp.csr_matrix, seen: sp.csr_matrix, k: int,
+                       tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`top_per_row` of ``scores`` with each row's ``seen`` codes (nonzeros of the same shape) left
+  out: the best ``k + m`` are ranked (``m``: the most seen codes of a row), then the seen dropped,
+  which gives the same codes as ranking the scores without them, without a masked copy of all."""
+  seen = seen.tocsr()
+  m = int(np.diff(seen.indptr).max(initial=0))
+  codes, n = top_per_row(scores, k + m, tie_rank)
+  if m:
+    n_q, width = codes.shape
+    n_cols = scores.shape[1]
+    rows = np.repeat(np.arange(n_q, dtype=np.int64), width)
+    is_seen = np.isin(rows * n_cols + codes.reshape(-1),
+                      row_of_entries(seen.indptr) * n_cols + seen.indices)
+    is_seen = is_seen.reshape(n_q, width) & (codes >= 0)
+    codes = np.take_along_axis(codes, np.argsort(is_seen, axis=1, kind="stable"), 1)
+    n = n - is_seen.sum(axis=1)
+    codes = np.where(np.arange(width)[None, :] < n[:, None], codes, -1)
+  return codes[:, :k], np.minimum(n, k)
+
+
 def top_per_row_chunked(scores_of: Callable[[np.ndarray], sp.csr_matrix], rows: np.ndarray,
-                        k: int, tie_rank: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+                        k: int, tie_rank: np.ndarray, chunk: int,
+                        seen: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
   """`top_per_row` of ``scores_of(rows[s:s + chunk])`` over ``rows`` in chunks, which bounds the
-  sparse score blocks: ``(codes [len(rows), k] padded with -1, n [len(rows)])``."""
+  sparse score blocks (with ``seen`` [all rows, codes]: `top_unseen_per_row`, ``seen[rows]``
+  left out): ``(codes [len(rows), k] padded with -1, n [len(rows)])``."""
   codes, n = np.full((len(rows), k), -1, np.int64), np.zeros(len(rows), np.int64)
   for s in range(0, len(rows), chunk):
-    codes[s:s + chunk], n[s:s + chunk] = top_per_row(scores_of(rows[s:s + chunk]), k, tie_rank)
+    r = rows[s:s + chunk]
+    codes[s:s + chunk], n[s:s + chunk] = (
+        top_per_row(scores_of(r), k, tie_rank) if seen is None
+        else top_unseen_per_row(scores_of(r), seen[r], k, tie_rank))
   return codes, n
 
 

@@ -52,7 +52,7 @@ from jaxae.recommend.cooccurrence import (blend_own_tags, song_tag_counts, songs
                                           tag_given_tag)
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, _indptr,
                                      code_matrix, fill_up, prepare, row_of_entries, to_records,
-                                     top_per_row)
+                                     top_per_row, top_unseen_per_row)
 
 SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
 TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
@@ -209,8 +209,7 @@ def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix,
     if own is not None:
       own_tags, given, weight = own
       votes = blend_own_tags(votes, own_tags[s:s + _VOTE_ROWS], given, weight)
-    votes = (votes - votes.multiply(seen[s:s + _VOTE_ROWS])).tocsr()   # never the own items
-    parts.append(top_per_row(votes, k, tie_rank))
+    parts.append(top_unseen_per_row(votes, seen[s:s + _VOTE_ROWS], k, tie_rank))   # never own
   return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
 
 
