@@ -231,6 +231,9 @@ def first_unseen(ranking: np.ndarray, exclude: sp.csr_matrix, k: int, pool: int,
   return out
 
 
+_BUCKETS = 1024   # per row: the coarse value buckets of real scores before the top-k sort
+
+
 def _may_place(rows: np.ndarray, v: np.ndarray, n_q: int, k: int, top: int) -> np.ndarray:
   """Which entries (integer values ``0 <= v <= top`` of CSR-ordered ``rows``) are at least their
   row's ``k``-th largest value (a row with fewer than ``k`` keeps all): every row's top ``k``,
@@ -248,7 +251,8 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   Order: score descending, ties to the smaller ``tie_rank[code]`` (more popular first), then to the
   stored order. Only stored (nonzero) entries count. Where the rows hold many more entries than
   ``k``, only those at least their row's ``k``-th score are sorted (`_may_place`, one histogram
-  pass); the order is the same.
+  pass; for real scores >= 0 first over coarse buckets of their float32 bits, which keep every
+  entry that can place before the exact ranks are taken); the order is the same.
 
   Returns:
     ``(codes [Q, k] int64 padded with -1, n [Q] how many are real)``, and with ``return_scores``
@@ -262,6 +266,7 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
   data = values = scores.data
   n_v = len(tie_rank)
   indptr = scores.indptr
+  many = data.size > 4 * k * n_q and n_q * _BUCKETS <= max(2 * data.size, 1 << 16)
 
   def keep_only(keep):
     nonlocal rows, cols, data, values, indptr
@@ -269,8 +274,16 @@ def top_per_row(scores: sp.csr_matrix, k: int, tie_rank: np.ndarray,
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_q))])
 
   if data.size and not (np.array_equal(data, np.round(data)) and data.min() >= 0):
-    # Other than counts (weighted votes): their dense ranks order the entries exactly as the
-    # scores do, ties included, and are integers >= 0.
+    # Other than counts (weighted votes). Non-negative ones: their float32 bit patterns (monotone
+    # in the value) in _BUCKETS coarse buckets keep every row's top k and ties (`_may_place`)
+    # before any sort.
+    if many and data.min() >= 0:
+      bits = data.astype(np.float32).view(np.int32).astype(np.int64)
+      bits -= bits.min()
+      bits >>= max(int(bits.max()).bit_length() - _BUCKETS.bit_length() + 1, 0)
+      keep_only(_may_place(rows, bits, n_q, k, int(bits.max())))
+    # Their dense ranks order the entries exactly as the scores do, ties included, and are
+    # integers >= 0.
     data = np.unique(data, return_inverse=True)[1].reshape(-1)
   top = float(data.max(initial=0))
   if data.size > 4 * k * n_q and n_q * (top + 1) <= max(2 * data.size, 1 << 16):
