@@ -85,14 +85,15 @@ def main() -> None:
     what = f"{len(song_ids)} songs, fixed CF order"
   recommend = song_as_user if args.recommender == "song_as_user" else hybrid
 
-  def answer(kw):
+  def answer(kw, report=None):
     t = time.perf_counter()
-    recommend(world.train, world.val, **inputs, **kw)
+    recommend(world.train, world.val, **inputs, **kw, report=report)
     return time.perf_counter() - t
 
   times = {name: [] for name in settings}
+  routes = {name: {} for name in settings}
   for name, kw in settings.items():
-    answer(kw)                                    # compiles this setting's shapes
+    answer(kw, routes[name])                      # compiles this setting's shapes
   for _ in range(args.repeats):
     for name, kw in settings.items():
       times[name].append(answer(kw))
@@ -104,6 +105,9 @@ def main() -> None:
     print(f"  {name:<10}  {best[name]:7.2f} s  {len(world.val) / best[name]:9,.0f} questions/s  "
           f"({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))}; all: "
           f"{', '.join(f'{t:.2f}' for t in times[name])} s)")
+    print(f"  {'':<10}  questions per route: " + ", ".join(
+        f"{k[len('questions_'):]} {v:,}" for k, v in routes[name].items()
+        if k.startswith("questions_") and v))
   for name in settings:
     if name != "published":
       print(f"  {name} / published: {best[name] / best['published']:.2f}x the time")
