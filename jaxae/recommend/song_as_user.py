@@ -379,9 +379,14 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
   for what, items, seen, vocab, n_out, pool in (
       ("songs", train_songs, p.seen_songs, p.songs, n_songs, song_pool),
       ("tags", train_tags, p.seen_tags, p.tags, n_tags, tag_pool)):
-    weights = vote_weights(*found[what], rows, n_q, n_t, powers[what])
+    nb, sims = found[what]
+    voting = np.ones(len(rows), bool)             # rows: by_emb, by_tags, by_title
+    by_cooc = what == "songs" and cooccurrence_songs
+    if by_cooc:                                   # their songs come from the co-occurrence
+      voting[len(by_emb):len(by_emb) + len(by_tags)] = False
+    weights = vote_weights(nb[voting], sims[voting], rows[voting], n_q, n_t, powers[what])
     chosen, n_chosen = top_voted(weights, items, seen, n_out, vocab.rank, own[what])
-    if what == "songs" and cooccurrence_songs and len(by_tags):
+    if by_cooc and len(by_tags):
       tag_songs = song_tag_counts(train_songs, train_tags).T.tocsr()
       chosen[by_tags], n_chosen[by_tags] = songs_of_tags(p.seen_tags, p.seen_songs, tag_songs,
                                                          by_tags, n_out, vocab.rank, chunk_size)
