@@ -6,8 +6,8 @@ Usage: ``python -m bench.melon_votes [--recommender song_as_user|hybrid] [--size
 A synthetic Melon world (``--size melon``: 115k training playlists, the real data's scale). Every
 validation question is answered with the published settings, with the config's
 ``eval.recommender_args``, and with those without the title route (``votes_only``, when the config
-has it on), alternately; one warm-up call of each compiles, then the best of ``--repeats`` is
-reported. CPU figures compare as ratios only.
+has it on), alternately; one warm-up call of each compiles (and reports how many questions took
+each route), then the best of ``--repeats`` is reported. CPU figures compare as ratios only.
 
 * ``song_as_user`` (seed B, ``configs/song_as_user.py``): random song embeddings of the
   song-as-user code width for every training song: the neighbour searches, vote products and

@@ -292,7 +292,8 @@ def song_as_user(train: Any, questions: Any, *, song_embeddings: Any, song_ids: 
       ``questions_tag_cooccurrence_songs``) instead of their tag-overlap neighbours' votes (off,
       as published); their tags still come from those neighbours.
     report: optional dict that receives counts: questions per route (``questions_embedding``,
-      ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``), song
+      ``questions_tag_overlap``, ``questions_title_overlap``, ``questions_popular``; of the
+      tag-overlap ones, ``questions_tag_cooccurrence_songs`` took the co-occurring songs), song
       entries without an embedding (``question_songs_without_embedding``,
       ``train_songs_without_embedding``), training playlists without any
       (``train_playlists_without_embedding``), and slots filled by popularity (``songs_filled``,
