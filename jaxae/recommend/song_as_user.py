@@ -52,7 +52,7 @@ from jaxae.recommend.cooccurrence import (blend_own_tags, song_tag_counts, songs
                                           tag_given_tag)
 from jaxae.recommend.popular import (N_SONGS, N_TAGS, SONG_POOL, TAG_POOL, Vocab, _indptr,
                                      code_matrix, fill_up, prepare, row_of_entries, to_records,
-                                     top_per_row, top_unseen_per_row)
+                                     top_per_row, top_per_row_chunked)
 
 SONG_NEIGHBOURS = 10   # seed B: songs from the 10 nearest playlists
 TAG_NEIGHBOURS = 50    # seed B: tags from the 50 nearest playlists
@@ -203,14 +203,16 @@ def top_voted(weights: sp.csr_matrix, items: sp.csr_matrix, seen: sp.csr_matrix,
   number of questions and neighbours. Returns `top_per_row`'s ``(codes [Q, k], n [Q])``.
   """
   items = items.astype(np.float64)
-  parts = []
-  for s in range(0, max(weights.shape[0], 1), _VOTE_ROWS):
-    votes = (weights[s:s + _VOTE_ROWS] @ items).tocsr()
-    if own is not None:
-      own_tags, given, weight = own
-      votes = blend_own_tags(votes, own_tags[s:s + _VOTE_ROWS], given, weight)
-    parts.append(top_unseen_per_row(votes, seen[s:s + _VOTE_ROWS], k, tie_rank))   # never own
-  return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
+
+  def votes_of(rows):
+    votes = weights[rows] @ items
+    if own is None:
+      return votes
+    own_tags, given, weight = own
+    return blend_own_tags(votes, own_tags[rows], given, weight)
+
+  return top_per_row_chunked(votes_of, np.arange(weights.shape[0]), k, tie_rank, _VOTE_ROWS,
+                             seen=seen)                                # never the own items
 
 
 def title_tokens(title: str) -> list[str]:
