@@ -92,14 +92,16 @@ def step_flops(chain: list[tuple[int, int]], s: StepShape) -> float:
 
 
 def step_products(chain: list[tuple[int, int]], batch: int, sparse_input: bool,
-                  entry_output: bool, refeed_steps: int
+                  entry_output: bool, refeed_steps: int, item_major_last: bool = False
                   ) -> list[tuple[str, tuple[int, int, int], str]]:
   """The step's dense matrix products as ``(label, (m, k, n), kind)``, kind "nn" (``x @ W``),
   "tn" (``x^T @ g``) or "nt" (``g @ W^T``), in the order the step runs them, on the path
   :func:`step_flops` counts (``bench.step_floor`` times them): a sparse first layer
   (embedding-bag) and an output layer read at the batch's entries only (``entry_output``) are
   gathers, not products; with re-feeding the latter still makes the dense forward the re-fed
-  input is."""
+  input is. ``item_major_last``: the output layer's kernel is stored ``[out, in]`` (the deep
+  AE's ``layers.ItemDense``), so its forward is ``h @ W^T``, its weight gradient ``g^T @ h`` and
+  its input gradient ``g @ W``."""
   out = []
   last = len(chain) - 1
   passes = [("pass 1", sparse_input, entry_output)] + [
@@ -108,15 +110,18 @@ def step_products(chain: list[tuple[int, int]], batch: int, sparse_input: bool,
     for i, (a, b) in enumerate(chain):
       if i == 0 and sparse:
         continue                                   # the embedding-bag: not a product
+      rows = i == last and item_major_last
+      fwd = "nt" if rows else "nn"
       if i == last and at_entries:
         if refeed_steps:
           out.append((f"{name} layer {i} {a}->{b} forward (dense, for the re-feed)", (batch, a, b),
-                      "nn"))
-        continue                                   # the loss's gathered columns: not a product
-      out.append((f"{name} layer {i} {a}->{b} forward", (batch, a, b), "nn"))
-      out.append((f"{name} layer {i} weight gradient", (a, batch, b), "tn"))
+                      fwd))
+        continue                                   # the loss's gathered rows: not a product
+      out.append((f"{name} layer {i} {a}->{b} forward", (batch, a, b), fwd))
+      out.append((f"{name} layer {i} weight gradient", (b, batch, a) if rows else (a, batch, b),
+                  "tn"))
       if i > 0:
-        out.append((f"{name} layer {i} input gradient", (batch, b, a), "nt"))
+        out.append((f"{name} layer {i} input gradient", (batch, b, a), "nn" if rows else "nt"))
   return out
 
 

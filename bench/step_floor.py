@@ -72,8 +72,9 @@ def main(argv):
   t_mm, f_mm = 0.0, 0.0
   at_entries = step_lib.entry_output(engine.model, c)
   sparse_input = bool(c.model.get("sparse_input"))
+  item_major = type(engine.model).__name__ == "DeepAE"   # its output kernel is [items, width]
   for label, (m, k, n_), kind in flops_lib.step_products(chain, bs, sparse_input, at_entries,
-                                                         refeed):
+                                                         refeed, item_major):
     key = ((m, k, n_), kind)
     if key not in timed:
       sa, sb, dn = dims[kind](m, k, n_)

@@ -74,7 +74,7 @@ def _deep_ae_vectors(model_config, params) -> jax.Array:
   if bool(model_config.tied):
     return _kernel(params, "encoder_0")                 # output kernel = encoder_0.kernel.T
   last = len(list(model_config.layers)) - 1             # decoder_0 .. decoder_{k-1}
-  return _kernel(params, f"decoder_{last}").T
+  return _kernel(params, f"decoder_{last}")             # stored one row per item (ItemDense)
 
 
 def _single_decoder_vectors(model_config, params) -> jax.Array:

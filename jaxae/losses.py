@@ -26,7 +26,8 @@ need only the d x d Gram ``W W^T``, the fourth only the predictions at x's nonze
 columns of W), so neither the [B, n] output nor the dense target is built. ``masked_mse`` uses the
 same gathered predictions. :func:`compute_loss` takes this path when ``target`` is a
 :class:`SparseBatch` (then ``observed`` is unused) and the model returns ``last_hidden``,
-``last_kernel`` [d, n] and ``last_bias`` [n] (n may be padded with zero columns).
+``last_kernel`` [n, d] (``W^T``: one row per item, as the model stores it, so the gather reads
+rows) and ``last_bias`` [n] (n may be padded with zero rows).
 
 The entries path (``full_mse = "entries"``; the key's name is historical, it covers every term):
 the model's dense [B, n] output, but no dense target or observed mask. Every term that reads the
@@ -155,6 +156,33 @@ TARGET_TERMS = ("masked_mse", "mse", "bce", "multinomial")
 _HI = jax.lax.Precision.HIGHEST
 
 
+@jax.custom_vjp
+def kernel_rows(kernel: Array, idx: Array) -> Array:
+  """``kernel[idx]``: rows of an item-major kernel at the batch's items, ``idx.shape + [d]``.
+
+  The value and the gradient are ``jnp.take``'s; the gradient's scatter-add starts from a buffer of
+  -0.0 instead of 0.0 (the same sums: ``-0.0 + x == x``, and an item no entry reads keeps a zero
+  gradient). Why: with a sparse first layer the embedding-bag's gradient is also a scatter-add
+  into a zero ``[n, d]`` buffer, and XLA:CPU gives two equal constant broadcasts one buffer, then
+  copies it for each scatter (two more passes over ``[n, d]`` a step); a different constant keeps
+  the buffers apart (tests/test_fast_paths.py checks the compiled step for those copies).
+  """
+  return jnp.take(kernel, idx, axis=0)
+
+
+def _kernel_rows_fwd(kernel, idx):
+  return jnp.take(kernel, idx, axis=0), (kernel, idx)   # the kernel: a parameter, alive anyway
+
+
+def _kernel_rows_bwd(res, g):
+  kernel, idx = res
+  start = jnp.full(kernel.shape, -0.0, kernel.dtype)
+  return start.at[idx].add(g.astype(kernel.dtype)), None
+
+
+kernel_rows.defvjp(_kernel_rows_fwd, _kernel_rows_bwd)
+
+
 def _last_layer(outputs: Mapping[str, Array], term: str) -> tuple[Array, Array, Array]:
   for key in ("last_hidden", "last_kernel", "last_bias"):
     if key not in outputs:
@@ -186,18 +214,21 @@ def _entry_sums(per_entry: Array, batch: SparseBatch, b_size: int) -> Array:
 def sparse_predictions(outputs: Mapping[str, Array], batch: SparseBatch, term: str = "mse"
                        ) -> Array:
   """[S, N] predictions ``z_row . W[:, col] + b[col]`` at the batch's stored entries (gathered
-  columns of the last kernel; padding entries give the prediction of column 0, masked later).
+  rows of the item-major last kernel ``W^T``; padding entries give the prediction of column 0,
+  masked later).
   A model that returns only ``recon`` (the entries path): the output gathered at those entries."""
   if "last_kernel" not in outputs and "recon" in outputs:
     return gather_entries(outputs["recon"], batch)
   z, w, b = _last_layer(outputs, term)
   zs = sparse.shard_rows(z, batch)
 
-  def one(z_s, cols, seg):
-    wc = jnp.take(w, cols, axis=1)                            # [d, N]
-    return jnp.einsum("nd,dn->n", z_s[seg], wc, precision=_HI) + b[cols]
+  # One gather for all shards (outside the vmap): its gradient is one scatter-add into [n, d].
+  wc = kernel_rows(w, batch.cols)                             # [S, N, d]
 
-  pred = jax.vmap(one)(zs, batch.cols, batch.seg)
+  def one(z_s, wc_s, cols, seg):
+    return jnp.einsum("nd,nd->n", z_s[seg], wc_s, precision=_HI) + b[cols]
+
+  pred = jax.vmap(one)(zs, wc, batch.cols, batch.seg)
   act = outputs.get("last_act")          # a non-linear output layer (entry terms only)
   return pred if act is None else act(pred)
 
@@ -221,11 +252,11 @@ def mse_gram(outputs, batch: SparseBatch, row_mask, params=None, *, n_cols: int,
     raise ConfigError("config.loss.mse: the Gram trick needs a linear last layer; set "
                       "config.model.last_activation to False or config.loss_impl.full_mse='dense'")
   z, w, b = _last_layer(outputs, "mse")
-  if w.shape[1] > n_cols:            # an item dimension padded for the model axis: real items only
-    w, b = w[:, :n_cols], b[:n_cols]
+  if w.shape[0] > n_cols:            # an item dimension padded for the model axis: real items only
+    w, b = w[:n_cols], b[:n_cols]
   pred = sparse_predictions(outputs, batch, "mse") if pred is None else pred
-  gram = jnp.dot(w, w.T, precision=_HI)                                   # [d, d]
-  wb = jnp.dot(w, b, precision=_HI)                                       # [d]
+  gram = jnp.dot(w.T, w, precision=_HI)                                   # [d, d]
+  wb = jnp.dot(b, w, precision=_HI)                                       # [d]
   out_sq = (jnp.sum(jnp.dot(z, gram, precision=_HI) * z, axis=-1)
             + 2.0 * jnp.dot(z, wb, precision=_HI) + jnp.dot(b, b, precision=_HI))      # [B]
   return _mse_from_out_sq(out_sq, pred, batch, row_mask, n_cols)

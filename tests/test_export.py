@@ -124,8 +124,8 @@ def test_decoder_export_and_normalize(trained, tmp_path):
   meta = export.export_embeddings(workdir, out, embedding="decoder", normalize=True)
   emb = np.load(os.path.join(out, "embeddings.npy"))
   _, params, _ = load_for_eval(workdir)
-  kernel = np.asarray(params["decoder_0"]["kernel"])            # [CODE, N_COLS]
-  np.testing.assert_allclose(emb, kernel.T / np.linalg.norm(kernel.T, axis=1, keepdims=True),
+  kernel = np.asarray(params["decoder_0"]["kernel"])            # [N_COLS, CODE]: one row per item
+  np.testing.assert_allclose(emb, kernel / np.linalg.norm(kernel, axis=1, keepdims=True),
                              rtol=1e-5)
   assert read_ids(os.path.join(out, "ids.tsv")) == [str(i) for i in range(100, 100 + N_COLS)]
   assert meta["embedding"] == "decoder" and meta["normalized"] is True and meta["n"] == N_COLS

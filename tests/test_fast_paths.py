@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxae import losses
 from jaxae.errors import ConfigError
 from jaxae.models import build_model
 from jaxae.models.layers import add_bias
@@ -32,6 +33,40 @@ def test_add_bias_gradient_equals_the_plain_sum():
       b.astype(jnp.bfloat16))
   assert g.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(g, np.float32), np.full(11, 37.0), rtol=1e-2)
+
+
+def test_kernel_rows_equals_take_value_and_gradient():
+  k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+  kernel = jax.random.normal(k1, (9, 4))
+  idx = jnp.array([3, 0, 3, 8, 3, 5])                 # repeated items add up in the gradient
+  w = jax.random.normal(k2, (6, 4))
+  np.testing.assert_array_equal(losses.kernel_rows(kernel, idx), jnp.take(kernel, idx, axis=0))
+  fast = jax.grad(lambda k: jnp.sum(w * jnp.sin(losses.kernel_rows(k, idx))))(kernel)
+  plain = jax.grad(lambda k: jnp.sum(w * jnp.sin(jnp.take(k, idx, axis=0))))(kernel)
+  np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-7)
+  untouched = np.setdiff1d(np.arange(9), np.asarray(idx))
+  assert (np.asarray(fast)[untouched] == 0).all()          # -0.0 == 0: no item is pushed
+  # Under vmap (one call per shard of a SparseBatch) as the losses call it.
+  both = jax.vmap(losses.kernel_rows, in_axes=(None, 0))(kernel, jnp.stack([idx, idx[::-1]]))
+  np.testing.assert_array_equal(both[1], jnp.take(kernel, idx[::-1], axis=0))
+
+
+def test_entry_path_step_copies_no_item_sized_buffer():
+  """The sparse first layer's and the entry-path output layer's gradients are scatter-adds into
+  [n, d] buffers of their own: the compiled step copies no array of that shape (it did when both
+  started from the same zero constant, two copies a step; losses.kernel_rows)."""
+  n, d = 300, 16
+  inter = tiny_interactions(n_rows=24, n_cols=n, seed=2)
+  cfg = tiny_config(layers=(d, 8), optim="momentum", lr=0.05, batch_size=8)
+  cfg.model.sparse_input = True
+  model, mesh, state, step = make_engine(cfg, inter)
+  assert step_lib.entry_output(model, cfg)
+  assert jax.tree.map(jnp.shape, state.params)["decoder_1"]["kernel"] == (n, d)   # item-major
+  batch = mesh_lib.put_global(first_batch(inter, 8), mesh_lib.batch_sharding(mesh))
+  text = step.lower(state, batch).compile().as_text()
+  copies = [line.strip()[:160] for line in text.splitlines()
+            if " copy(" in line and f"f32[{n},{d}]" in line.split(" copy(")[0]]
+  assert not copies, copies
 
 
 def _config(last_activation: bool, refeed_steps: int, impl: str | None):

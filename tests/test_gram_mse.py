@@ -26,7 +26,8 @@ LOSS = {"masked_mse": 1.0, "mse": 2.0, "l2": 0.01}
 def test_hand_worked_row():
   # z = [1], W = [[1, 2]], b = [0, 1] -> recon = [1, 3]; the row stores x[0] = 3 only.
   # Residuals (1 - 3, 3 - 0) = (-2, 3): mse = (4 + 9) / 2 = 6.5; masked_mse = 4 / 1 = 4.
-  outputs = {"last_hidden": jnp.array([[1.0]]), "last_kernel": jnp.array([[1.0, 2.0]]),
+  # "last_kernel" is W^T, one row per item.
+  outputs = {"last_hidden": jnp.array([[1.0]]), "last_kernel": jnp.array([[1.0], [2.0]]),
              "last_bias": jnp.array([0.0, 1.0])}
   batch = SparseBatch(rows=jnp.array([0]), mask=jnp.array([1.0]), lengths=jnp.array([1]),
                       cols=jnp.array([[0, 0]]), vals=jnp.array([[3.0, 0.0]]),
@@ -172,7 +173,7 @@ def test_gram_errors():
   with pytest.raises(ConfigError, match="linear last layer"):
     losses.compute_loss({"mse": 1.0}, out, batch, None, batch.mask, None, 0)
   # A sparse target with a term that needs the dense output.
-  out = {"last_hidden": jnp.zeros((8, 2)), "last_kernel": jnp.zeros((2, N_COLS)),
+  out = {"last_hidden": jnp.zeros((8, 2)), "last_kernel": jnp.zeros((N_COLS, 2)),
          "last_bias": jnp.zeros(N_COLS), "logits": jnp.zeros((8, N_COLS))}
   with pytest.raises(ConfigError, match="multinomial"):
     losses.compute_loss({"multinomial": 1.0}, out, batch, None, batch.mask, None, 0, n_cols=N_COLS)

@@ -160,6 +160,8 @@ def test_deep_ae_forward_matches_numpy(tied, last_activation, act):
   code = h
   for j in range(2):
     kern = p[f"encoder_{1 - j}"]["kernel"].T if tied else p[f"decoder_{j}"]["kernel"]
+    if j == 1 and not tied:          # the output layer's kernel is stored one row per item
+      kern = kern.T
     h = h @ kern + p[f"decoder_{j}"]["bias"]
     if j == 0 or last_activation:
       h = _np_act(act, h)
@@ -176,7 +178,8 @@ def test_song_as_user_layout():
   p = init(model, jnp.ones((2, 20)))
   shapes = jax.tree.map(jnp.shape, p)
   assert [shapes[f"encoder_{i}"]["kernel"] for i in range(2)] == [(20, 16), (16, 8)]
-  assert [shapes[f"decoder_{i}"]["kernel"] for i in range(2)] == [(8, 16), (16, 20)]
+  # The output layer's kernel is item-major: [items, width] (layers.ItemDense).
+  assert [shapes[f"decoder_{i}"]["kernel"] for i in range(2)] == [(8, 16), (20, 16)]
 
 
 def test_tied_decoder_shares_kernel_and_gradients_add():
@@ -192,7 +195,7 @@ def test_tied_decoder_shares_kernel_and_gradients_add():
   pt = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(a.size), a.shape), pt)
   pu = {k: dict(v) for k, v in pt.items()}
   pu["decoder_0"]["kernel"] = pt["encoder_1"]["kernel"].T
-  pu["decoder_1"]["kernel"] = pt["encoder_0"]["kernel"].T
+  pu["decoder_1"]["kernel"] = pt["encoder_0"]["kernel"]        # item-major, as encoder_0's
 
   def loss(model, p):
     return jnp.sum(jnp.square(model.apply({"params": p}, x, train=False)["recon"] - target))
@@ -201,7 +204,8 @@ def test_tied_decoder_shares_kernel_and_gradients_add():
   gt = jax.grad(lambda p: loss(tied, p))(pt)
   gu = jax.grad(lambda p: loss(untied, p))(pu)
   for enc, dec in (("encoder_0", "decoder_1"), ("encoder_1", "decoder_0")):
-    expected = gu[enc]["kernel"] + gu[dec]["kernel"].T
+    dec_grad = gu[dec]["kernel"] if dec == "decoder_1" else gu[dec]["kernel"].T
+    expected = gu[enc]["kernel"] + dec_grad
     np.testing.assert_allclose(np.asarray(gt[enc]["kernel"]), np.asarray(expected), rtol=1e-5,
                                atol=1e-6)
     assert float(jnp.abs(gu[dec]["kernel"]).max()) > 0     # the decoder use contributes

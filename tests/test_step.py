@@ -97,7 +97,7 @@ def test_step_reduces_the_loss():
 def _ref_forward(p, x):
   """Deep AE with one hidden selu layer and a linear output, written out by hand."""
   h = jax.nn.selu(x @ p["encoder_0"]["kernel"] + p["encoder_0"]["bias"])
-  return h @ p["decoder_0"]["kernel"] + p["decoder_0"]["bias"]
+  return h @ p["decoder_0"]["kernel"].T + p["decoder_0"]["bias"]      # item-major output kernel
 
 
 def _ref_masked_mse(p, x, target, row_mask):

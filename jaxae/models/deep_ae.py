@@ -15,11 +15,16 @@ Two switches for large catalogs: ``item_shards`` pads the item dimension of the 
 layer to a multiple of the mesh's model axis (zero rows / columns that never reach an output; the
 output is cut back to ``n_cols``), so those layers can be split evenly over devices; and
 ``last_layer_outputs`` (with a linear last layer, ``last_activation`` False) adds that layer's input
-``"last_hidden"`` [B, d], kernel ``"last_kernel"`` [d, n] and bias ``"last_bias"`` [n] (n padded) to
+``"last_hidden"`` [B, d], kernel ``"last_kernel"`` [n, d] and bias ``"last_bias"`` [n] (n padded) to
 the outputs, from which ``jaxae.losses`` computes the MSE terms without the dense [B, n] output
 (Gram trick); the engine sets it, and under jit the unused dense output is never computed. With
 ``last_activation`` the outputs also hold ``"last_act"`` (the activation): then only the masked
 terms, which read the output at the batch's entries alone, take that path (not the full MSE).
+
+The untied output layer stores its kernel one row per item, ``[n, layers[0]]``
+(:class:`~jaxae.models.layers.ItemDense`, PyTorch's layout), as the tied decoder reads the first
+layer's ``[n, layers[0]]`` kernel: the losses gather the kernel at the batch's items, and a row is
+one contiguous read. Every other kernel is ``[in, out]``.
 """
 
 from __future__ import annotations
@@ -104,8 +109,9 @@ class DeepAE(nn.Module):
       ]
     else:
       self.decoders = [
-          L.Dense(rev[j], n_pad if j == last else rev[j + 1], dtype=cdt, name=f"decoder_{j}",
-                  **({"kernel_init": kernel_init(rev[-2:])} if j == last else {}))
+          L.ItemDense(rev[j], n_pad, dtype=cdt, name=f"decoder_{j}",
+                      kernel_init=kernel_init(rev[-2:])) if j == last else
+          L.Dense(rev[j], rev[j + 1], dtype=cdt, name=f"decoder_{j}")
           for j in range(len(rev) - 1)
       ]
     self.code_drop = nn.Dropout(rate=self.code_dropout)
@@ -123,7 +129,7 @@ class DeepAE(nn.Module):
 
   def decode(self, z: jax.Array, *, with_last: bool = False):
     """Output layer values (float32) from a code ``z``; with ``with_last`` also the last layer's
-    ``(input, kernel [d, n_pad], bias [n_pad])``."""
+    ``(input, kernel [n_pad, d], bias [n_pad])`` (the kernel one row per item)."""
     act = L.get_activation(self.activation)
     k = len(self.decoders)
     h = z
@@ -139,16 +145,16 @@ class DeepAE(nn.Module):
     if not with_last:
       return h
     last = self.decoders[-1]
-    kernel = self.encoders[0].kernel.T if self.tied else last.kernel
+    kernel = self.encoders[0].kernel if self.tied else last.kernel
     bias = last.variables["params"]["bias"]
     return h, (last_in, kernel, bias)
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [layers[0], padded_cols], bias [padded_cols]) in ``params`` (the
-    first encoder kernel's transpose when tied)."""
+    """The output layer's (kernel [layers[0], padded_cols], bias [padded_cols]) in ``params``: the
+    transpose of the stored ``[padded_cols, layers[0]]`` kernel (the first encoder's when tied)."""
     last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
-    kernel = params["encoder_0"]["kernel"].T if self.tied else last["kernel"]
-    return kernel, last["bias"]
+    kernel = params["encoder_0"]["kernel"] if self.tied else last["kernel"]
+    return kernel.T, last["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:

@@ -3,7 +3,8 @@ first layer also takes a :class:`SparseBatch` (embedding-bag over the nonzeros),
 L2-normalization that work on both dense and sparse inputs.
 
 Every layer keeps its parameters in float32 and computes in ``dtype`` (float32 or bfloat16). Kernels
-are stored ``[in_features, out_features]`` and initialized Xavier-uniform (Glorot & Bengio 2010, the
+are stored ``[in_features, out_features]`` (but :class:`ItemDense`'s, one row per output item,
+``[out_features, in_features]``) and initialized Xavier-uniform (Glorot & Bengio 2010, the
 initialization of NVIDIA DeepRecommender); biases start at zero unless a model says otherwise.
 """
 
@@ -194,9 +195,9 @@ def score_product(hidden: Array, kernel: Array, bias: Array, model_dtype: str,
   ``score_dtype`` None: as the model's forward computes it, in its compute dtype ``model_dtype``.
   Else (``config.eval.score_dtype``): from operands in ``score_dtype`` ("bfloat16" | "float32"),
   accumulated and returned in float32, the float32 bias added. bfloat16 operands halve the bytes
-  the product reads, and on a CPU with bfloat16 dot instructions (AVX512_BF16) XLA runs the
-  product faster than in float32 (docs/benchmarks.md); the scores then carry the operands'
-  rounding (about 3 significant digits), so near-equal scores may swap ranks.
+  the product reads; whether XLA then runs it faster than in float32 depends on the CPU (faster on
+  an AMD EPYC with AVX512_BF16, slower on an Intel Xeon with it: docs/benchmarks.md). The scores
+  carry the operands' rounding (about 3 significant digits), so near-equal scores may swap ranks.
   """
   if score_dtype is None:
     return linear(hidden, kernel, bias, get_dtype(model_dtype))
@@ -233,6 +234,19 @@ class Dense(nn.Module):
     return linear(x, self.kernel, self.bias if self.use_bias else None, self.dtype)
 
 
+def item_product(z: Array, kernel: Array, bias: Array, dtype) -> Array:
+  """``z @ kernel.T + bias`` for a kernel stored one row per output unit, ``[features, in]``, in
+  the compute ``dtype``: the product of :class:`TiedDense` and :class:`ItemDense`.
+
+  The product contracts the kernel's second axis (no ``kernel.T`` in the program): for a one-row
+  ``z`` XLA turns ``z @ kernel.T`` into a matrix-vector product over a transposed copy of the
+  kernel made on every call (7-10x slower for a 40,981 x 200 kernel on a CPU, ``python -m
+  bench.tied_product``); for more rows the two compile alike.
+  """
+  y = jax.lax.dot_general(z.astype(dtype), kernel.astype(dtype), (((z.ndim - 1,), (1,)), ((), ())))
+  return add_bias(y, bias.astype(y.dtype))
+
+
 class TiedDense(nn.Module):
   """A decoder layer of a constrained autoencoder: ``z @ kernel.T + bias`` where ``kernel`` is the
   mirrored encoder layer's kernel [features, in]; only the bias is a parameter of this layer."""
@@ -244,14 +258,38 @@ class TiedDense(nn.Module):
   @nn.compact
   def __call__(self, z: Array, kernel: Array) -> Array:
     bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-    # The product contracts the kernel's second axis (no ``kernel.T`` in the program): for a
-    # one-row ``z`` XLA turns ``z @ kernel.T`` into a matrix-vector product over a transposed
-    # copy of the kernel made on every call (7-10x slower for a 40,981 x 200 kernel on a CPU,
-    # ``python -m bench.tied_product``); for more rows the two compile alike.
-    dtype = self.dtype
-    y = jax.lax.dot_general(z.astype(dtype), kernel.astype(dtype),
-                            (((z.ndim - 1,), (1,)), ((), ())))
-    return add_bias(y, bias.astype(y.dtype))
+    return item_product(z, kernel, bias, self.dtype)
+
+
+class ItemDense(nn.Module):
+  """An output layer over a catalog, its kernel stored one row per item: ``kernel`` [features,
+  in_features] (PyTorch's ``nn.Linear`` layout), ``z @ kernel.T + bias``.
+
+  The same function as :class:`Dense` ``(in_features, features)`` with the kernel transposed, and
+  the same initial values (``kernel_init`` draws the ``[in_features, features]`` kernel, which is
+  stored transposed). What the layout changes is the masked loss's gather: the losses read the
+  kernel at the batch's items (``jaxae.losses.sparse_predictions``), and a row per item is one
+  contiguous read (and one contiguous scatter-add for its gradient) where a column is
+  ``in_features`` strided ones (docs/benchmarks.md has the steps' times in both layouts). The first
+  layer's kernel ``[items, width]`` already reads its rows (the embedding-bag); a tied decoder
+  reads that kernel too.
+  """
+
+  in_features: int
+  features: int
+  dtype: Any = jnp.float32
+  kernel_init: Initializer = xavier_uniform
+  bias_init: Initializer = zeros
+
+  def setup(self):
+    init = self.kernel_init
+    self.kernel = self.param(
+        "kernel", lambda key, shape, dtype=jnp.float32: init(key, shape[::-1], dtype).T,
+        (self.features, self.in_features), jnp.float32)
+    self.bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+
+  def __call__(self, z: Array) -> Array:
+    return item_product(z, self.kernel, self.bias, self.dtype)
 
 
 KERNEL_WEIGHT_INITS = ("glorot", "small")
