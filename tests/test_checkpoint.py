@@ -69,9 +69,60 @@ def test_shape_mismatch_names_the_parameter_and_both_shapes(tmp_path):
   with pytest.raises(CheckpointError) as err:
     ckpt_lib.restore_latest(tmp_path, other)
   msg = str(err.value)
-  # Kernels are [in, out]: the decoder's is (6, 10) saved, (5, 10) wanted.
-  assert "'params.decoder_0.kernel' has shape (6, 10) in the checkpoint but (5, 10)" in msg, msg
+  # The output layer's kernel is [items, in]: (10, 6) saved, (10, 5) wanted.
+  assert "'params.decoder_0.kernel' has shape (10, 6) in the checkpoint but (10, 5)" in msg, msg
   assert "\n" not in msg
+
+
+def _old_layout(tree, name: str = "decoder_0"):
+  """``tree`` as a checkpoint written before the deep AE's output kernel was item-major: that
+  kernel (and the optimizer moments that mirror it) [width, items]."""
+  def one(path, x):
+    names = [ckpt_lib._key_name(k) for k in path]        # pylint: disable=protected-access
+    return x.T if names[-2:] == [name, "kernel"] else x
+
+  return jax.tree_util.tree_map_with_path(one, tree)
+
+
+def test_checkpoint_of_the_older_output_layout_restores_transposed(tmp_path, capsys):
+  inter = tiny_interactions()
+  config = tiny_config(optim="adam")
+  _, mesh, state, step, batch = _trained(config, inter, 2)
+  saved = host(state)
+  old = _old_layout(state)
+  assert old.params["decoder_0"]["kernel"].shape == (6, 10)
+  moved = {k: v for k, v in ckpt_lib.tree_shapes(old).items() if v == (6, 10)}
+  assert sorted(moved) == ["opt_state.0.0.mu.decoder_0.kernel", "opt_state.0.0.nu.decoder_0.kernel",
+                           "params.decoder_0.kernel"]                      # Adam's moments too
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=1)
+  ckpt.save(old, config=config, dataset_info=INFO, metrics={})
+  ckpt.wait()
+  ckpt.close()
+  _, _, fresh, _ = make_engine(tiny_config(optim="adam", seed=3), inter, mesh)
+  restored = ckpt_lib.restore_latest(tmp_path, fresh)
+  notice = capsys.readouterr().err
+  assert "params.decoder_0.kernel" in notice and "transposed as it is restored" in notice, notice
+  for a, b in zip(jax.tree.leaves(host(restored)), jax.tree.leaves(saved)):
+    np.testing.assert_array_equal(a, b)
+  assert all(x.sharding.is_equivalent_to(mesh_lib.replicated(mesh), x.ndim)
+             for x in jax.tree.leaves(restored.params))
+  step(restored, batch)                                         # and it trains on
+  _, params, _ = ckpt_lib.load_for_eval(tmp_path)               # eval.py's way in
+  for a, b in zip(jax.tree.leaves(host(params)), jax.tree.leaves(saved.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_only_the_last_decoder_kernel_may_be_saved_transposed(tmp_path):
+  inter = tiny_interactions()
+  config = tiny_config(layers=(6, 4))
+  _, _, state, _ = make_engine(config, inter)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=1)
+  ckpt.save(_old_layout(state, "decoder_0"), config=config, dataset_info=INFO, metrics={})
+  ckpt.wait()
+  ckpt.close()
+  with pytest.raises(CheckpointError,
+                     match=r"decoder_0.kernel' has shape \(6, 4\) in the checkpoint but \(4, 6\)"):
+    ckpt_lib.restore_latest(tmp_path, state)
 
 
 @pytest.mark.parametrize("mode,best", [("min", 1), ("max", 2)])

@@ -218,15 +218,15 @@ class Checkpointer:
     """
     step = self._step(step)
     saved = self.saved_shapes(step)
-    _check_shapes(target_state, saved, self.directory, step)
+    transposed = _check_shapes(target_state, saved, self.directory, step)
     abstract = jax.tree.map(_abstract_leaf, target_state)
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract)))
+          state=ocp.args.StandardRestore(_as_saved(abstract, transposed))))
     except (ValueError, KeyError, OSError, RuntimeError) as e:
       raise CheckpointError(f"{self.directory}/{step}: cannot restore the train state "
                             f"({_first_line(e)})") from None
-    return restored.state
+    return _transpose_back(restored.state, abstract, transposed)
 
   def restore_good(self, target_state, warn: Callable[[str], None] | None = None
                    ) -> tuple[Any, int, dict[str, Any]] | None:
@@ -286,9 +286,10 @@ class Checkpointer:
     """Restores only ``params`` (shapes checked as in :meth:`restore`), e.g. for evaluation."""
     step = self._step(step)
     saved = {k: v for k, v in self.saved_shapes(step).items() if k.startswith("params.")}
-    _check_shapes({"params": abstract_params}, saved, self.directory, step)
-    return self.read_params(jax.tree.map(lambda x: _abstract_leaf(x, sharding), abstract_params),
-                            step)
+    transposed = _check_shapes({"params": abstract_params}, saved, self.directory, step)
+    abstract = {"params": jax.tree.map(lambda x: _abstract_leaf(x, sharding), abstract_params)}
+    params = self.read_params(_as_saved(abstract, transposed)["params"], step)
+    return _transpose_back({"params": params}, abstract, transposed)["params"]
 
   def read_params(self, abstract_params, step: int):
     """The arrays of ``abstract_params`` (a subtree of the saved params; abstract leaves with
@@ -412,13 +413,42 @@ def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
           for path, x in leaves}
 
 
-def _check_shapes(target, saved: dict, directory: str, step: int) -> None:
+def _last_decoder_kernel(names) -> str | None:
+  """``decoder_<k>.kernel`` of the highest k among the ``params.`` names (None: no such kernel)."""
+  ks = [int(n.split(".")[1][len("decoder_"):]) for n in names
+        if n.startswith("params.decoder_") and n.endswith(".kernel") and n.count(".") == 2
+        and n.split(".")[1][len("decoder_"):].isdigit()]
+  return f"decoder_{max(ks)}.kernel" if ks else None
+
+
+def _legacy_transposed(want: dict, saved: dict) -> set[str]:
+  """Names whose saved array is the transpose of the one restored: the deep AE's output kernel,
+  and the optimizer moments that mirror it, from a checkpoint written before that layer stored
+  its kernel one row per item (``[items, width]``, ``layers.ItemDense``; it was ``[width,
+  items]``). Only the last decoder's kernel qualifies, and only when not square."""
+  last = _last_decoder_kernel(want)
+  if last is None:
+    return set()
+  out = set()
+  for name, shape in want.items():
+    old = saved.get(name)
+    if (name.endswith("." + last) and len(shape) == 2 and shape[0] != shape[1]
+        and old is not None and tuple(old) == tuple(shape)[::-1]):
+      out.add(name)
+  return out
+
+
+def _check_shapes(target, saved: dict, directory: str, step: int) -> set[str]:
+  """Raises CheckpointMismatchError unless ``saved`` holds every array of ``target`` in its shape;
+  returns the names saved transposed in the older layout (:func:`_legacy_transposed`), which the
+  restore reads as saved and transposes."""
   want = tree_shapes(target)
+  transposed = _legacy_transposed(want, saved)
   for name, shape in want.items():
     if name not in saved:
       raise CheckpointMismatchError(f"{directory}/{step}: the checkpoint has no {name!r} (the "
                                     f"model or optimizer differs from the one that saved it)")
-    if tuple(saved[name]) != tuple(shape):
+    if tuple(saved[name]) != tuple(shape) and name not in transposed:
       raise CheckpointMismatchError(f"{directory}/{step}: parameter {name!r} has shape "
                                     f"{tuple(saved[name])} in the checkpoint but {tuple(shape)} "
                                     f"in the model being restored")
@@ -427,6 +457,45 @@ def _check_shapes(target, saved: dict, directory: str, step: int) -> None:
     raise CheckpointMismatchError(f"{directory}/{step}: the checkpoint holds {extra[0]!r} that "
                                   f"the model being restored does not have ({len(extra)} such "
                                   f"arrays)")
+  if transposed and jax.process_index() == 0:    # stderr: eval.py quiets the logs below errors
+    print(f"jaxae: {directory}/{step}: {', '.join(sorted(transposed))} saved [width, items] (the "
+          f"deep AE's output layer before it was stored one row per item); transposed as it is "
+          f"restored", file=sys.stderr)
+  return transposed
+
+
+def _as_saved(abstract, transposed: set[str]):
+  """``abstract`` with the leaves named in ``transposed`` in their saved (reversed) shape, read
+  unsharded (their target sharding splits the other axis)."""
+  if not transposed:
+    return abstract
+
+  def one(path, x):
+    if ".".join(_key_name(k) for k in path) not in transposed:
+      return x
+    sharding = getattr(x, "sharding", None)
+    if sharding is not None and hasattr(sharding, "mesh"):
+      sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return jax.ShapeDtypeStruct(tuple(x.shape)[::-1], x.dtype, sharding=sharding)
+
+  return jax.tree_util.tree_map_with_path(one, abstract)
+
+
+def _transpose_back(tree, abstract, transposed: set[str]):
+  """The leaves named in ``transposed`` transposed into the shape (and sharding) of
+  ``abstract``'s."""
+  if not transposed:
+    return tree
+  flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+  targets = jax.tree.leaves(abstract)
+  out = []
+  for (path, x), want in zip(flat, targets):
+    if ".".join(_key_name(k) for k in path) in transposed:
+      x = jnp.transpose(x)
+      sharding = getattr(want, "sharding", None)
+      x = jax.device_put(x, sharding) if sharding is not None else x
+    out.append(x)
+  return jax.tree_util.tree_unflatten(treedef, out)
 
 
 # ------------------------------------------------------------------------------ workdir checks
