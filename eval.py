@@ -37,8 +37,9 @@ _EMPTY_ANSWERS = flags.DEFINE_enum(
 _SCORE_DTYPE = flags.DEFINE_enum(
     "score_dtype", None, list(cli.SCORE_DTYPES),
     "The top-N evaluator's output-layer product from operands in this dtype, float32 "
-    "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 is faster on a "
-    "CPU with AVX512_BF16 and moves the metrics within its rounding (docs/benchmarks.md). The "
+    "accumulation (config.eval.score_dtype; default: the run's config): bfloat16 was faster on "
+    "an AMD CPU with AVX512_BF16, slower on an Intel one with it, and moves the metrics within "
+    "its rounding (docs/benchmarks.md). The "
     "record says which was used.")
 _OVERRIDE = flags.DEFINE_multi_string(
     "override", [], "KEY=VALUE (repeatable): a config.eval setting changed for this evaluation, "

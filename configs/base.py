@@ -29,9 +29,9 @@ SCORE_TILE = 0
 # The output layer's product when the top-N evaluator scores (config.eval.score_dtype): "model" =
 # the model's own forward, in its compute dtype; "bfloat16" | "float32" = that product from operands
 # in this dtype, accumulated in float32 (models with a linear output layer, as above). bfloat16 was
-# measured 1.24-1.46x faster for a top-20 on a 2-core CPU with AVX512_BF16 (not measured on CPUs
-# without it, nor on a GPU), and moved Recall@20 / NDCG@20 of trained Gowalla models by at most
-# 4e-5: docs/benchmarks.md.
+# measured 1.24-1.46x faster for a top-20 on a 2-core AMD EPYC with AVX512_BF16, and 1.26-1.53x
+# slower on a 2-core Intel Xeon with it (not measured on CPUs without it, nor on a GPU); it moved
+# Recall@20 / NDCG@20 of trained Gowalla models by at most 4e-5: docs/benchmarks.md.
 SCORE_DTYPE = "model"
 
 

@@ -25,8 +25,9 @@ docs/benchmarks.md). Other models (and ensembles) score whole blocks.
 compute dtype; "bfloat16" / "float32" computes the output layer's product (for a model with one,
 as above) from operands in that dtype, accumulated and returned in float32
 (:func:`jaxae.models.layers.score_product`), whole blocks or tiles. bfloat16 operands make the
-product, most of a top-N pass, faster on a CPU with bfloat16 dot instructions (AVX512_BF16;
-``python -m bench.score_tiles --score_dtypes=model,bfloat16``, docs/benchmarks.md); the scores
+product, most of a top-N pass, faster on some CPUs with bfloat16 dot instructions (an AMD EPYC
+with AVX512_BF16; slower on an Intel Xeon with it: ``python -m bench.score_tiles
+--score_dtypes=model,bfloat16``, docs/benchmarks.md); the scores
 carry bfloat16's rounding, so near-equal scores may swap ranks and the metrics move within that
 noise (``eval.py --score_dtype``).
 
