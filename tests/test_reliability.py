@@ -314,7 +314,7 @@ def test_shape_mismatch_fails_naming_the_parameter_and_moves_nothing(two_saved_s
   ckpt = ckpt_lib.Checkpointer(wd, keep=2)
   before = _dir_digest(wd)
   with pytest.raises(ckpt_lib.CheckpointMismatchError, match=r"'params\.decoder_0\.kernel' has "
-                     r"shape \(6, 10\) in the checkpoint but \(5, 10\)"):
+                     r"shape \(10, 6\) in the checkpoint but \(10, 5\)"):   # [items, in]
     ckpt.restore_good(other, warn=pytest.fail)
   ckpt.close()
   assert _dir_digest(wd) == before and not os.path.exists(wd / "checkpoints_corrupt")
