@@ -77,21 +77,26 @@ def _deep_ae_vectors(model_config, params) -> jax.Array:
   return _kernel(params, f"decoder_{last}")             # stored one row per item (ItemDense)
 
 
-def _single_decoder_vectors(model_config, params) -> jax.Array:
+def _autorec_vectors(model_config, params) -> jax.Array:
   del model_config
-  return _kernel(params, "decoder").T
+  return _kernel(params, "decoder").T                   # stored [hidden, n_cols]
+
+
+def _cdae_vectors(model_config, params) -> jax.Array:
+  del model_config
+  return _kernel(params, "decoder")                     # stored one row per item (ItemDense)
 
 
 def _mult_vectors(model_config, params) -> jax.Array:
   last = len(list(model_config.layers)) - 1
-  return _kernel(params, f"decoder_{last}").T
+  return _kernel(params, f"decoder_{last}")             # stored one row per item (ItemDense)
 
 
 # Model name -> [n_cols, d] vectors of the output layer (one per column), from the params pytree.
 DECODER_VECTORS: dict[str, Callable[[Any, Any], jax.Array]] = {
     "deep_ae": _deep_ae_vectors,
-    "autorec": _single_decoder_vectors,
-    "cdae": _single_decoder_vectors,
+    "autorec": _autorec_vectors,
+    "cdae": _cdae_vectors,
     "mult_dae": _mult_vectors,
     "mult_vae": _mult_vectors,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -110,6 +111,33 @@ def test_checkpoint_of_the_older_output_layout_restores_transposed(tmp_path, cap
   _, params, _ = ckpt_lib.load_for_eval(tmp_path)               # eval.py's way in
   for a, b in zip(jax.tree.leaves(host(params)), jax.tree.leaves(saved.params)):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model,loss,layer", [
+    (dict(name="cdae", hidden=6, corruption=0.0, output="sigmoid"), "bce", "decoder"),
+    (dict(name="mult_dae", layers=[6], input_dropout=0.0, activation="tanh"), "multinomial",
+     "decoder_0"),
+])
+def test_older_output_layout_of_cdae_and_mult_dae_restores_transposed(tmp_path, capsys, model,
+                                                                      loss, layer):
+  inter = tiny_interactions()
+  config = tiny_config(optim="adam")
+  config.model = ml_collections.ConfigDict(dict(model, dtype="float32"))
+  config.loss = ml_collections.ConfigDict({loss: 1.0})
+  _, mesh, state, step, batch = _trained(config, inter, 2)
+  assert state.params[layer]["kernel"].shape == (10, 6)                     # item-major
+  saved = host(state)
+  ckpt = ckpt_lib.Checkpointer(tmp_path, keep=1)
+  ckpt.save(_old_layout(state, layer), config=config, dataset_info=INFO, metrics={})
+  ckpt.wait()
+  ckpt.close()
+  config.seed = 3
+  _, _, fresh, _ = make_engine(config, inter, mesh)
+  restored = ckpt_lib.restore_latest(tmp_path, fresh)
+  assert f"params.{layer}.kernel" in capsys.readouterr().err
+  for a, b in zip(jax.tree.leaves(host(restored)), jax.tree.leaves(saved)):
+    np.testing.assert_array_equal(a, b)
+  step(restored, batch)
 
 
 def test_only_the_last_decoder_kernel_may_be_saved_transposed(tmp_path):

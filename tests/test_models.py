@@ -315,7 +315,8 @@ def test_cdae_user_node_and_corruption():
   ev = model.apply({"params": p}, jnp.asarray(x), rows=rows, train=False)
   v = p["user_embedding"]["embedding"][np.asarray(rows)]
   h = 1.0 / (1.0 + np.exp(-(x @ p["encoder"]["kernel"] + p["encoder"]["bias"] + v)))
-  logits = h @ p["decoder"]["kernel"] + p["decoder"]["bias"]
+  assert p["decoder"]["kernel"].shape == (N_COLS, 5)            # item-major output kernel
+  logits = h @ p["decoder"]["kernel"].T + p["decoder"]["bias"]
   np.testing.assert_allclose(np.asarray(ev["logits"]), logits, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(np.asarray(ev["recon"]), 1 / (1 + np.exp(-logits)), rtol=1e-5)
   other = model.apply({"params": p}, jnp.asarray(x), rows=rows[::-1], train=False)
@@ -341,7 +342,8 @@ def test_cdae_hidden_activation_and_output_bias_init():
   h = np.tanh(x @ p["encoder"]["kernel"] + p["encoder"]["bias"] + v)
   np.testing.assert_allclose(np.asarray(ev["code"]), h, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(np.asarray(ev["logits"]),
-                             h @ p["decoder"]["kernel"] + p["decoder"]["bias"], rtol=1e-5, atol=1e-5)
+                             h @ p["decoder"]["kernel"].T + p["decoder"]["bias"], rtol=1e-5,
+                             atol=1e-5)
   # Absent keys are the paper's model: sigmoid hidden, output biases from 0.
   plain = build_model(model_config("cdae"), N_COLS, N_ROWS)
   assert (plain.hidden_activation, plain.output_bias_init) == ("sigmoid", 0.0)
@@ -369,6 +371,24 @@ def test_mult_vae_latent_kl_and_sampling():
   np.testing.assert_array_equal(np.asarray(ev["recon"]), np.asarray(ev2["recon"]))  # mean at eval
   tr = model.apply({"params": p}, jnp.asarray(x), train=True, rngs={"dropout": jax.random.key(1)})
   assert not np.allclose(np.asarray(tr["recon"]), np.asarray(ev["recon"]))        # sampled at train
+
+
+def test_mult_dae_forward_matches_numpy():
+  """n -> 6 -> 3 -> 6 -> n, tanh, L2-normalized input; the output kernel one row per item."""
+  x = random_rows(14)
+  model = build_model(model_config("mult_dae"), N_COLS, N_ROWS)
+  p = jax.tree.map(np.asarray, init(model, jnp.asarray(x)))
+  assert p["decoder_1"]["kernel"].shape == (N_COLS, 6)
+  h = x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
+  for layer in ("encoder_0", "encoder_1", "decoder_0"):
+    h = np.tanh(h @ p[layer]["kernel"] + p[layer]["bias"])
+  logits = h @ p["decoder_1"]["kernel"].T + p["decoder_1"]["bias"]
+  out = model.apply({"params": p}, jnp.asarray(x), train=False)
+  np.testing.assert_allclose(np.asarray(out["logits"]), logits, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out["score_input"]), h, rtol=1e-5, atol=1e-6)
+  kernel, bias = model.score_layer(p)                       # the evaluators' [d, n] contract
+  np.testing.assert_array_equal(np.asarray(kernel), p["decoder_1"]["kernel"].T)
+  np.testing.assert_array_equal(np.asarray(bias), p["decoder_1"]["bias"])
 
 
 def test_mult_dae_normalizes_input_rows():

@@ -55,9 +55,9 @@ class CDAE(nn.Module):
     self.encoder = L.Dense(self.n_cols, self.hidden, dtype=cdt, name="encoder")
     self.user_embedding = nn.Embed(self.n_rows, self.hidden, embedding_init=L.xavier_uniform,
                                    param_dtype=jnp.float32, dtype=cdt, name="user_embedding")
-    self.decoder = L.Dense(self.hidden, self.n_cols, dtype=cdt,
-                           bias_init=nn.initializers.constant(self.output_bias_init),
-                           name="decoder")
+    self.decoder = L.ItemDense(self.hidden, self.n_cols, dtype=cdt,
+                               bias_init=nn.initializers.constant(self.output_bias_init),
+                               name="decoder")
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
@@ -77,8 +77,9 @@ class CDAE(nn.Module):
     return jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [hidden, n_cols], bias [n_cols]) in ``params``."""
-    return params["decoder"]["kernel"], params["decoder"]["bias"]
+    """The output layer's (kernel [hidden, n_cols], bias [n_cols]) in ``params``: the transpose of
+    the stored ``[n_cols, hidden]`` kernel (one row per item, ``layers.ItemDense``)."""
+    return params["decoder"]["kernel"].T, params["decoder"]["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:

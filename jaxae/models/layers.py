@@ -267,12 +267,16 @@ class ItemDense(nn.Module):
 
   The same function as :class:`Dense` ``(in_features, features)`` with the kernel transposed, and
   the same initial values (``kernel_init`` draws the ``[in_features, features]`` kernel, which is
-  stored transposed). What the layout changes is the masked loss's gather: the losses read the
+  stored transposed). The output layer of the deep AE (untied), CDAE and Mult-DAE / Mult-VAE.
+
+  What the layout changes is, first, the masked loss's gather: the losses read the
   kernel at the batch's items (``jaxae.losses.sparse_predictions``), and a row per item is one
   contiguous read (and one contiguous scatter-add for its gradient) where a column is
-  ``in_features`` strided ones (docs/benchmarks.md has the steps' times in both layouts). The first
-  layer's kernel ``[items, width]`` already reads its rows (the embedding-bag); a tied decoder
-  reads that kernel too.
+  ``in_features`` strided ones. Second, the weight gradient of a dense output (the multinomial's,
+  BCE's): XLA:CPU's product for ``g^T z`` into ``[items, width]`` ran faster than for ``z^T g``
+  into ``[width, items]`` (Mult-DAE 600/64's step 1.11-1.18x; docs/benchmarks.md has the steps'
+  times in both layouts). The first layer's kernel ``[items, width]`` already reads its rows (the
+  embedding-bag); a tied decoder reads that kernel too.
   """
 
   in_features: int

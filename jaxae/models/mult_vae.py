@@ -13,7 +13,9 @@ on every layer but the output, which gives multinomial logits over the columns. 
 With ``layers=(200,)`` (the Gowalla configs): ``n -> 200 -> n`` and ``n -> (mu, logvar) 200 -> n``.
 
 Outputs: ``"logits"``, ``"recon"`` (= logits, the ranking scores), ``"code"`` (the DAE code / the
-VAE's mu). Kernels are Xavier-uniform and biases truncated-normal(0.001), as in vae_cf. The VAE draws
+VAE's mu). Kernels are Xavier-uniform and biases truncated-normal(0.001), as in vae_cf; the output
+layer's kernel is stored one row per item, ``[n, layers[0]]`` (:class:`layers.ItemDense`, the same
+initial values). The VAE draws
 its noise from the "dropout" rng stream.
 """
 
@@ -31,11 +33,14 @@ from jaxae.models import layers as L
 _bias_init = nn.initializers.truncated_normal(stddev=0.001)
 
 
-def _dense_stack(sizes: tuple[int, ...], cdt, prefix: str) -> list[L.Dense]:
-  return [
-      L.Dense(sizes[i], sizes[i + 1], dtype=cdt, bias_init=_bias_init, name=f"{prefix}_{i}")
-      for i in range(len(sizes) - 1)
-  ]
+def _dense_stack(sizes: tuple[int, ...], cdt, prefix: str, *, items_out: bool = False) -> list:
+  """Dense layers ``sizes[0] -> sizes[1] -> ...``; with ``items_out`` the last one is an
+  :class:`layers.ItemDense` (the output layer over the catalog, its kernel one row per item)."""
+  out = []
+  for i in range(len(sizes) - 1):
+    cls = L.ItemDense if items_out and i == len(sizes) - 2 else L.Dense
+    out.append(cls(sizes[i], sizes[i + 1], dtype=cdt, bias_init=_bias_init, name=f"{prefix}_{i}"))
+  return out
 
 
 def _decode(decoders, act, h: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -49,9 +54,10 @@ class _ScoreHead:
   """The output layer as the top-N evaluator's column tiles use it (``config.eval.score_tile``)."""
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [layers[0], n_cols], bias [n_cols]) in ``params``."""
+    """The output layer's (kernel [layers[0], n_cols], bias [n_cols]) in ``params``: the transpose
+    of the stored ``[n_cols, layers[0]]`` kernel (one row per item, ``layers.ItemDense``)."""
     last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
-    return last["kernel"], last["bias"]
+    return last["kernel"].T, last["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:
@@ -77,7 +83,7 @@ class MultDAE(_ScoreHead, nn.Module):
     sizes = (self.n_cols,) + tuple(self.layers)
     self.drop = L.InputDropout(self.input_dropout)
     self.encoders = _dense_stack(sizes, cdt, "encoder")
-    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder")
+    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder", items_out=True)
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:
@@ -112,7 +118,7 @@ class MultVAE(_ScoreHead, nn.Module):
     self.encoders = _dense_stack(sizes[:-1], cdt, "encoder")
     self.to_latent = L.Dense(sizes[-2], 2 * latent, dtype=cdt, bias_init=_bias_init,
                              name=f"encoder_{len(sizes) - 2}")
-    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder")
+    self.decoders = _dense_stack(sizes[::-1], cdt, "decoder", items_out=True)
 
   def __call__(self, x: jax.Array | SparseBatch, *, rows: jax.Array | None = None,
                train: bool) -> dict[str, jax.Array]:

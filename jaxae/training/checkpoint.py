@@ -414,18 +414,21 @@ def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
 
 
 def _last_decoder_kernel(names) -> str | None:
-  """``decoder_<k>.kernel`` of the highest k among the ``params.`` names (None: no such kernel)."""
+  """The output layer's kernel among the ``params.`` names: ``decoder_<k>.kernel`` of the highest k
+  (the deep AE, Mult-DAE / Mult-VAE), else ``decoder.kernel`` (CDAE; None: no such kernel)."""
   ks = [int(n.split(".")[1][len("decoder_"):]) for n in names
         if n.startswith("params.decoder_") and n.endswith(".kernel") and n.count(".") == 2
         and n.split(".")[1][len("decoder_"):].isdigit()]
-  return f"decoder_{max(ks)}.kernel" if ks else None
+  if ks:
+    return f"decoder_{max(ks)}.kernel"
+  return "decoder.kernel" if "params.decoder.kernel" in names else None
 
 
 def _legacy_transposed(want: dict, saved: dict) -> set[str]:
-  """Names whose saved array is the transpose of the one restored: the deep AE's output kernel,
-  and the optimizer moments that mirror it, from a checkpoint written before that layer stored
-  its kernel one row per item (``[items, width]``, ``layers.ItemDense``; it was ``[width,
-  items]``). Only the last decoder's kernel qualifies, and only when not square."""
+  """Names whose saved array is the transpose of the one restored: the output kernel of a deep AE,
+  Mult-DAE / Mult-VAE or CDAE, and the optimizer moments that mirror it, from a checkpoint written
+  before that layer stored its kernel one row per item (``[items, width]``, ``layers.ItemDense``;
+  it was ``[width, items]``). Only the last decoder's kernel qualifies, and only when not square."""
   last = _last_decoder_kernel(want)
   if last is None:
     return set()
@@ -459,7 +462,7 @@ def _check_shapes(target, saved: dict, directory: str, step: int) -> set[str]:
                                   f"arrays)")
   if transposed and jax.process_index() == 0:    # stderr: eval.py quiets the logs below errors
     print(f"jaxae: {directory}/{step}: {', '.join(sorted(transposed))} saved [width, items] (the "
-          f"deep AE's output layer before it was stored one row per item); transposed as it is "
+          f"output layer before it was stored one row per item); transposed as it is "
           f"restored", file=sys.stderr)
   return transposed
 

@@ -4,8 +4,8 @@ Every device of every host joins one ``("data", "model")`` mesh. Batches are spl
 leading axis over "data". With ``config.mesh.model == 1`` parameters and optimizer state are
 replicated. With ``config.mesh.model > 1`` the item dimension is split over "model"
 (:func:`item_axis_spec`, a rule on the shapes of the params pytree): the first layer's kernel by
-rows, the last layer's kernel by its item axis (rows of the deep AE's item-major ``[n, d]``, columns
-of the other models' ``[d, n]``) and its bias, so a catalog too large for one device is cut
+rows, the last layer's kernel by its item axis (rows of the item-major ``[n, d]`` of the deep AE,
+CDAE and Mult-DAE / Mult-VAE, columns of AutoRec's and the kernelized models' ``[d, n]``) and its bias, so a catalog too large for one device is cut
 into ``model`` slices; everything else stays replicated, and the optimizer state follows the
 params (Adam's moments have the params' shapes, so the same rule places them). Dense [batch, items]
 arrays (targets, outputs) are split over both axes (:func:`items_sharding`); XLA's SPMD partitioner
@@ -136,8 +136,8 @@ def shard_items(model, mesh: Mesh, n_items: int):
 def item_axis_spec(shape: tuple[int, ...], n_items_padded: int) -> P:
   """The rule: the last axis whose length is the (padded) item count goes over "model".
 
-  It picks the first layer's kernel rows ``[n, d]``, the last layer's kernel rows (the deep AE's
-  item-major ``[n, d]``) or columns (``[d, n]``) and bias ``[n]`` (and an item-item ``[n, n]``
+  It picks the first layer's kernel rows ``[n, d]``, the last layer's kernel rows (an item-major
+  ``[n, d]``, ``layers.ItemDense``) or columns (``[d, n]``) and bias ``[n]`` (and an item-item ``[n, n]``
   matrix by columns); other leaves are replicated.
   """
   for axis in range(len(shape) - 1, -1, -1):
