@@ -5,13 +5,14 @@ leading axis over "data". With ``config.mesh.model == 1`` parameters and optimiz
 replicated. With ``config.mesh.model > 1`` the item dimension is split over "model"
 (:func:`item_axis_spec`, a rule on the shapes of the params pytree): the first layer's kernel by
 rows, the last layer's kernel by its item axis (rows of the item-major ``[n, d]`` of the deep AE,
-CDAE and Mult-DAE / Mult-VAE, columns of AutoRec's and the kernelized models' ``[d, n]``) and its bias, so a catalog too large for one device is cut
-into ``model`` slices; everything else stays replicated, and the optimizer state follows the
-params (Adam's moments have the params' shapes, so the same rule places them). Dense [batch, items]
-arrays (targets, outputs) are split over both axes (:func:`items_sharding`); XLA's SPMD partitioner
-turns the embedding-bag gather into a local masked gather plus a sum over "model", and the output
-layer into a local matmul. Models that can pad their item dimension (``item_shards``) are padded to
-a multiple of the model axis (:func:`shard_items`); others need the item count to divide evenly.
+CDAE and Mult-DAE / Mult-VAE, columns of AutoRec's and the kernelized models' ``[d, n]``) and its
+bias, so a catalog too large for one device is cut into ``model`` slices; everything else stays
+replicated, and the optimizer state follows the params (Adam's moments have the params' shapes, so
+the same rule places them). Dense [batch, items] arrays (targets, outputs) are split over both axes
+(:func:`items_sharding`); XLA's SPMD partitioner turns the embedding-bag gather into a local masked
+gather plus a sum over "model", and the output layer into a local matmul. Models that can pad their
+item dimension (``item_shards``) are padded to a multiple of the model axis (:func:`shard_items`);
+others need the item count to divide evenly.
 
 Host batches become global arrays with ``jax.make_array_from_process_local_data``, which works the
 same for one process and for many; :func:`initialize_distributed` joins the processes first.
@@ -137,8 +138,8 @@ def item_axis_spec(shape: tuple[int, ...], n_items_padded: int) -> P:
   """The rule: the last axis whose length is the (padded) item count goes over "model".
 
   It picks the first layer's kernel rows ``[n, d]``, the last layer's kernel rows (an item-major
-  ``[n, d]``, ``layers.ItemDense``) or columns (``[d, n]``) and bias ``[n]`` (and an item-item ``[n, n]``
-  matrix by columns); other leaves are replicated.
+  ``[n, d]``, ``layers.ItemDense``) or columns (``[d, n]``) and bias ``[n]`` (and an item-item
+  ``[n, n]`` matrix by columns); other leaves are replicated.
   """
   for axis in range(len(shape) - 1, -1, -1):
     if int(shape[axis]) == int(n_items_padded):
