@@ -6,7 +6,8 @@ With 30 items a model axis of 4 pads the item dimension to 32 (zero rows / colum
 not; both must give the losses, parameters (the first 30 items) and scores of the 1-device run, the
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
 compiled step must not all-gather anything item-sized ("entries": the multinomial and BCE terms
-read at the batch's entries, whose gradient is scattered into the sharded logits). The slow test
+read at the batch's entries, whose gradient is scattered into the sharded logits; "mult_dae": the
+same for Mult-DAE's item-major output layer, on the meshes whose model axis divides 30). The slow test
 runs the whole training loop (`train_and_evaluate`, checkpoint, `load_for_eval`, exported item
 vectors) on a 2 x 4 mesh against an 8 x 1 mesh.
 """
@@ -57,6 +58,12 @@ _CHILD = textwrap.dedent("""
     if kind == "entries":                   # implicit-data terms from the entries, items sharded
       config.loss = ml_collections.ConfigDict({"multinomial": 1.0, "bce": 0.5})
       config.loss_impl = ml_collections.ConfigDict({"full_mse": "entries"})
+    if kind == "mult_dae":                  # an item-major output layer (ItemDense) of another model
+      config.model = ml_collections.ConfigDict(dict(
+          name="mult_dae", layers=[6], input_dropout=0.0, activation="tanh", sparse_input=True,
+          dtype="float32"))
+      config.loss = ml_collections.ConfigDict({"multinomial": 1.0})
+    meshes = ((1, 1), (4, 2)) if kind == "mult_dae" else ((1, 1), (2, 4), (4, 2))   # no padding
 
     def item_sized_all_gathers(text, n_pad):
       out = []
@@ -67,7 +74,7 @@ _CHILD = textwrap.dedent("""
             out.append(line.strip()[:200])
       return out
 
-    for data, model_axis in (() if kind == "loop" else ((1, 1), (2, 4), (4, 2))):
+    for data, model_axis in (() if kind == "loop" else meshes):
       config.mesh.data, config.mesh.model = data, model_axis
       mesh = mesh_lib.make_mesh(config.mesh, devices=jax.devices()[:data * model_axis])
       model = mesh_lib.shard_items(build_model(config.model, N, 40), mesh, N)
@@ -104,6 +111,8 @@ _CHILD = textwrap.dedent("""
           "losses": losses, "gathers": gathers, "n_pad": n_pad,
           "kernel_spec": list(kernel.sharding.spec), "mu_spec": list(mu.sharding.spec),
           "bias_spec": list(bias.sharding.spec),
+          "last_kernel_spec": (list(state.params[last]["kernel"].sharding.spec)
+                               if "kernel" in state.params[last] else None),
           "kernel_shard_rows": sorted({s.data.shape[0] for s in kernel.addressable_shards}),
           "padding_abs": float(np.abs(np.asarray(kernel)[N:]).sum()),
           "scores": np.asarray(scores).tolist(),
@@ -134,27 +143,40 @@ def _run_child(kind: str) -> dict:
   return run_on_eight_devices(_CHILD, kind, timeout=600)
 
 
+def _check_like_one_device(run: dict, one: dict, rows: list[int]) -> None:
+  # The first layer's kernel, its Adam moment and the last bias are cut into item slices.
+  assert run["kernel_spec"] == ["model"], run["kernel_spec"]
+  assert run["mu_spec"] == run["kernel_spec"]
+  assert run["bias_spec"] == ["model"]
+  assert run["last_kernel_spec"] in (None, ["model"])     # item-major [n, d]: rows (None: tied)
+  assert run["kernel_shard_rows"] == rows
+  assert run["padding_abs"] == 0.0          # padded rows (2x4: items 30, 31) stay zero
+  assert run["gathers"] == [], run["gathers"]
+  np.testing.assert_allclose(run["losses"], one["losses"], rtol=1e-5)
+  np.testing.assert_allclose(run["scores"], one["scores"], rtol=1e-4, atol=1e-5)
+  assert run["params"].keys() == one["params"].keys()
+  for k in one["params"]:
+    np.testing.assert_allclose(run["params"][k], one["params"][k], rtol=1e-5, atol=1e-6,
+                               err_msg=k)
+
+
 @pytest.mark.parametrize("kind", ["sparse", "gram", "entries"])
 def test_model_axis_matches_one_device(kind):
   out = _run_child(kind)
   one = out["1x1"]
   assert one["kernel_spec"] == []
   for name, rows in (("2x4", [8]), ("4x2", [15])):
-    run = out[name]
-    # The first layer's kernel, its Adam moment and the last bias are cut into item slices.
-    assert run["kernel_spec"] == ["model"], run["kernel_spec"]
-    assert run["mu_spec"] == run["kernel_spec"]
-    assert run["bias_spec"] == ["model"]
-    assert run["kernel_shard_rows"] == rows
-    assert run["padding_abs"] == 0.0          # padded rows (2x4: items 30, 31) stay zero
-    assert run["gathers"] == [], run["gathers"]
-    np.testing.assert_allclose(run["losses"], one["losses"], rtol=1e-5)
-    np.testing.assert_allclose(run["scores"], one["scores"], rtol=1e-4, atol=1e-5)
-    assert run["params"].keys() == one["params"].keys()
-    for k in one["params"]:
-      np.testing.assert_allclose(run["params"][k], one["params"][k], rtol=1e-5, atol=1e-6,
-                                 err_msg=k)
+    _check_like_one_device(out[name], one, rows)
   assert out["2x4"]["n_pad"] == 32 and out["4x2"]["n_pad"] == 30
+  assert (out["4x2"]["last_kernel_spec"] is None) == (kind == "sparse")    # tied: no kernel
+
+
+def test_item_major_output_of_mult_dae_on_a_model_axis():
+  """Mult-DAE's output kernel ``[n, d]`` (``layers.ItemDense``) is cut into item rows too, and the
+  multinomial read at the entries trains as on one device (30 items over 2: no padding)."""
+  out = _run_child("mult_dae")
+  assert out["4x2"]["last_kernel_spec"] == ["model"]
+  _check_like_one_device(out["4x2"], out["1x1"], [15])
 
 
 @pytest.mark.slow
