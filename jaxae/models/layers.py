@@ -274,7 +274,7 @@ class ItemDense(nn.Module):
   contiguous read (and one contiguous scatter-add for its gradient) where a column is
   ``in_features`` strided ones. Second, the weight gradient of a dense output (the multinomial's,
   BCE's): XLA:CPU's product for ``g^T z`` into ``[items, width]`` ran faster than for ``z^T g``
-  into ``[width, items]`` (Mult-DAE 600/64's step 1.11-1.18x; docs/benchmarks.md has the steps'
+  into ``[width, items]`` (Mult-DAE 600/64's step 1.11x; docs/benchmarks.md has the steps'
   times in both layouts). The first layer's kernel ``[items, width]`` already reads its rows (the
   embedding-bag); a tied decoder reads that kernel too.
   """

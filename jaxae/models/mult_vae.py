@@ -15,8 +15,7 @@ With ``layers=(200,)`` (the Gowalla configs): ``n -> 200 -> n`` and ``n -> (mu, 
 Outputs: ``"logits"``, ``"recon"`` (= logits, the ranking scores), ``"code"`` (the DAE code / the
 VAE's mu). Kernels are Xavier-uniform and biases truncated-normal(0.001), as in vae_cf; the output
 layer's kernel is stored one row per item, ``[n, layers[0]]`` (:class:`layers.ItemDense`, the same
-initial values). The VAE draws
-its noise from the "dropout" rng stream.
+initial values). The VAE draws its noise from the "dropout" rng stream.
 """
 
 from __future__ import annotations
