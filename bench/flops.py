@@ -99,9 +99,9 @@ def step_products(chain: list[tuple[int, int]], batch: int, sparse_input: bool,
   :func:`step_flops` counts (``bench.step_floor`` times them): a sparse first layer
   (embedding-bag) and an output layer read at the batch's entries only (``entry_output``) are
   gathers, not products; with re-feeding the latter still makes the dense forward the re-fed
-  input is. ``item_major_last``: the output layer's kernel is stored ``[out, in]`` (the deep
-  AE's ``layers.ItemDense``), so its forward is ``h @ W^T``, its weight gradient ``g^T @ h`` and
-  its input gradient ``g @ W``."""
+  input is. ``item_major_last``: the output layer's kernel is stored ``[out, in]``
+  (``layers.ItemDense``: the deep AE's, CDAE's, Mult-DAE / Mult-VAE's), so its forward is
+  ``h @ W^T``, its weight gradient ``g^T @ h`` and its input gradient ``g @ W``."""
   out = []
   last = len(chain) - 1
   passes = [("pass 1", sparse_input, entry_output)] + [
