@@ -7,9 +7,9 @@ not; both must give the losses, parameters (the first 30 items) and scores of th
 first layer's kernel must really be cut into item slices (and Adam's moments with it), and the
 compiled step must not all-gather anything item-sized ("entries": the multinomial and BCE terms
 read at the batch's entries, whose gradient is scattered into the sharded logits; "mult_dae": the
-same for Mult-DAE's item-major output layer, on the meshes whose model axis divides 30). The slow test
-runs the whole training loop (`train_and_evaluate`, checkpoint, `load_for_eval`, exported item
-vectors) on a 2 x 4 mesh against an 8 x 1 mesh.
+same for Mult-DAE's item-major output layer, on the meshes whose model axis divides 30). The slow
+test runs the whole training loop (`train_and_evaluate`, checkpoint, `load_for_eval`, exported
+item vectors) on a 2 x 4 mesh against an 8 x 1 mesh.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ _CHILD = textwrap.dedent("""
     if kind == "entries":                   # implicit-data terms from the entries, items sharded
       config.loss = ml_collections.ConfigDict({"multinomial": 1.0, "bce": 0.5})
       config.loss_impl = ml_collections.ConfigDict({"full_mse": "entries"})
-    if kind == "mult_dae":                  # an item-major output layer (ItemDense) of another model
+    if kind == "mult_dae":                  # an item-major output layer (ItemDense), not the deep AE
       config.model = ml_collections.ConfigDict(dict(
           name="mult_dae", layers=[6], input_dropout=0.0, activation="tanh", sparse_input=True,
           dtype="float32"))
