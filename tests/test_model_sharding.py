@@ -58,7 +58,7 @@ _CHILD = textwrap.dedent("""
     if kind == "entries":                   # implicit-data terms from the entries, items sharded
       config.loss = ml_collections.ConfigDict({"multinomial": 1.0, "bce": 0.5})
       config.loss_impl = ml_collections.ConfigDict({"full_mse": "entries"})
-    if kind == "mult_dae":                  # an item-major output layer (ItemDense), not the deep AE
+    if kind == "mult_dae":                  # an item-major output layer (ItemDense) of Mult-DAE
       config.model = ml_collections.ConfigDict(dict(
           name="mult_dae", layers=[6], input_dropout=0.0, activation="tanh", sparse_input=True,
           dtype="float32"))
