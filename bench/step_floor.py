@@ -30,16 +30,13 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "config file")
 _SIZE = flags.DEFINE_string("size", "gowalla", "a bench.sizes size")
 _STEPS = flags.DEFINE_integer("steps", 20, "timed calls per part (median)")
-
-# Models whose output kernel is stored [items, width] (layers.ItemDense; the tied deep AE reads the
-# first layer's): their output products are h @ W^T, g^T @ h and g @ W.
-_ITEM_MAJOR = ("DeepAE", "CDAE", "MultDAE", "MultVAE")
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   del argv
   import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from bench import flops as flops_lib  # pylint: disable=import-outside-toplevel
   from bench import harness  # pylint: disable=import-outside-toplevel
@@ -76,7 +73,9 @@ def main(argv):
   t_mm, f_mm = 0.0, 0.0
   at_entries = step_lib.entry_output(engine.model, c)
   sparse_input = bool(c.model.get("sparse_input"))
-  item_major = type(engine.model).__name__ in _ITEM_MAJOR
+  # The output kernel stored one row per item (layers.ItemDense; a tied decoder reads the first
+  # layer's [items, width]) when no parameter has the output layer's [in, out] shape.
+  item_major = all(tuple(np.shape(x)) != tuple(chain[-1]) for x in jax.tree.leaves(params))
   for label, (m, k, n_), kind in flops_lib.step_products(chain, bs, sparse_input, at_entries,
                                                          refeed, item_major):
     key = ((m, k, n_), kind)
