@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -373,7 +374,7 @@ def tree_arrays(tree) -> dict[str, Any]:
   """``{"params.encoder_0.kernel": array, ...}``: the array leaves of a pytree, named as orbax
   names saved arrays."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {".".join(_key_name(k) for k in path): x for path, x in leaves}
+  return {_path_name(path): x for path, x in leaves}
 
 
 def _first_line(e: BaseException) -> str:
@@ -406,19 +407,24 @@ def _key_name(k) -> str:
   return str(k)
 
 
+def _path_name(path) -> str:
+  """``"params.encoder_0.kernel"``: a leaf's key path as orbax names the saved array."""
+  return ".".join(_key_name(k) for k in path)
+
+
 def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
   """``{"params.encoder_0.kernel": shape, ...}`` of a pytree, named as orbax names saved arrays."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {".".join(_key_name(k) for k in path): tuple(int(d) for d in np.shape(x))
-          for path, x in leaves}
+  return {_path_name(path): tuple(int(d) for d in np.shape(x)) for path, x in leaves}
+
+
+_DECODER_KERNEL = re.compile(r"params\.decoder_(\d+)\.kernel")
 
 
 def _last_decoder_kernel(names) -> str | None:
   """The output layer's kernel among the ``params.`` names: ``decoder_<k>.kernel`` of the highest k
   (the deep AE, Mult-DAE / Mult-VAE), else ``decoder.kernel`` (CDAE; None: no such kernel)."""
-  ks = [int(n.split(".")[1][len("decoder_"):]) for n in names
-        if n.startswith("params.decoder_") and n.endswith(".kernel") and n.count(".") == 2
-        and n.split(".")[1][len("decoder_"):].isdigit()]
+  ks = [int(m.group(1)) for m in map(_DECODER_KERNEL.fullmatch, names) if m]
   if ks:
     return f"decoder_{max(ks)}.kernel"
   return "decoder.kernel" if "params.decoder.kernel" in names else None
@@ -474,7 +480,7 @@ def _as_saved(abstract, transposed: set[str]):
     return abstract
 
   def one(path, x):
-    if ".".join(_key_name(k) for k in path) not in transposed:
+    if _path_name(path) not in transposed:
       return x
     sharding = getattr(x, "sharding", None)
     if sharding is not None and hasattr(sharding, "mesh"):
@@ -493,7 +499,7 @@ def _transpose_back(tree, abstract, transposed: set[str]):
   targets = jax.tree.leaves(abstract)
   out = []
   for (path, x), want in zip(flat, targets):
-    if ".".join(_key_name(k) for k in path) in transposed:
+    if _path_name(path) in transposed:
       x = jnp.transpose(x)
       sharding = getattr(want, "sharding", None)
       x = jax.device_put(x, sharding) if sharding is not None else x
