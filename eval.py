@@ -46,7 +46,7 @@ _OVERRIDE = flags.DEFINE_multi_string(
     "the value a Python literal (strings in quotes), e.g. "
     "--override=eval.recommender_args.song_neighbours=100. Only eval.* keys: the model and the "
     "data are the checkpoint's. The record lists the overrides.")
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 
 _COMMANDS = ("melon",)
 
@@ -93,7 +93,7 @@ def main(argv):
     raise app.UsageError("--workdir is required (or use the subcommand: eval.py melon ...)")
   if _BEST.value and _STEP.value is not None:
     raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   cli.run(_evaluate)
 
 

@@ -30,13 +30,13 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
                                       "--coordinator_address).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. "
                                    "num_processes - 1 (with --coordinator_address).")
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   cli.no_extra_args(argv)
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   from jaxae.training.loop import train_and_evaluate  # pylint: disable=import-outside-toplevel
   cli.quiet_third_party_logs()
   if _DISTRIBUTED.value or any(f.value is not None for f in (_COORDINATOR, _NUM_PROCESSES,

@@ -41,7 +41,7 @@ _CORNAC_MEM_GB = flags.DEFINE_float("cornac_mem_gb", 16.0,
                                     "address-space cap of the Cornac EASE child process (GiB)")
 _CHILD = flags.DEFINE_bool("cornac_ease_child", False, "internal: run Cornac EASE and print JSON")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of both VAEs")
-_HUGEPAGES = cli.define_hugepages_flag("Both sides (jaxae, Cornac) run in this process.")
+cli.define_malloc_flags("Both sides (jaxae, Cornac) run in this process.")
 
 K = 20
 
@@ -228,7 +228,7 @@ def main(argv):
   if _CHILD.value:
     cornac_ease_child(_CORNAC_MEM_GB.value)
     return
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxae.evaluation.context import eval_rows  # pylint: disable=import-outside-toplevel
   data = load_gowalla()

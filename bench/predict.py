@@ -27,12 +27,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "a trained run (train.py's workd
 _QUERY = flags.DEFINE_enum("query", "test", ["val", "test"], "the split whose users are ranked")
 _TOP_K = flags.DEFINE_integer("top_k", 20, "K", lower_bound=1)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed calls per variant", lower_bound=1)
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 
 
 def main(argv):
   cli.no_extra_args(argv)
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   # pylint: disable=import-outside-toplevel
   import jax
   import numpy as np

@@ -43,7 +43,7 @@ _EVAL_K = flags.DEFINE_integer("eval_k", 100, "top-K of the evaluation row")
 _EVAL_REPEATS = flags.DEFINE_integer("eval_repeats", 2, "timed evaluation passes after the first "
                                      "(which compiles); 0 = the first pass is the figure")
 _SMOKE = flags.DEFINE_bool("smoke", False, "tiny data, 2 steps, 1 repeat: checks the suite runs")
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 flags.mark_flags_as_required(["config"])
 
 GOWALLA_EVAL_TARGET_S = 5.0       # full-ranking top-20 of all 29,858 Gowalla users
@@ -218,7 +218,7 @@ _CONFIG_PATH = [""]
 
 def main(argv):
   cli.no_extra_args(argv)
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   _CONFIG_PATH[0] = config_flags.get_config_filename(flags.FLAGS["config"])
   smoke = _SMOKE.value
   cli.run(bench, _CONFIG.value, _SIZE.value, steps=2 if smoke else _STEPS.value,

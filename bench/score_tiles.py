@@ -36,7 +36,7 @@ _DTYPES = flags.DEFINE_list("score_dtypes", ["model"],
 _KS = flags.DEFINE_list("ks", ["20", "100"], "the K of each comparison")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "timed passes per variant")
 _SCALE = flags.DEFINE_float("scale", 1.0, "scale of a synthetic size")
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 
 
 def main(argv):
@@ -45,7 +45,7 @@ def main(argv):
   if bad or not _DTYPES.value:
     raise app.UsageError(f"--score_dtypes: each of {', '.join(cli.SCORE_DTYPES)} (config.eval."
                          f"score_dtype), got {','.join(_DTYPES.value)!r}")
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from bench import sizes  # pylint: disable=import-outside-toplevel

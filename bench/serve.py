@@ -40,12 +40,12 @@ _CALLS = flags.DEFINE_integer("calls", 0, "calls a variant per round (0: enough 
 _SEED = flags.DEFINE_integer("seed", 0, "which users are drawn")
 _EXCLUDE = flags.DEFINE_integer("exclude", 0, "also time lists with this many random items in "
                                 "exclude_items (variant 'excluded')", lower_bound=0)
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 
 
 def main(argv):
   cli.no_extra_args(argv)
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   # pylint: disable=import-outside-toplevel
   import time
   import jax

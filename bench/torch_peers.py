@@ -30,7 +30,7 @@ from jaxae import cli
 _STEPS = flags.DEFINE_integer("steps", 10, "timed steps per repeat")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "timed loops per side (best one)")
 _ONLY = flags.DEFINE_list("only", ["deeprec1", "deeprec0", "multidae"], "workloads")
-_HUGEPAGES = cli.define_hugepages_flag("Both sides (jaxae, PyTorch) run in this process.")
+cli.define_malloc_flags("Both sides (jaxae, PyTorch) run in this process.")
 
 # name: (peer figure in ANCHORS.md rows/s, issue-7 target ratio)
 ANCHOR = {"deeprec1": (292.0, 2.0), "deeprec0": (571.0, 3.0), "multidae": (470.0, 3.0)}
@@ -134,7 +134,7 @@ def time_torch(step, batches, refeed: int, steps: int, repeats: int) -> float:
 def main(argv):
   del argv
   from bench import harness  # pylint: disable=import-outside-toplevel
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   import numpy as np  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   from bench import flops as flops_lib  # pylint: disable=import-outside-toplevel

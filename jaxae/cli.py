@@ -1,6 +1,6 @@
 """What `train.py`, `eval.py` and the other commands share: default paths, turning a JaxaeError into
-one line, config settings given as ``KEY=VALUE`` flags, and running with glibc's huge pages
-(``--hugepages``)."""
+one line, config settings given as ``KEY=VALUE`` flags, and glibc's malloc tuned for XLA:CPU
+(``--hugepages``, ``--keep_heap``)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,20 @@ HUGEPAGES_HELP = (
     "allocates stop page-faulting 4 KiB at a time (on a 2-core CPU: whole train.py / eval.py "
     "runs 1.17-1.33x faster, python -m bench.hugepages). --nohugepages runs with the "
     "environment as it is.")
+# One heap for every thread (XLA's worker threads otherwise get arenas of their own, which take
+# every large buffer from mmap whatever mmap_max says), no mmap, and freed memory never handed back:
+# XLA:CPU's per-step buffers are then carved again from memory the process already holds.
+KEEP_HEAP = ("glibc.malloc.arena_max=1", "glibc.malloc.mmap_max=0",
+             f"glibc.malloc.trim_threshold={1 << 40}")
+KEEP_HEAP_HELP = (
+    "Run with GLIBC_TUNABLES=" + ":".join(KEEP_HEAP) + " (re-executes the process once, on "
+    "Linux): all of malloc's memory in one heap that keeps what is freed, so the buffers XLA:CPU "
+    "allocates for every step reuse memory the process holds instead of faulting in fresh pages. "
+    "On a 2-core CPU (docs/benchmarks.md, python -m bench.run --keep_heap): the Gowalla deep AE's "
+    "re-feed step 1.07-1.09x faster, top-20 passes 1.09-1.22x, other steps about even; the "
+    "peak resident memory 1.2-1.8x (2.3x for the song-as-user AE), so off by default.")
+# The commands' malloc flags: name -> (default, the glibc tunables it adds).
+MALLOC_FLAGS = {"hugepages": (True, (HUGETLB,)), "keep_heap": (False, KEEP_HEAP)}
 
 
 # config.eval.score_dtype's values, for the commands' flags (read before jax is imported):
@@ -47,11 +61,13 @@ SCORE_DTYPES = ("model", "float32", "bfloat16")
 flags.disclaim_key_flags()
 
 
-def define_hugepages_flag(note: str = ""):
-  """Defines a command's ``--hugepages`` flag (default on; help :data:`HUGEPAGES_HELP` plus
-  ``note``) and returns its holder; the command calls :func:`hugepages` with its value before it
-  imports jax."""
-  return flags.DEFINE_bool("hugepages", True, HUGEPAGES_HELP + (" " + note if note else ""))
+def define_malloc_flags(note: str = "") -> None:
+  """Defines a command's ``--hugepages`` (default on; help :data:`HUGEPAGES_HELP` plus ``note``) and
+  ``--keep_heap`` (default off; :data:`KEEP_HEAP_HELP`) flags; the command calls
+  :func:`tune_malloc` before it imports jax."""
+  flags.DEFINE_bool("hugepages", MALLOC_FLAGS["hugepages"][0],
+                    HUGEPAGES_HELP + (" " + note if note else ""))
+  flags.DEFINE_bool("keep_heap", MALLOC_FLAGS["keep_heap"][0], KEEP_HEAP_HELP)
 
 
 def malloc_mode() -> str:
@@ -60,55 +76,65 @@ def malloc_mode() -> str:
   return f"GLIBC_TUNABLES={tun}" if tun else "glibc malloc defaults (4 KiB pages)"
 
 
-def reexec_with_hugepages() -> None:
+def reexec_with_tunables(tunables) -> None:
   """Re-executes this process's command line (``sys.orig_argv``: the same interpreter options,
-  script or ``-m`` module and arguments) with :data:`HUGETLB` added to GLIBC_TUNABLES, which glibc
-  reads only at process start. A no-op off Linux or when GLIBC_TUNABLES already names
-  ``glibc.malloc.hugetlb`` (a user's own setting, or the re-executed process itself). Call it
-  before any work: ``os.execve`` replaces the process (same pid, same open files). A glibc without
-  the tunable (before 2.35) or a libc other than glibc ignores it."""
+  script or ``-m`` module and arguments) with ``tunables`` (``"name=value"`` strings) added to
+  GLIBC_TUNABLES, which glibc reads only at process start. A tunable whose name GLIBC_TUNABLES
+  already holds is not added (a user's own setting, or the re-executed process itself); a no-op
+  off Linux or when nothing is added. Call it before any work: ``os.execve`` replaces the process
+  (same pid, same open files). A glibc without a tunable (hugetlb: before 2.35) or a libc other
+  than glibc ignores it."""
   tun = os.environ.get("GLIBC_TUNABLES", "")
-  if not sys.platform.startswith("linux") or "glibc.malloc.hugetlb" in tun:
+  named = {t.partition("=")[0] for t in tun.split(":") if t}
+  add = [t for t in tunables if t.partition("=")[0] not in named]
+  if not sys.platform.startswith("linux") or not add:
     return
-  env = dict(os.environ, GLIBC_TUNABLES=f"{tun}:{HUGETLB}" if tun else HUGETLB)
+  env = dict(os.environ, GLIBC_TUNABLES=":".join(([tun] if tun else []) + add))
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
-def hugepages(enabled: bool) -> None:
-  """What ``--hugepages`` asks of a command: :func:`reexec_with_hugepages` when ``enabled``, then
+def malloc_choice(flag_values=None) -> dict[str, bool]:
+  """``{flag: on}`` for each of :data:`MALLOC_FLAGS` as parsed (``flag_values``: absl's FLAGS)."""
+  values = flags.FLAGS if flag_values is None else flag_values
+  return {name: bool(values[name].value) for name in MALLOC_FLAGS}
+
+
+def tune_malloc(choice: dict[str, bool] | None = None) -> None:
+  """What ``--hugepages`` / ``--keep_heap`` ask of a command (``choice``: their values; default:
+  :func:`malloc_choice`): :func:`reexec_with_tunables` with the tunables of those that are on, then
   one log line saying how malloc is tuned (at ``--verbosity=1``: the commands' error output stays
   one line)."""
-  if enabled:
-    reexec_with_hugepages()
-  logging.vlog(1, "malloc: %s%s", malloc_mode(), "" if enabled else " (--nohugepages)")
+  choice = malloc_choice() if choice is None else choice
+  reexec_with_tunables([t for name, on in choice.items() if on for t in MALLOC_FLAGS[name][1]])
+  off = "".join(f" (--no{name})" for name, on in choice.items()
+                if not on and MALLOC_FLAGS[name][0])
+  logging.vlog(1, "malloc: %s%s", malloc_mode(), off)
 
 
-def hugepages_early(argv: list[str]) -> None:
-  """:func:`reexec_with_hugepages` for a ``python -m jaxae.<command>`` module that imports jax at
-  its top: called first thing in its ``__main__`` (before those imports, before absl parses the
-  flags), unless the command line turns ``--hugepages`` off (``--nohugepages``,
-  ``--hugepages=false``; the last one given wins, as in absl; nothing after ``--``). The command's
-  own :func:`hugepages` call later finds the tunable set (or honours ``--nohugepages``) and logs."""
-  enabled = True
+def malloc_early(argv: list[str]) -> None:
+  """:func:`tune_malloc`'s re-execution for a ``python -m jaxae.<command>`` module that imports jax
+  at its top: called first thing in its ``__main__`` (before those imports, before absl parses the
+  flags), with each flag of :data:`MALLOC_FLAGS` read from the command line (``--keep_heap``,
+  ``--nokeep_heap``, ``--keep_heap=false``; the last one given wins, as in absl; nothing after
+  ``--``; a bad value: no re-execution, absl reports it). The command's own :func:`tune_malloc`
+  call later finds the tunables set and logs."""
+  choice = {name: default for name, (default, _) in MALLOC_FLAGS.items()}
   for arg in argv[1:]:
     if arg == "--":
       break
     name, _, value = arg.lstrip("-").partition("=")
-    if not arg.startswith("-") or name not in ("hugepages", "nohugepages"):
+    if not arg.startswith("-"):
       continue
-    if name == "nohugepages":
-      enabled = False
-    elif value:
+    if name.startswith("no") and name[2:] in choice and not value:
+      choice[name[2:]] = False
+    elif name in choice:
       try:
-        enabled = flags.BooleanParser().parse(value)
+        choice[name] = flags.BooleanParser().parse(value) if value else True
       except ValueError:
         return                                    # absl reports the bad value
-    else:
-      enabled = True
-  if enabled:
-    reexec_with_hugepages()
+  reexec_with_tunables([t for name, on in choice.items() if on for t in MALLOC_FLAGS[name][1]])
 
 
 def parse_assignments(specs: list[str], flag: str, form: str = "KEY=VALUE",

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 if __name__ == "__main__":   # the command: huge pages before jax is imported (may re-execute)
   from jaxae import cli as _cli  # pylint: disable=g-import-not-at-top
-  _cli.hugepages_early(sys.argv)
+  _cli.malloc_early(sys.argv)
 
 import jax
 import jax.numpy as jnp
@@ -299,7 +299,7 @@ def _main(argv) -> None:
   # pylint: enable=import-outside-toplevel
   cli.no_extra_args(argv)
   f = flags.FLAGS
-  cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
+  cli.tune_malloc()    # logs how malloc is tuned (malloc_early re-executed)
   cli.quiet_unless_verbosity()     # orbax logs every restore; the summary line says what was done
   meta = cli.run(export_embeddings, f.workdir, f.out, step=f.step, top_k=f.top_k,
                  embedding=f.embedding, normalize=f.normalize)
@@ -319,7 +319,7 @@ def _define_flags() -> None:
                     "column; auto: code when rows are items / songs, else decoder.")
   flags.DEFINE_bool("normalize", False, "L2-normalize the exported vectors.")
   from jaxae import cli  # pylint: disable=import-outside-toplevel
-  cli.define_hugepages_flag()
+  cli.define_malloc_flags()
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ from typing import Any
 
 if __name__ == "__main__":   # the command: huge pages before jax is imported (may re-execute)
   from jaxae import cli as _cli  # pylint: disable=g-import-not-at-top
-  _cli.hugepages_early(sys.argv)
+  _cli.malloc_early(sys.argv)
 
 import jax
 import jax.numpy as jnp
@@ -455,7 +455,7 @@ def _main(argv) -> None:
   f = flags.FLAGS
   if f.best and f.step is not None:
     raise app.UsageError("--best and --step both pick the checkpoint: give one of them")
-  cli.hugepages(f.hugepages)    # logs how malloc is tuned (hugepages_early re-executed)
+  cli.tune_malloc()    # logs how malloc is tuned (malloc_early re-executed)
   cli.quiet_unless_verbosity()     # orbax logs every restore; the summary line says what was done
 
   def go():
@@ -497,7 +497,7 @@ def _define_flags() -> None:
                     "The output layer's product from operands in this dtype (float32 "
                     "accumulation; config.eval.score_dtype; default: the run's config).")
   flags.DEFINE_bool("tsv", False, "Also write recommendations.tsv (user, item, rank, score).")
-  cli.define_hugepages_flag()
+  cli.define_malloc_flags()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ _GRID = flags.DEFINE_multi_string(
     "grid", [], "KEY=[v1,v2,...]: a config key (dotted, e.g. loss.l2) and the values to try.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the sweep's run directories. Default: "
                                "workdirs/sweep_<config file name>.")
-_HUGEPAGES = cli.define_hugepages_flag()
+cli.define_malloc_flags()
 flags.mark_flags_as_required(["config"])
 
 RESULTS_FILE = "sweep.jsonl"
@@ -196,7 +196,7 @@ def main(argv):
       "workdirs", "sweep_" + os.path.splitext(os.path.basename(config_path))[0])
   base = tuple(a for a in sys.argv[1:] if a.startswith("--config."))
   grid = cli.run(parse_grid, _GRID.value)
-  cli.hugepages(_HUGEPAGES.value)                 # before jax: may re-execute the process
+  cli.tune_malloc()                               # before jax: may re-execute the process
   cli.run(sweep, _CONFIG.value, grid, workdir, base_flags=base, config_path=config_path)
 
 
