@@ -35,8 +35,8 @@ HUGEPAGES_HELP = (
     "Run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (re-executes the process once, on Linux): "
     "glibc's malloc then asks for transparent huge pages, and the per-step buffers XLA:CPU "
     "allocates stop page-faulting 4 KiB at a time (on a 2-core CPU: whole train.py / eval.py "
-    "runs 1.17-1.33x faster, python -m bench.hugepages). --nohugepages runs with the "
-    "environment as it is.")
+    "runs 1.17-1.33x faster, python -m bench.hugepages). --nohugepages leaves this tunable "
+    "out.")
 # One heap for every thread (XLA's worker threads otherwise get arenas of their own, which take
 # every large buffer from mmap whatever mmap_max says), no mmap, and freed memory never handed back:
 # XLA:CPU's per-step buffers are then carved again from memory the process already holds.
@@ -101,13 +101,18 @@ def malloc_choice(flag_values=None) -> dict[str, bool]:
   return {name: bool(values[name].value) for name in MALLOC_FLAGS}
 
 
+def _tunables(choice: dict[str, bool]) -> list[str]:
+  """The glibc tunables of the flags of :data:`MALLOC_FLAGS` that ``choice`` turns on."""
+  return [t for name, on in choice.items() if on for t in MALLOC_FLAGS[name][1]]
+
+
 def tune_malloc(choice: dict[str, bool] | None = None) -> None:
   """What ``--hugepages`` / ``--keep_heap`` ask of a command (``choice``: their values; default:
   :func:`malloc_choice`): :func:`reexec_with_tunables` with the tunables of those that are on, then
   one log line saying how malloc is tuned (at ``--verbosity=1``: the commands' error output stays
   one line)."""
   choice = malloc_choice() if choice is None else choice
-  reexec_with_tunables([t for name, on in choice.items() if on for t in MALLOC_FLAGS[name][1]])
+  reexec_with_tunables(_tunables(choice))
   off = "".join(f" (--no{name})" for name, on in choice.items()
                 if not on and MALLOC_FLAGS[name][0])
   logging.vlog(1, "malloc: %s%s", malloc_mode(), off)
@@ -134,7 +139,7 @@ def malloc_early(argv: list[str]) -> None:
         choice[name] = flags.BooleanParser().parse(value) if value else True
       except ValueError:
         return                                    # absl reports the bad value
-  reexec_with_tunables([t for name, on in choice.items() if on for t in MALLOC_FLAGS[name][1]])
+  reexec_with_tunables(_tunables(choice))
 
 
 def parse_assignments(specs: list[str], flag: str, form: str = "KEY=VALUE",
