@@ -47,8 +47,9 @@ KEEP_HEAP_HELP = (
     "Linux): all of malloc's memory in one heap that keeps what is freed, so the buffers XLA:CPU "
     "allocates for every step reuse memory the process holds instead of faulting in fresh pages. "
     "On a 2-core CPU (docs/benchmarks.md, python -m bench.run --keep_heap): the Gowalla deep AE's "
-    "re-feed step 1.07-1.09x faster, top-20 passes 1.09-1.22x, other steps about even; the "
-    "peak resident memory 1.2-1.8x (2.3x for the song-as-user AE), so off by default.")
+    "re-feed step 1.07-1.09x faster, Mult-DAE's 1.07x, top-20 passes 1.09-1.22x, other steps "
+    "about even; the peak resident memory 1.2-1.8x (2.3x for the song-as-user AE), so off by "
+    "default.")
 # The commands' malloc flags: name -> (default, the glibc tunables it adds).
 MALLOC_FLAGS = {"hugepages": (True, (HUGETLB,)), "keep_heap": (False, KEEP_HEAP)}
 
