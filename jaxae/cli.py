@@ -96,10 +96,9 @@ def reexec_with_tunables(tunables) -> None:
   os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
-def malloc_choice(flag_values=None) -> dict[str, bool]:
-  """``{flag: on}`` for each of :data:`MALLOC_FLAGS` as parsed (``flag_values``: absl's FLAGS)."""
-  values = flags.FLAGS if flag_values is None else flag_values
-  return {name: bool(values[name].value) for name in MALLOC_FLAGS}
+def malloc_choice() -> dict[str, bool]:
+  """``{flag: on}`` for each of :data:`MALLOC_FLAGS` as absl parsed the command line."""
+  return {name: bool(flags.FLAGS[name].value) for name in MALLOC_FLAGS}
 
 
 def _tunables(choice: dict[str, bool]) -> list[str]:
