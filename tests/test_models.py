@@ -386,8 +386,8 @@ def test_mult_dae_forward_matches_numpy():
   out = model.apply({"params": p}, jnp.asarray(x), train=False)
   np.testing.assert_allclose(np.asarray(out["logits"]), logits, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(np.asarray(out["score_input"]), h, rtol=1e-5, atol=1e-6)
-  kernel, bias = model.score_layer(p)                       # the evaluators' [d, n] contract
-  np.testing.assert_array_equal(np.asarray(kernel), p["decoder_1"]["kernel"].T)
+  kernel, bias = model.score_layer(p)                       # the evaluators' [n, d] contract
+  np.testing.assert_array_equal(np.asarray(kernel), p["decoder_1"]["kernel"])
   np.testing.assert_array_equal(np.asarray(bias), p["decoder_1"]["bias"])
 
 

@@ -25,7 +25,7 @@ def _rounded_scores(ctx, cfg, batch, dtype):
   hidden = ctx.head.hidden_fn(batch)
   kernel, bias = ctx.model.score_layer(ctx.params)
   r = lambda a: np.asarray(jnp.asarray(a).astype(dtype).astype(jnp.float32), np.float64)
-  y = (r(hidden) @ r(kernel) + np.asarray(bias, np.float64))[:, :N_COLS]   # bias kept float32
+  y = (r(hidden) @ r(kernel).T + np.asarray(bias, np.float64))[:, :N_COLS]  # float32 bias
   if cfg["name"] == "cdae" and cfg["output"] == "sigmoid":
     y = 1.0 / (1.0 + np.exp(-y))
   if cfg.get("last_activation"):

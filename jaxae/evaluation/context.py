@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import jax
@@ -36,31 +35,18 @@ class ScoreHead:
 
   Attributes:
     hidden_fn: jitted ``SparseBatch -> [B, d]``: the output layer's input (float32).
-    layer: ``() -> (kernel, bias)``: the model's ``score_layer`` at the params, called the first
-      time :attr:`kernel` or :attr:`bias` is read (the models store the kernel one row per item,
-      so ``[d, n]`` is a transposed copy, made only for an evaluation that scores from the head).
-    tile: ``(hidden, kernel[:, cols], bias[cols], dtype=None) -> [B, len(cols)]`` float32
-      scores: the model's ``score_tile``, the same values ``score_fn`` gives at those columns
-      (``dtype``: the product's operands, ``config.eval.score_dtype``; None: as ``score_fn``).
+    kernel: [n, d], one row per item (n >= n_cols: the model's padded item dimension): the
+      model's ``score_layer`` at the params, the stored array itself.
+    bias: [n].
+    tile: ``(hidden, kernel[rows], bias[rows], dtype=None) -> [B, len(rows)]`` float32 scores:
+      the model's ``score_tile``, the same values ``score_fn`` gives at those columns (``dtype``:
+      the product's operands, ``config.eval.score_dtype``; None: as ``score_fn``).
   """
 
   hidden_fn: Callable[[SparseBatch], jax.Array]
-  layer: Callable[[], tuple[jax.Array, jax.Array]]
+  kernel: jax.Array
+  bias: jax.Array
   tile: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
-
-  @functools.cached_property
-  def _layer(self) -> tuple[jax.Array, jax.Array]:
-    return self.layer()
-
-  @property
-  def kernel(self) -> jax.Array:
-    """[d, n] (n >= n_cols: the model's padded item dimension)."""
-    return self._layer[0]
-
-  @property
-  def bias(self) -> jax.Array:
-    """[n]."""
-    return self._layer[1]
 
 
 def score_head(model, head_fn: Callable | None, params) -> ScoreHead | None:
@@ -68,8 +54,9 @@ def score_head(model, head_fn: Callable | None, params) -> ScoreHead | None:
   (``training.step.make_head_fn``; None: the model has none, and so has the result)."""
   if head_fn is None:
     return None
-  return ScoreHead(hidden_fn=lambda batch: head_fn(params, batch),
-                   layer=lambda: model.score_layer(params), tile=model.score_tile)
+  kernel, bias = model.score_layer(params)
+  return ScoreHead(hidden_fn=lambda batch: head_fn(params, batch), kernel=kernel, bias=bias,
+                   tile=model.score_tile)
 
 
 @dataclasses.dataclass(kw_only=True)

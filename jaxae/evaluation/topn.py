@@ -142,19 +142,20 @@ def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: 
                  score_dtype: str | None = None, exclude: bool = True,
                  col_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
-  ``tile`` columns at a time (``score_tile`` on the slices of ``kernel`` [d, n_pad] and ``bias``
-  [n_pad], ``n_pad`` a multiple of ``tile``, with operands in ``score_dtype``; ``col_mask``
+  ``tile`` columns at a time (``score_tile`` on the runs of rows of the item-major ``kernel``
+  [n_pad, d] and of ``bias`` [n_pad], ``n_pad`` a multiple of ``tile``, with operands in
+  ``score_dtype``; ``col_mask``
   [n_pad]: 0 or -inf added to each tile) and ranked as they come
   (:func:`jaxae.topk.top_k_tiled`)."""
 
   def rank(x, seg, cols, real, k):
     def block(start, width):
-      y = score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width, axis=1),
+      y = score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width),
                      jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
       if col_mask is not None:       # [n_pad], the kernel's padded width
         y = y + jax.lax.dynamic_slice_in_dim(col_mask, start, width)[None, :]
       return y
-    return topk.top_k_tiled(block, n_cols, kernel.shape[1], seg, cols, real, k, group, tile)
+    return topk.top_k_tiled(block, n_cols, kernel.shape[0], seg, cols, real, k, group, tile)
 
   return _ranked(rank, [hidden], inputs, k, exclude)
 
@@ -209,11 +210,11 @@ class ChunkRanker:
     self.fallback = asked and self.head is None
     self.score_fn = ctx.score_fn
     self.n_cols, self.group, self.tile, self.score_dtype = n_cols, group, tile, score_dtype
-    if self.head is not None:                     # the kernel's columns to a multiple of the tile
-      pad = -self.head.kernel.shape[1] % tile if tile else 0
+    if self.head is not None:                     # the kernel's rows to a multiple of the tile
+      pad = -self.head.kernel.shape[0] % tile if tile else 0
       self.kernel, self.bias = self.head.kernel, self.head.bias
       if pad:
-        self.kernel = jnp.pad(self.kernel, ((0, 0), (0, pad)))
+        self.kernel = jnp.pad(self.kernel, ((0, pad), (0, 0)))
         self.bias = jnp.pad(self.bias, (0, pad))
 
   @classmethod
@@ -228,7 +229,7 @@ class ChunkRanker:
     there, 0 elsewhere, as wide as the scores this ranker makes (None when nothing is banned)."""
     if not len(banned):
       return None
-    width = self.kernel.shape[1] if self.head is not None else self.n_cols
+    width = self.kernel.shape[0] if self.head is not None else self.n_cols
     mask = np.zeros(width, np.float32)
     mask[np.asarray(banned, np.int64)] = -np.inf
     return jnp.asarray(mask)

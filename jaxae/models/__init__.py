@@ -15,9 +15,10 @@ params pytree, e.g. ``{"B": B}`` for EASE) instead of init + training; scoring i
 Scoring in column tiles (``config.eval.score_tile``): a model whose output layer is a dense layer
 followed by an elementwise function (cdae, deep_ae, mult_dae, mult_vae) also returns
 ``"score_input"`` [B, d] (float32: that layer's input at ``train=False``) and defines
-``score_layer(params) -> (kernel [d, n], bias [n])`` and ``score_tile(hidden, kernel, bias,
-dtype=None)`` (the output layer on any slice of its columns, float32; ``recon`` is it over all of
-them, up to ``n_cols``; ``dtype``, ``config.eval.score_dtype``, the product's operands). The
+``score_layer(params) -> (kernel [n, d], bias [n])`` (the stored kernel, one row per item, no
+copy) and ``score_tile(hidden, kernel, bias, dtype=None)`` (the output layer on any run of its
+item rows, float32; ``recon`` is it over all of them, up to ``n_cols``; ``dtype``,
+``config.eval.score_dtype``, the product's operands). The
 top-N evaluator then never holds a [chunk, n_cols] score block (``has_score_head``), and can score
 from bfloat16 operands (``config.eval.score_dtype``).
 

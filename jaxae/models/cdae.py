@@ -77,13 +77,13 @@ class CDAE(nn.Module):
     return jax.nn.sigmoid(logits) if self.output == "sigmoid" else logits
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [hidden, n_cols], bias [n_cols]) in ``params``: the transpose of
-    the stored ``[n_cols, hidden]`` kernel (one row per item, ``layers.ItemDense``)."""
-    return params["decoder"]["kernel"].T, params["decoder"]["bias"]
+    """The output layer's (kernel [n_cols, hidden], one row per item as ``layers.ItemDense``
+    stores it, bias [n_cols]) in ``params``."""
+    return params["decoder"]["kernel"], params["decoder"]["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:
-    """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    """``recon`` at the items of ``kernel`` / ``bias`` (rows of :meth:`score_layer`'s) from
     ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
     return self._output(L.score_product(hidden, kernel, bias, self.dtype, dtype)
                         .astype(jnp.float32))

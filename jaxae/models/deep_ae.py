@@ -150,15 +150,15 @@ class DeepAE(nn.Module):
     return h, (last_in, kernel, bias)
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [layers[0], padded_cols], bias [padded_cols]) in ``params``: the
-    transpose of the stored ``[padded_cols, layers[0]]`` kernel (the first encoder's when tied)."""
+    """The output layer's (kernel [padded_cols, layers[0]], one row per item, bias [padded_cols])
+    in ``params``, as stored (the first encoder's kernel when tied)."""
     last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
     kernel = params["encoder_0"]["kernel"] if self.tied else last["kernel"]
-    return kernel.T, last["bias"]
+    return kernel, last["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:
-    """``recon`` at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    """``recon`` at the items of ``kernel`` / ``bias`` (rows of :meth:`score_layer`'s) from
     ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
     y = L.score_product(hidden, kernel, bias, self.dtype, dtype)
     return (L.get_activation(self.activation)(y) if self.last_activation else y).astype(

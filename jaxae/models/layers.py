@@ -178,19 +178,18 @@ def _add_bias_bwd(res, g):
 add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
-def linear(x: Array, kernel: Array, bias: Array | None, dtype, out_dtype=None) -> Array:
-  """``x @ kernel + bias`` in the compute ``dtype`` (the parameters cast to it): a dense layer's
-  product, shared by :class:`Dense`, :class:`TiedDense` and the models' ``score_tile`` (the output
-  layer applied to a slice of its columns, ``config.eval.score_tile``). ``out_dtype`` (None: the
-  product's own, ``dtype``) asks for the product accumulated and returned in that dtype, e.g.
-  bfloat16 operands with a float32 result (:func:`score_product`)."""
-  y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=out_dtype)
+def linear(x: Array, kernel: Array, bias: Array | None, dtype) -> Array:
+  """``x @ kernel + bias`` in the compute ``dtype`` (the parameters cast to it): the product of
+  :class:`Dense` (``kernel`` [in, features])."""
+  y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
   return y if bias is None else add_bias(y, bias.astype(y.dtype))
 
 
 def score_product(hidden: Array, kernel: Array, bias: Array, model_dtype: str,
                   score_dtype: str | None) -> Array:
-  """The output layer's product when the top-N evaluator scores (a model's ``score_tile``).
+  """The output layer's product when the top-N evaluator scores (a model's ``score_tile``):
+  ``hidden @ kernel.T + bias`` for the item-major ``kernel`` [items, d] of ``score_layer`` (or any
+  run of its rows, ``config.eval.score_tile``), as :func:`item_product`.
 
   ``score_dtype`` None: as the model's forward computes it, in its compute dtype ``model_dtype``.
   Else (``config.eval.score_dtype``): from operands in ``score_dtype`` ("bfloat16" | "float32"),
@@ -200,9 +199,9 @@ def score_product(hidden: Array, kernel: Array, bias: Array, model_dtype: str,
   carry the operands' rounding (about 3 significant digits), so near-equal scores may swap ranks.
   """
   if score_dtype is None:
-    return linear(hidden, kernel, bias, get_dtype(model_dtype))
-  return linear(hidden, kernel, bias, get_dtype(score_dtype, "eval.score_dtype"),
-                out_dtype=jnp.float32)
+    return item_product(hidden, kernel, bias, get_dtype(model_dtype))
+  return item_product(hidden, kernel, bias, get_dtype(score_dtype, "eval.score_dtype"),
+                      out_dtype=jnp.float32)
 
 
 # --------------------------------------------------------------------------- layers
@@ -234,16 +233,20 @@ class Dense(nn.Module):
     return linear(x, self.kernel, self.bias if self.use_bias else None, self.dtype)
 
 
-def item_product(z: Array, kernel: Array, bias: Array, dtype) -> Array:
+def item_product(z: Array, kernel: Array, bias: Array, dtype, out_dtype=None) -> Array:
   """``z @ kernel.T + bias`` for a kernel stored one row per output unit, ``[features, in]``, in
-  the compute ``dtype``: the product of :class:`TiedDense` and :class:`ItemDense`.
+  the compute ``dtype``: the product of :class:`TiedDense` and :class:`ItemDense`, and of the
+  models' ``score_tile`` (:func:`score_product`). ``out_dtype`` (None: the product's own,
+  ``dtype``) asks for the product accumulated and returned in that dtype, e.g. bfloat16 operands
+  with a float32 result.
 
   The product contracts the kernel's second axis (no ``kernel.T`` in the program): for a one-row
   ``z`` XLA turns ``z @ kernel.T`` into a matrix-vector product over a transposed copy of the
   kernel made on every call (7-10x slower for a 40,981 x 200 kernel on a CPU, ``python -m
   bench.tied_product``); for more rows the two compile alike.
   """
-  y = jax.lax.dot_general(z.astype(dtype), kernel.astype(dtype), (((z.ndim - 1,), (1,)), ((), ())))
+  y = jax.lax.dot_general(z.astype(dtype), kernel.astype(dtype), (((z.ndim - 1,), (1,)), ((), ())),
+                          preferred_element_type=out_dtype)
   return add_bias(y, bias.astype(y.dtype))
 
 

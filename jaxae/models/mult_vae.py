@@ -53,14 +53,14 @@ class _ScoreHead:
   """The output layer as the top-N evaluator's column tiles use it (``config.eval.score_tile``)."""
 
   def score_layer(self, params) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (kernel [layers[0], n_cols], bias [n_cols]) in ``params``: the transpose
-    of the stored ``[n_cols, layers[0]]`` kernel (one row per item, ``layers.ItemDense``)."""
+    """The output layer's (kernel [n_cols, layers[0]], one row per item as ``layers.ItemDense``
+    stores it, bias [n_cols]) in ``params``."""
     last = params[f"decoder_{len(tuple(self.layers)) - 1}"]
-    return last["kernel"].T, last["bias"]
+    return last["kernel"], last["bias"]
 
   def score_tile(self, hidden: jax.Array, kernel: jax.Array, bias: jax.Array,
                  dtype: str | None = None) -> jax.Array:
-    """The logits at the columns of ``kernel`` / ``bias`` (a slice of :meth:`score_layer`'s) from
+    """The logits at the items of ``kernel`` / ``bias`` (rows of :meth:`score_layer`'s) from
     ``"score_input"``; ``dtype``: the product's operands (:func:`layers.score_product`)."""
     return L.score_product(hidden, kernel, bias, self.dtype, dtype).astype(jnp.float32)
 
