@@ -34,9 +34,8 @@ HUGETLB = "glibc.malloc.hugetlb=1"
 HUGEPAGES_HELP = (
     "Run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (re-executes the process once, on Linux): "
     "glibc's malloc then asks for transparent huge pages, and the per-step buffers XLA:CPU "
-    "allocates stop page-faulting 4 KiB at a time (on a 2-core CPU: whole train.py / eval.py "
-    "runs 1.17-1.33x faster, python -m bench.hugepages). --nohugepages leaves this tunable "
-    "out.")
+    "allocates stop page-faulting 4 KiB at a time (faster whole runs on a CPU: python -m "
+    "bench.hugepages, docs/benchmarks.md). --nohugepages leaves this tunable out.")
 # One heap for every thread (XLA's worker threads otherwise get arenas of their own, which take
 # every large buffer from mmap whatever mmap_max says), no mmap, and freed memory never handed back:
 # XLA:CPU's per-step buffers are then carved again from memory the process already holds.
@@ -46,10 +45,8 @@ KEEP_HEAP_HELP = (
     "Run with GLIBC_TUNABLES=" + ":".join(KEEP_HEAP) + " (re-executes the process once, on "
     "Linux): all of malloc's memory in one heap that keeps what is freed, so the buffers XLA:CPU "
     "allocates for every step reuse memory the process holds instead of faulting in fresh pages. "
-    "On a 2-core CPU (docs/benchmarks.md, python -m bench.run --keep_heap): the Gowalla deep AE's "
-    "re-feed step 1.07-1.09x faster, Mult-DAE's 1.07x, top-20 passes 1.09-1.22x, other steps "
-    "about even; the peak resident memory 1.2-1.8x (2.3x for the song-as-user AE), so off by "
-    "default.")
+    "Some CPU steps run faster for a larger peak resident memory, hence off by default (the "
+    "figures: python -m bench.run --keep_heap, docs/benchmarks.md).")
 # The commands' malloc flags: name -> (default, the glibc tunables it adds).
 MALLOC_FLAGS = {"hugepages": (True, (HUGETLB,)), "keep_heap": (False, KEEP_HEAP)}
 
