@@ -5,6 +5,7 @@ one line, config settings given as ``KEY=VALUE`` flags, and glibc's malloc tuned
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import pathlib
 import sys
@@ -197,8 +198,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   one line on stderr, exit 2 (absl's own parser prints a traceback for some of these).
   """
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except  (flag parsing only: report, never trace)
+    _exit_if_a_config_file_fails(argv)          # the config file itself, else an override
     text = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split())
     if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
       text = text[1:-1]                       # a KeyError's repr inside an AttributeError
@@ -210,6 +212,66 @@ def parse_flags(argv: list[str]) -> list[str]:
       print(f"error: cannot apply the config{applied}: {type(e).__name__}: {text}",
             file=sys.stderr)
     sys.exit(2)
+  _exit_if_a_config_file_fails(argv, run=False)   # ml_collections defers a missing file's error
+  return rest
+
+
+def _exit_if_a_config_file_fails(argv: list[str], run: bool = True) -> None:
+  """``error: --config=PATH: why`` and exit 2 when a config file on the command line gives no
+  config (:func:`config_file_problem`; ``run`` False: only whether the file is there)."""
+  for name, path in _config_files(argv):
+    problem = config_file_problem(path, run)
+    if problem:
+      print(f"error: --{name}={path}: {problem}", file=sys.stderr)
+      sys.exit(2)
+
+
+def _config_files(argv: list[str]) -> list[tuple[str, str]]:
+  """(flag name, value) of each config-file flag (``DEFINE_config_file``) on the command line."""
+  # pylint: disable-next=import-outside-toplevel  (public, though not re-exported by the package)
+  from ml_collections.config_flags.config_flags import is_config_flag
+  names = [n for n in flags.FLAGS if is_config_flag(flags.FLAGS[n])]
+  out = []
+  for i, arg in enumerate(argv[1:], 1):
+    for name in names:
+      if arg.startswith(f"--{name}="):
+        out.append((name, arg.split("=", 1)[1]))
+      elif arg == f"--{name}" and i + 1 < len(argv):
+        out.append((name, argv[i + 1]))
+  return out
+
+
+def _one_line(e: BaseException) -> str:
+  return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def config_file_problem(path: str, run: bool = True) -> str | None:
+  """Why the config file ``path`` (``FILE.py`` or ``FILE.py:ARG``, as ml_collections reads it)
+  gives no config, in one line; None when ``get_config(ARG)`` returns one (``run`` False: when
+  the file is there, without running it)."""
+  file, *arg = path.split(":", 1)
+  if not os.path.exists(file):
+    return "no such file"
+  if not os.path.isfile(file):
+    return "not a file"
+  if not run:
+    return None
+  try:
+    spec = importlib.util.spec_from_file_location("jaxae_config_check", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  except Exception as e:  # pylint: disable=broad-except  (whatever the file raises, one line)
+    return f"the config file does not load: {_one_line(e)}"
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    return "the config file defines no get_config()"
+  try:
+    config = get_config(*arg)
+  except Exception as e:  # pylint: disable=broad-except
+    return f"get_config({', '.join(map(repr, arg))}) raised {_one_line(e)}"
+  if config is None:
+    return "get_config() returned None (a missing return?)"
+  return None
 
 
 def no_extra_args(argv: list[str]) -> None:

@@ -620,6 +620,34 @@ def _train_py(*args, timeout=300):
                         capture_output=True, text=True, timeout=timeout)
 
 
+CONFIG_FILES = {   # file text (None: no file) -> the one line train.py ends with
+    "missing": (None, "no such file"),
+    "syntax": ("def get_config(:\n  pass\n", "the config file does not load: SyntaxError: "),
+    "import": ("import no_such_module_here\n", "does not load: ModuleNotFoundError: No module "
+               "named 'no_such_module_here'"),
+    "no get_config": ("X = 1\n", "the config file defines no get_config()"),
+    "raises": ("def get_config():\n  raise ValueError('no such preset')\n",
+               "get_config() raised ValueError: no such preset"),
+    "a folder": ("folder", "not a file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_FILES))
+def test_train_py_names_a_config_file_that_gives_no_config(case, tmp_path):
+  text, message = CONFIG_FILES[case]
+  path = tmp_path / "my_config.py"
+  if text == "folder":
+    path.mkdir()
+  elif text is not None:
+    path.write_text(text)
+  p = _train_py(f"--config={path}", f"--workdir={tmp_path / 'wd'}", timeout=120)
+  assert p.returncode == 2, p.stderr
+  lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+  assert "Traceback" not in p.stderr and len(lines) == 1, p.stderr
+  assert lines[0].startswith(f"error: --config={path}: ") and message in lines[0], lines[0]
+  assert not (tmp_path / "wd").exists()
+
+
 @pytest.mark.parametrize("override,message", [
     ("--config.train.epochz=3", "error: cannot apply the config --config.train.epochz=3"),
     ("--config.data.path=/nonexistent/u.data", "no such file or directory"),
