@@ -209,6 +209,9 @@ def test_file_problems_are_data_errors(tmp_path):
   path = write(tmp_path / "log.csv", log_records(6))
   with pytest.raises(DataError, match=r"log.csv:1: no column 'user' in the header"):
     load(path, **{**NAMED, "user_col": "user"})
+  with pytest.raises(DataError, match=r"no column 'who' in the header \['who;what;plays;when'\] "
+                                      r"\(split at ','\)"):       # the delimiter misread
+    load(path, **{**NAMED, "delimiter": ","})
   with pytest.raises(DataError, match="no interaction left"):
     load(path, **NAMED, binarize_threshold=1e9)
 

@@ -268,7 +268,7 @@ class DelimitedText:
                           f"the records have {self.ncols} fields")
         return j
       raise DataError(f"{where(self.path, self._first)}: no column {col!r} in the header "
-                      f"{self.header}")
+                      f"{self.header} (split at {_describe_delimiter(self.delimiter)})")
     col = int(col)
     if not 0 <= col < self.ncols:
       raise DataError(f"{self.path}: column {col} out of range, records have {self.ncols} "
