@@ -317,9 +317,6 @@ class _Run:
     if self.no_val:
       self.warn("the data have no validation split: training without validation, keeping the "
                 "last checkpoints (score the test split with eval.py --split=test)")
-    self.writer = log_lib.MetricsWriter(workdir, enabled=self.is_main)
-    self.ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.train.keep_checkpoints),
-                                      metric=self.metric, mode=str(config.eval.metric_mode))
     self.score_fn, self.embed_fn = step_lib.make_eval_fns(
         self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input,
         param_sharding=self.param_sharding)
@@ -327,6 +324,14 @@ class _Run:
         self.model, self.mesh, n_cols=self.n_cols, sparse_input=self.sparse_input,
         param_sharding=self.param_sharding)
     self._batch_sharding = mesh_lib.batch_sharding(self.mesh)
+    # Last, so that nothing above can raise with them open (``close`` runs once the run exists).
+    self.writer = log_lib.MetricsWriter(workdir, enabled=self.is_main)
+    try:
+      self.ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.train.keep_checkpoints),
+                                        metric=self.metric, mode=str(config.eval.metric_mode))
+    except BaseException:
+      self.writer.close()
+      raise
 
   def put(self, batch):
     return mesh_lib.put_global(batch, self._batch_sharding)
