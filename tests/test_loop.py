@@ -196,3 +196,19 @@ def test_check_config_names_the_bad_key(edit, message):
   edit(config)
   with pytest.raises(ConfigError, match=message):
     loop.check_config(config)
+
+
+def test_a_run_that_fails_to_build_opens_no_checkpoint_manager(tmp_path, monkeypatch):
+  """An error while the run is built (here: its eval functions) leaves no orbax manager and no
+  metrics writer open behind the one-line error."""
+  opened = []
+  monkeypatch.setattr(ckpt_lib, "Checkpointer", lambda *a, **k: opened.append(a))
+  from jaxae.training import step as step_lib  # pylint: disable=import-outside-toplevel
+
+  def refuse(*args, **kwargs):
+    raise ConfigError("no eval functions for this model")
+
+  monkeypatch.setattr(step_lib, "make_eval_fns", refuse)
+  with pytest.raises(ConfigError, match="no eval functions"):
+    loop.train_and_evaluate(rated_config(1), tmp_path / "wd", dataset=tiny_dataset())
+  assert not opened
