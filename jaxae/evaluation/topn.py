@@ -144,8 +144,7 @@ def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: 
   """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
   ``tile`` columns at a time (``score_tile`` on the runs of rows of the item-major ``kernel``
   [n_pad, d] and of ``bias`` [n_pad], ``n_pad`` a multiple of ``tile``, with operands in
-  ``score_dtype``; ``col_mask``
-  [n_pad]: 0 or -inf added to each tile) and ranked as they come
+  ``score_dtype``; ``col_mask`` [n_pad]: 0 or -inf added to each tile) and ranked as they come
   (:func:`jaxae.topk.top_k_tiled`)."""
 
   def rank(x, seg, cols, real, k):
