@@ -73,6 +73,9 @@ def get_base() -> ml_collections.ConfigDict:
       checkpoint_every_epochs=1,
       checkpoint_every_steps=0,    # also every N steps (mid-epoch; 0 = off): a kill loses less
       keep_checkpoints=2,          # the last N, plus the best by eval.metric
+      # Early stopping: training ends once eval.metric has gone this many validation evaluations
+      # without improving on its best (0 = off: every epoch runs; jaxae.training.early_stopping).
+      patience=0,
       seed=config_dict.placeholder(int),   # init / dropout / batch order; None = config.seed
       # Fine-tuning: a workdir whose saved params initialize a fresh run (every one must exist
       # here with the same shape; the others start fresh); init_step: its step (None = latest).

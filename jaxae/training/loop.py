@@ -49,6 +49,7 @@ from jaxae.errors import ConfigError, JaxaeError
 from jaxae.evaluation import EvalContext, build_evaluators, check_all_rows, split_available
 from jaxae.evaluation.context import score_head
 from jaxae.training import checkpoint as ckpt_lib
+from jaxae.training.early_stopping import STATE_KEYS as STOP_KEYS, EarlyStopping
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
 from jaxae.training import optim as optim_lib
@@ -78,7 +79,7 @@ SECTION_KEYS = {
 }
 # Keys a section may have or lack (absent = off).
 OPTIONAL_SECTION_KEYS = {
-    "train": ("checkpoint_every_steps", "init_from", "init_step", "seed"),
+    "train": ("checkpoint_every_steps", "init_from", "init_step", "seed", "patience"),
     "optim": optim_lib.OPTIONAL_OPTIM_KEYS,
 }
 
@@ -208,6 +209,11 @@ def check_config(config) -> None:
   _int(t, "train", "prefetch", 0)
   if "checkpoint_every_steps" in t:
     _int(t, "train", "checkpoint_every_steps", 0)
+  if "patience" in t:
+    _int(t, "train", "patience", 0)
+    if t.patience and not t.eval_every_epochs and models.is_trainable(config.model):
+      raise ConfigError(f"config.train.patience={t.patience} counts validation evaluations, and "
+                        f"config.train.eval_every_epochs=0 runs none: set it to 1 or more")
   if isinstance(t.refeed_noise, bool) or not isinstance(t.refeed_noise, (int, float)) or (
       t.refeed_noise < 0):
     raise ConfigError(f"config.train.refeed_noise must be a number >= 0, got {t.refeed_noise!r}")
@@ -501,10 +507,16 @@ def _train(run: _Run) -> dict[str, float]:
   state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
   state = jax.jit(create_state, out_shardings=state_sharding)()
   last_metrics: dict[str, Any] = {}
+  stopper = EarlyStopping(0 if run.no_val else int(tc.get("patience", 0) or 0),
+                          str(config.eval.metric_mode))
+  if run.no_val and tc.get("patience"):
+    run.warn(f"config.train.patience={tc.patience}: without a validation split there is nothing "
+             f"to stop on; every epoch runs")
   restored = run.restore(state)
   if restored is not None:
     state, step0, saved = restored
-    last_metrics = saved["metrics"]
+    stopper.restore(saved["metrics"])
+    last_metrics = {k: v for k, v in saved["metrics"].items() if k not in STOP_KEYS}
     run.log(f"resumed from {run.ckpt.directory} at step {step0}")
   elif tc.get("init_from") is not None:
     state = _init_from(run, state, tx, state_sharding)
@@ -583,12 +595,16 @@ def _train(run: _Run) -> dict[str, float]:
     flush(epoch)
     loss = epoch_loss[0] / max(epoch_loss[1], 1)
     run.ckpt.save(state, config=config, dataset_info=run.info,
-                  metrics={"epoch": step / steps_per_epoch, "loss": loss}, best_candidate=False)
+                  metrics={"epoch": step / steps_per_epoch, "loss": loss, **stopper.state()},
+                  best_candidate=False)
 
   val: dict[str, float] = {}
   warned_metric = False
   first_epoch, start_in_epoch = divmod(step, steps_per_epoch)
-  for epoch in range(first_epoch, epochs):
+  stopped_before = stopper.stopped          # a run resumed after it stopped early: no more epochs
+  if stopped_before:
+    run.log(f"this run stopped early before: {stopper.reason(run.metric)}")
+  for epoch in range(first_epoch, first_epoch if stopped_before else epochs):
     epoch_loss[:] = [0.0, 0]
     source = batches.epoch(epoch, start_step=start_in_epoch if epoch == first_epoch else 0)
     # The prefetch thread builds the host batches and puts them on the devices ahead of the step.
@@ -621,20 +637,28 @@ def _train(run: _Run) -> dict[str, float]:
       if run.metric not in record and not warned_metric and not run.no_val:
         warned_metric = True
         run.warn(f"config.eval.metric {run.metric!r} is not among the metrics of this run "
-                 f"({', '.join(sorted(record))}); only the last checkpoints are kept, not the best")
+                 f"({', '.join(sorted(record))}); only the last checkpoints are kept, not the best"
+                 + (", and config.train.patience cannot stop the run early" if stopper.patience
+                    else ""))
+      if stopper.patience and run.metric in val and stopper.update(val[run.metric], done):
+        run.log(f"{stopper.reason(run.metric)}; training ends after epoch {done} of {epochs}")
     last_metrics = record
-    if _due(done, int(tc.checkpoint_every_epochs), epochs) or (ckpt_every and
-                                                               step % ckpt_every == 0):
-      run.ckpt.save(state, config=config, dataset_info=run.info, metrics=record)
+    if (_due(done, int(tc.checkpoint_every_epochs), epochs) or stopper.stopped
+        or (ckpt_every and step % ckpt_every == 0)):
+      run.ckpt.save(state, config=config, dataset_info=run.info,
+                    metrics={**record, **stopper.state()})
     run.writer.flush()
     run.plot()
     clock[:] = [time.time(), step]          # rows/s measures training only, not eval / saving
+    if stopper.stopped:
+      break
 
-  if step == total_steps and first_epoch >= epochs:
-    # Already trained to the end: evaluate the restored model again.
+  if (step == total_steps and first_epoch >= epochs) or stopped_before:
+    # Already trained to the end (or stopped early): evaluate the restored model again.
     val = run.evaluate(state.params)
     last_metrics = {**last_metrics, **val}
-  run.ckpt.save(state, config=config, dataset_info=run.info, metrics=last_metrics)
+  run.ckpt.save(state, config=config, dataset_info=run.info,
+                metrics={**last_metrics, **stopper.state()})
   run.plot()
   final = {k: v for k, v in last_metrics.items() if k != "epoch"}
   return {"step": step, "epoch": step / steps_per_epoch, **final}
