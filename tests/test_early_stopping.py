@@ -62,7 +62,7 @@ def test_a_run_without_improvement_stops_and_stays_stopped(tmp_path, capsys):
 
   again = loop.train_and_evaluate(frozen_config(10, 2), wd, dataset=ds)   # the same command
   assert again["step"] == out["step"] and again["rmse"] == pytest.approx(out["rmse"])
-  assert "this run stopped early before" in capsys.readouterr().out
+  assert "before this resume: no epoch runs" in capsys.readouterr().out
 
   longer = loop.train_and_evaluate(frozen_config(10, 4), wd, dataset=ds)  # more patience
   assert longer["step"] == 5 * STEPS_PER_EPOCH

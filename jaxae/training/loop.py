@@ -49,7 +49,7 @@ from jaxae.errors import ConfigError, JaxaeError
 from jaxae.evaluation import EvalContext, build_evaluators, check_all_rows, split_available
 from jaxae.evaluation.context import score_head
 from jaxae.training import checkpoint as ckpt_lib
-from jaxae.training.early_stopping import STATE_KEYS as STOP_KEYS, EarlyStopping
+from jaxae.training import early_stopping
 from jaxae.training import logging as log_lib
 from jaxae.training import mesh as mesh_lib
 from jaxae.training import optim as optim_lib
@@ -507,8 +507,8 @@ def _train(run: _Run) -> dict[str, float]:
   state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
   state = jax.jit(create_state, out_shardings=state_sharding)()
   last_metrics: dict[str, Any] = {}
-  stopper = EarlyStopping(0 if run.no_val else int(tc.get("patience", 0) or 0),
-                          str(config.eval.metric_mode))
+  stopper = early_stopping.EarlyStopping(0 if run.no_val else int(tc.get("patience", 0) or 0),
+                                         str(config.eval.metric_mode))
   if run.no_val and tc.get("patience"):
     run.warn(f"config.train.patience={tc.patience}: without a validation split there is nothing "
              f"to stop on; every epoch runs")
@@ -516,7 +516,8 @@ def _train(run: _Run) -> dict[str, float]:
   if restored is not None:
     state, step0, saved = restored
     stopper.restore(saved["metrics"])
-    last_metrics = {k: v for k, v in saved["metrics"].items() if k not in STOP_KEYS}
+    last_metrics = {k: v for k, v in saved["metrics"].items()
+                    if k not in early_stopping.STATE_KEYS}
     run.log(f"resumed from {run.ckpt.directory} at step {step0}")
   elif tc.get("init_from") is not None:
     state = _init_from(run, state, tx, state_sharding)
@@ -603,7 +604,8 @@ def _train(run: _Run) -> dict[str, float]:
   first_epoch, start_in_epoch = divmod(step, steps_per_epoch)
   stopped_before = stopper.stopped          # a run resumed after it stopped early: no more epochs
   if stopped_before:
-    run.log(f"this run stopped early before: {stopper.reason(run.metric)}")
+    run.log(f"{stopper.reason(run.metric)}, before this resume: no epoch runs (a larger "
+            f"config.train.patience lets it go on)")
   for epoch in range(first_epoch, first_epoch if stopped_before else epochs):
     epoch_loss[:] = [0.0, 0]
     source = batches.epoch(epoch, start_step=start_in_epoch if epoch == first_epoch else 0)
