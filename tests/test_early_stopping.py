@@ -87,12 +87,17 @@ def test_an_improving_run_is_not_stopped(tmp_path):
   assert out["step"] == 4 * STEPS_PER_EPOCH
 
 
-def test_without_validation_patience_is_said_to_do_nothing(tmp_path, capsys):
+def test_without_a_validation_metric_patience_is_said_to_do_nothing(tmp_path, capsys):
   ds = tiny_dataset()
   ds.val = None
   out = loop.train_and_evaluate(frozen_config(3, 1), tmp_path / "run", dataset=ds)
   assert out["step"] == 3 * STEPS_PER_EPOCH
   assert "config.train.patience=1: without a validation split" in capsys.readouterr().err
+  c = frozen_config(3, 1)
+  c.eval.evaluators = []                              # metric "rmse" from no evaluator
+  out = loop.train_and_evaluate(c, tmp_path / "no_evaluators", dataset=tiny_dataset())
+  assert out["step"] == 3 * STEPS_PER_EPOCH
+  assert "config.train.patience=1: with no config.eval.evaluators" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("edit,message", [

@@ -507,11 +507,13 @@ def _train(run: _Run) -> dict[str, float]:
   state_sharding = mesh_lib.state_shardings(jax.eval_shape(create_state), run.mesh, run.n_cols)
   state = jax.jit(create_state, out_shardings=state_sharding)()
   last_metrics: dict[str, Any] = {}
-  stopper = early_stopping.EarlyStopping(0 if run.no_val else int(tc.get("patience", 0) or 0),
-                                         str(config.eval.metric_mode))
-  if run.no_val and tc.get("patience"):
-    run.warn(f"config.train.patience={tc.patience}: without a validation split there is nothing "
-             f"to stop on; every epoch runs")
+  patience = int(tc.get("patience", 0) or 0)
+  if patience and not run.evaluators:       # no validation metric to count
+    why = "without a validation split" if run.no_val else "with no config.eval.evaluators"
+    run.warn(f"config.train.patience={patience}: {why} there is nothing to stop on; every epoch "
+             f"runs")
+    patience = 0
+  stopper = early_stopping.EarlyStopping(patience, str(config.eval.metric_mode))
   restored = run.restore(state)
   if restored is not None:
     state, step0, saved = restored
