@@ -133,6 +133,18 @@ def top_k_excluding(scores: jax.Array, seg: jax.Array, cols: jax.Array, real: ja
   return _best(cand, ccols, k)
 
 
+def _tiled_first(n_padded: int, k: int, group: int, tile: int) -> tuple[int, int]:
+  """(the group size, the width of the first block: at least ``k`` groups) of
+  :func:`top_k_tiled`."""
+  g = max(group, 1) if n_padded >= k * max(group, 1) else 1
+  return g, min(n_padded, -(-(k * g) // tile) * tile)
+
+
+def tiled_widest(n_padded: int, k: int, group: int, tile: int) -> int:
+  """The widest block :func:`top_k_tiled` asks ``block_fn`` for (its first)."""
+  return max(_tiled_first(n_padded, k, group, tile)[1], tile)
+
+
 def top_k_tiled(block_fn: Callable[[jax.Array, int], jax.Array], n: int, n_padded: int,
                 seg: jax.Array, cols: jax.Array, real: jax.Array, k: int, group: int,
                 tile: int) -> tuple[jax.Array, jax.Array]:
@@ -149,8 +161,7 @@ def top_k_tiled(block_fn: Callable[[jax.Array, int], jax.Array], n: int, n_padde
   merge keeps the top ``k`` of the union, and earlier groups come first among equal maxima), so
   the same result as ``top_k_excluding`` of the whole block.
   """
-  g = max(group, 1) if n_padded >= k * max(group, 1) else 1
-  first = min(n_padded, -(-(k * g) // tile) * tile)        # the first block: >= k groups
+  g, first = _tiled_first(n_padded, k, group, tile)
 
   def scored(start, width):
     s = block_fn(start, width)

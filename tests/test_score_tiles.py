@@ -82,10 +82,13 @@ def _evaluate(ctx, ks=(5, 20), group=4, tile=0, score_dtype="model"):
 
 @pytest.mark.parametrize("name,group,tile", [
     ("cdae_sigmoid", 4, 64), ("cdae_identity_bf16", 0, 48), ("deep_ae", 8, 8),
-    ("deep_ae_tied_last_act", 4, 64), ("mult_dae", 0, 48), ("mult_vae_bf16", 8, 8)])
+    ("deep_ae_tied_last_act", 4, 64), ("mult_dae", 0, 48), ("mult_vae_bf16", 8, 8),
+    ("deep_ae", 4, 512)])
 def test_tiles_give_the_metrics_of_whole_blocks(name, group, tile, monkeypatch):
   """(tile, group): 64 / 4 (one first block, then merges), 48 / 0 (runs of jax.lax.top_k), 8 / 8
-  (the first block 3 tiles, groups of a whole tile)."""
+  (the first block 3 tiles, groups of a whole tile), 512 / 4 (one tile wider than the 301 items:
+  the kernel padded in the program). Every tile size but 512 leaves the last tile running past
+  the kernel's last row (scored from the last rows, shifted into place)."""
   ctx = _context(MODELS[name], _data())
   assert ctx.head is not None and has_score_head(ctx.model)
   whole = _evaluate(ctx, group=group)

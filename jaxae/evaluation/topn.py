@@ -142,19 +142,34 @@ def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: 
                  score_dtype: str | None = None, exclude: bool = True,
                  col_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
-  ``tile`` columns at a time (``score_tile`` on the runs of rows of the item-major ``kernel``
-  [n_pad, d] and of ``bias`` [n_pad], ``n_pad`` a multiple of ``tile``, with operands in
-  ``score_dtype``; ``col_mask`` [n_pad]: 0 or -inf added to each tile) and ranked as they come
-  (:func:`jaxae.topk.top_k_tiled`)."""
+  ``tile`` columns at a time (``score_tile`` on runs of rows of the item-major ``kernel`` [n, d]
+  and of ``bias`` [n], with operands in ``score_dtype``; ``col_mask`` [n_pad], ``n_pad`` = n up
+  to a multiple of ``tile``: 0 or -inf added to each tile) and ranked as they come
+  (:func:`jaxae.topk.top_k_tiled`).
+
+  The kernel is not padded to ``n_pad`` rows (a copy of it, a gigabyte at Melon scale): a block
+  that would run past its last row scores the last rows instead and shifts them into place (the
+  columns from ``n`` on are then never ranked). Only a kernel narrower than the widest block is
+  padded, here, in the compiled program."""
+  n_pad = len(col_mask) if col_mask is not None else -(-kernel.shape[0] // tile) * tile
+  widest = topk.tiled_widest(n_pad, k, group, tile)
+  if kernel.shape[0] < widest:                      # a small catalog: pad it (a small copy)
+    kernel = jnp.pad(kernel, ((0, widest - kernel.shape[0]), (0, 0)))
+    bias = jnp.pad(bias, (0, widest - bias.shape[0]))
+  rows = kernel.shape[0]
 
   def rank(x, seg, cols, real, k):
     def block(start, width):
-      y = score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, start, width),
-                     jax.lax.dynamic_slice_in_dim(bias, start, width), score_dtype)
-      if col_mask is not None:       # [n_pad], the kernel's padded width
+      lo = jnp.minimum(start, rows - width)         # start, except past the kernel's end
+      y = score_tile(x[0], jax.lax.dynamic_slice_in_dim(kernel, lo, width),
+                     jax.lax.dynamic_slice_in_dim(bias, lo, width), score_dtype)
+      # Column j of the block is column lo + j: shift it to start + j (what wraps round lands on
+      # columns >= rows >= n_cols, which top_k_tiled never ranks).
+      y = jax.lax.cond(lo == start, lambda y: y, lambda y: jnp.roll(y, lo - start, axis=1), y)
+      if col_mask is not None:       # [n_pad]
         y = y + jax.lax.dynamic_slice_in_dim(col_mask, start, width)[None, :]
       return y
-    return topk.top_k_tiled(block, n_cols, kernel.shape[0], seg, cols, real, k, group, tile)
+    return topk.top_k_tiled(block, n_cols, n_pad, seg, cols, real, k, group, tile)
 
   return _ranked(rank, [hidden], inputs, k, exclude)
 
@@ -209,12 +224,8 @@ class ChunkRanker:
     self.fallback = asked and self.head is None
     self.score_fn = ctx.score_fn
     self.n_cols, self.group, self.tile, self.score_dtype = n_cols, group, tile, score_dtype
-    if self.head is not None:                     # the kernel's rows to a multiple of the tile
-      pad = -self.head.kernel.shape[0] % tile if tile else 0
+    if self.head is not None:        # as stored: the tiles run past its last row, not a padded copy
       self.kernel, self.bias = self.head.kernel, self.head.bias
-      if pad:
-        self.kernel = jnp.pad(self.kernel, ((0, pad), (0, 0)))
-        self.bias = jnp.pad(self.bias, (0, pad))
 
   @classmethod
   def from_config(cls, ctx: EvalContext, n_cols: int, eval_config) -> "ChunkRanker":
@@ -228,7 +239,9 @@ class ChunkRanker:
     there, 0 elsewhere, as wide as the scores this ranker makes (None when nothing is banned)."""
     if not len(banned):
       return None
-    width = self.kernel.shape[0] if self.head is not None else self.n_cols
+    width = self.n_cols
+    if self.head is not None:        # the head's padded item dimension, up to a multiple of tile
+      width = -(-self.kernel.shape[0] // max(self.tile, 1)) * max(self.tile, 1)
     mask = np.zeros(width, np.float32)
     mask[np.asarray(banned, np.int64)] = -np.inf
     return jnp.asarray(mask)
