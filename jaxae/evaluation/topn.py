@@ -135,23 +135,22 @@ def _block_top_k(scores: jax.Array, inputs: SparseBatch, k: int, group: int = 0,
   return _ranked(rank, [scores], inputs, k, exclude)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "group", "tile", "n_cols", "score_tile",
-                                             "score_dtype", "exclude"))
+@functools.partial(jax.jit, static_argnames=("k", "group", "tile", "n_cols", "n_pad",
+                                             "score_tile", "score_dtype", "exclude"))
 def _tiled_top_k(hidden: jax.Array, kernel: jax.Array, bias: jax.Array, inputs: SparseBatch,
-                 k: int, group: int, tile: int, n_cols: int, score_tile,
+                 k: int, group: int, tile: int, n_cols: int, n_pad: int, score_tile,
                  score_dtype: str | None = None, exclude: bool = True,
                  col_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """:func:`_ranked` from the output layer's input ``hidden`` [B, d]: each row's scores made
   ``tile`` columns at a time (``score_tile`` on runs of rows of the item-major ``kernel`` [n, d]
-  and of ``bias`` [n], with operands in ``score_dtype``; ``col_mask`` [n_pad], ``n_pad`` = n up
-  to a multiple of ``tile``: 0 or -inf added to each tile) and ranked as they come
+  and of ``bias`` [n], with operands in ``score_dtype``; ``n_pad``: n up to a multiple of
+  ``tile``; ``col_mask`` [n_pad]: 0 or -inf added to each tile) and ranked as they come
   (:func:`jaxae.topk.top_k_tiled`).
 
   The kernel is not padded to ``n_pad`` rows (a copy of it, a gigabyte at Melon scale): a block
   that would run past its last row scores the last rows instead and shifts them into place (the
   columns from ``n`` on are then never ranked). Only a kernel narrower than the widest block is
   padded, here, in the compiled program."""
-  n_pad = len(col_mask) if col_mask is not None else -(-kernel.shape[0] // tile) * tile
   widest = topk.tiled_widest(n_pad, k, group, tile)
   if kernel.shape[0] < widest:                      # a small catalog: pad it (a small copy)
     kernel = jnp.pad(kernel, ((0, widest - kernel.shape[0]), (0, 0)))
@@ -224,8 +223,12 @@ class ChunkRanker:
     self.fallback = asked and self.head is None
     self.score_fn = ctx.score_fn
     self.n_cols, self.group, self.tile, self.score_dtype = n_cols, group, tile, score_dtype
-    if self.head is not None:        # as stored: the tiles run past its last row, not a padded copy
-      self.kernel, self.bias = self.head.kernel, self.head.bias
+    # The width of the scores this ranker makes: the head's item dimension (its kernel as stored:
+    # the tiles run past its last row, no padded copy) up to a multiple of the tile, else n_cols.
+    self.width = n_cols
+    if self.head is not None:
+      rows, step = self.head.kernel.shape[0], max(tile, 1)
+      self.width = -(-rows // step) * step
 
   @classmethod
   def from_config(cls, ctx: EvalContext, n_cols: int, eval_config) -> "ChunkRanker":
@@ -239,10 +242,7 @@ class ChunkRanker:
     there, 0 elsewhere, as wide as the scores this ranker makes (None when nothing is banned)."""
     if not len(banned):
       return None
-    width = self.n_cols
-    if self.head is not None:        # the head's padded item dimension, up to a multiple of tile
-      width = -(-self.kernel.shape[0] // max(self.tile, 1)) * max(self.tile, 1)
-    mask = np.zeros(width, np.float32)
+    mask = np.zeros(self.width, np.float32)
     mask[np.asarray(banned, np.int64)] = -np.inf
     return jnp.asarray(mask)
 
@@ -255,11 +255,12 @@ class ChunkRanker:
     if head is None:
       return _block_top_k(self.score_fn(inputs), inputs, k, self.group, exclude, col_mask)
     if not self.tile:                             # whole blocks, the product in score_dtype
-      scores = _head_scores(head.hidden_fn(inputs), self.kernel, self.bias, self.n_cols,
+      scores = _head_scores(head.hidden_fn(inputs), head.kernel, head.bias, self.n_cols,
                             head.tile, self.score_dtype)
       return _block_top_k(scores, inputs, k, self.group, exclude, col_mask)
-    return _tiled_top_k(head.hidden_fn(inputs), self.kernel, self.bias, inputs, k, self.group,
-                        self.tile, self.n_cols, head.tile, self.score_dtype, exclude, col_mask)
+    return _tiled_top_k(head.hidden_fn(inputs), head.kernel, head.bias, inputs, k, self.group,
+                        self.tile, self.n_cols, self.width, head.tile, self.score_dtype, exclude,
+                        col_mask)
 
 
 @jax.jit
